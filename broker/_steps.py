@@ -1,0 +1,162 @@
+"""The gateway's steps, each a small function that either returns the next, more
+trusted object or raises a `Refusal` with a reason code.
+
+    1 check_frame       size and shape of the frame, agency from the subject
+    2 authenticate      signature by a key bound to that agency
+    3 check_replay      message id not seen before; created-at within the window
+    4 open_payload      decrypt and validate the envelope
+    5 decide            the s 284 decision for every recipient
+    6 minimise          per recipient, only the fields its purpose needs
+    (7 audit, 8 re-seal and publish, 9 ack and receipt live in gateway.py: they do I/O)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from broker.envelope import Agency, Envelope, IngressClaims, SealedContent
+from broker.errors import CryptoError, ReasonCode, Refusal
+from broker.jose import jwe_decrypt, jwe_unverified_header, jws_unverified_header, jws_verify
+from broker.keys import Identity, KeyDirectory
+from broker.sealing import TYP_INGRESS
+from policies import Decision, PolicyEngine, PolicyRequest
+
+_INGRESS_PREFIX = "s284.ingress."
+_M = TypeVar("_M", IngressClaims, SealedContent)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Step 1's output: a JWS-shaped token that arrived on a known agency's subject."""
+
+    agency: Agency
+    token: str
+
+
+def check_frame(subject: str, data: bytes, max_bytes: int) -> Frame:
+    agency = Agency(subject.removeprefix(_INGRESS_PREFIX))  # the stream admits only ingress.*
+    if len(data) > max_bytes:
+        raise Refusal(
+            ReasonCode.FRAME_TOO_LARGE,
+            f"the sealed message is {len(data)} bytes; the limit is {max_bytes}",
+        )
+    try:
+        token = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise Refusal(ReasonCode.FRAME_MALFORMED, "the frame is not a JWS compact token") from None
+    if token.count(".") != 2:  # noqa: PLR2004 - JWS compact has three segments
+        raise Refusal(ReasonCode.FRAME_MALFORMED, "the frame is not a JWS compact token")
+    return Frame(agency, token)
+
+
+def authenticate(frame: Frame, directory: KeyDirectory) -> IngressClaims:
+    try:
+        header = jws_unverified_header(frame.token)
+    except CryptoError as exc:
+        raise Refusal(ReasonCode.FRAME_MALFORMED, f"bad JWS header: {exc}") from None
+    entry = directory.signing_key(header["kid"])
+    if entry is None:
+        raise Refusal(ReasonCode.AUTH_UNKNOWN_KEY, "the signing key id is not in the directory")
+    if entry.identity != frame.agency.value:
+        raise Refusal(
+            ReasonCode.AUTH_KEY_AGENCY_MISMATCH,
+            f"the signing key belongs to {entry.identity}, not to {frame.agency.value}",
+        )
+    if header.get("typ") != TYP_INGRESS:
+        raise Refusal(ReasonCode.FRAME_MALFORMED, f"typ must be {TYP_INGRESS}")
+    try:
+        body = jws_verify(frame.token, entry.key)  # type: ignore[arg-type]
+    except CryptoError:
+        raise Refusal(ReasonCode.AUTH_BAD_SIGNATURE, "the signature does not verify") from None
+    claims = _validated(IngressClaims, body, "the signed claims")
+    if claims.agency != frame.agency:
+        raise Refusal(ReasonCode.ENVELOPE_MISMATCH, "claims name another agency than the subject")
+    return claims
+
+
+def check_replay(
+    claims: IngressClaims, stored_at: datetime, stream_seq: int, first_seen: int | None,
+    window_s: float,
+) -> None:
+    """`first_seen` is the ingress sequence that first carried this id, if any.
+
+    The same sequence again is a redelivery (e.g. after a crash) and is processed
+    again idempotently; another sequence is a replay. The window is measured against
+    the time NATS stored the frame, so messages that waited out an outage still pass.
+    """
+    if abs(claims.created_at - stored_at) > timedelta(seconds=window_s):
+        raise Refusal(
+            ReasonCode.REPLAY_OUTSIDE_WINDOW,
+            f"created_at is more than {int(window_s)} s from the time the broker received it; "
+            "check the sending system's clock",
+        )
+    if first_seen is not None and first_seen != stream_seq:
+        raise Refusal(ReasonCode.REPLAY_DUPLICATE_ID, "this message id has already been received")
+
+
+def open_payload(claims: IngressClaims, gateway: Identity) -> SealedContent:
+    try:
+        header = jwe_unverified_header(claims.sealed)
+        plaintext = jwe_decrypt(claims.sealed, gateway.encryption)
+    except CryptoError:
+        raise Refusal(
+            ReasonCode.SEAL_UNDECRYPTABLE,
+            "the payload does not decrypt with the gateway's current key; fetch the directory",
+        ) from None
+    if header.get("s284_id") != claims.id:
+        raise Refusal(ReasonCode.ENVELOPE_MISMATCH, "the sealed payload belongs to another id")
+    content = _validated(SealedContent, plaintext, "the envelope")
+    env = content.envelope
+    if (env.id, env.created_at, env.sender.agency) != (claims.id, claims.created_at, claims.agency):
+        raise Refusal(ReasonCode.ENVELOPE_MISMATCH, "the envelope disagrees with the signed claims")
+    return content
+
+
+def _validated(model: type[_M], raw: bytes, what: str) -> _M:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _classify(exc, what) from None
+
+
+def _classify(exc: ValidationError, what: str) -> Refusal:
+    """Name the first problem by field (never by value) with the most specific code."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    loc = tuple(str(p) for p in first["loc"])
+    field = ".".join(loc) or "(document)"
+    if loc[:2] == ("envelope", "kind"):
+        return Refusal(ReasonCode.ENVELOPE_UNKNOWN_KIND, "kind is not one of the documented kinds")
+    if loc[:2] == ("envelope", "purpose"):
+        return Refusal(
+            ReasonCode.ENVELOPE_UNKNOWN_PURPOSE, "purpose is not one of the eight s 284 grounds"
+        )
+    if loc[:2] == ("envelope", "recipients") and len(loc) > 2:  # noqa: PLR2004
+        return Refusal(ReasonCode.RECIPIENT_UNKNOWN, "a recipient is not a known agency")
+    return Refusal(ReasonCode.ENVELOPE_INVALID, f"{what}: {field}: {first['msg']}")
+
+
+def decide(env: Envelope, policy: PolicyEngine) -> dict[Agency, Decision]:
+    decisions = {}
+    for recipient in env.recipients:
+        decision = policy.decide(PolicyRequest(
+            sender_agency=env.sender.agency.value, sender_role=env.sender.role,
+            recipient_agency=recipient.value, kind=env.kind.value, purpose=env.purpose.value,
+            justification=env.justification, consent_reference=env.consent_reference,
+            law_reference=env.law_reference,
+        ))
+        if not decision.allowed:
+            raise Refusal(
+                ReasonCode.POLICY_DENIED, f"disclosure to {recipient.value}: {decision.reason}"
+            )
+        decisions[recipient] = decision
+    return decisions
+
+
+def minimise(payload: dict[str, Any], _recipient: Agency) -> tuple[dict[str, Any], list[str]]:
+    """Placeholder until the minimisation tables land (issue 3): everything passes."""
+    return json.loads(json.dumps(payload)), []

@@ -1,0 +1,232 @@
+"""`s284`: run the broker, send and read messages, run the demo and the benchmark.
+
+Exit codes, in one place: 0 success / accepted, 3 refused by the gateway,
+1 any other error (a one-line message, never a traceback), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import click
+
+from broker import logs
+from broker.envelope import Agency, Kind, Purpose, Receipt, Sender
+from broker.errors import BrokerError
+from broker.runtime import Started, run_embedded, run_gateway
+from broker.sdk import AgencyClient
+from broker.settings import Settings
+
+AGENCIES = [a.value for a in Agency]
+HOME_HELP = "Deployment home (keys, NATS config, audit.db). Env: S284_HOME."
+
+
+def _run(coro: Coroutine[Any, Any, int | None]) -> int:
+    return asyncio.run(coro) or 0
+
+
+def _settings(home: Path | None, **overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if home is not None:
+        values["home"] = home
+    return Settings(**values)
+
+
+home_option = click.option(
+    "--home", type=click.Path(path_type=Path), envvar="S284_HOME", default=None, help=HOME_HELP
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def cli(log_level: str) -> None:
+    """s284-broker: secure information sharing under s 284 of the Serious Offenders Act 2018.
+
+    \b
+    Quick start (embedded: nats-server, gateway, API and SQLite on this machine):
+      s284 up                      start everything in ./var/s284
+      s284 send --as corrections --kind risk.update --purpose offender_management \\
+                --offender S284-000123 --to police --payload update.json
+      s284 inbox --as police       read what was delivered to Police
+      s284 demo                    run the scripted multi-agency scenario
+    """
+    logs.configure(log_level)
+
+
+@cli.command()
+@home_option
+@click.option("--http-port", type=int, default=None, help="HTTP API port (default 8284).")
+@click.option("--nats-port", type=int, default=None,
+              help="Embedded NATS port, used when the home is first created (default 4284).")
+@click.option("--demo", is_flag=True, help="Run the demo scenario once the broker is up.")
+def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bool) -> None:
+    """Start the embedded broker: nats-server, policy gateway and HTTP API, on loopback.
+
+    On first start it creates the home: a key pair per agency and for the gateway,
+    the NATS config with one user per agency, and the SQLite audit database.
+    Stop with Ctrl-C (or SIGTERM): everything, nats-server included, shuts down.
+    """
+    settings = _settings(home, http_port=http_port, nats_port=nats_port)
+
+    def announce(started: Started) -> None:
+        click.echo(f"s284 broker up (home {started.home.path.resolve()})")
+        click.echo(f"  NATS        {started.nats_url}  (config {started.home.nats_conf})")
+        click.echo(f"  HTTP API    {started.http_url}  (/healthz, /readyz)")
+        click.echo(f"  audit log   {started.database_url}")
+        click.echo(f"  keys        {started.home.directory_path.parent}")
+        click.echo("Press Ctrl-C to stop.")
+        if demo:
+            from broker.demo import run_demo_against  # noqa: PLC0415 - only when asked
+
+            asyncio.get_running_loop().create_task(run_demo_against(started.home.path))
+
+    sys.exit(_run(run_embedded(settings, announce)))
+
+
+@cli.command()
+@home_option
+def gateway(home: Path | None) -> None:
+    """Run one policy gateway worker against an existing deployment (NATS already running)."""
+    sys.exit(_run(run_gateway(_settings(home))))
+
+
+def _read_payload(source: str) -> dict[str, Any]:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"--payload is not JSON: line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(payload, dict):
+        raise click.UsageError("--payload must be a JSON object")
+    return payload
+
+
+@cli.command()
+@home_option
+@click.option("--as", "agency", required=True, type=click.Choice(AGENCIES), help="Sending agency.")
+@click.option("--kind", required=True, type=click.Choice([k.value for k in Kind]))
+@click.option("--purpose", required=True, type=click.Choice([p.value for p in Purpose]),
+              help="The s 284 ground for this disclosure.")
+@click.option("--offender", required=True, help="Offender reference, e.g. S284-000123.")
+@click.option("--to", "recipients", required=True, multiple=True, type=click.Choice(AGENCIES),
+              help="Recipient agency; repeat for several.")
+@click.option("--payload", "payload_src", required=True, help="JSON file, or - for stdin.")
+@click.option("--justification", default=None, help="Reasonable grounds (risk_reduction).")
+@click.option("--consent-reference", default=None, help="Consent record reference (consent).")
+@click.option("--law-reference", default=None, help="Citation of the other law (authorised_by_law).")
+@click.option("--person", default="cli-user", show_default=True, help="Sender's staff id.")
+@click.option("--role", default="case_manager", show_default=True, help="Sender's role.")
+@click.option("--unit", default="hq", show_default=True, help="Sender's unit.")
+@click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait for a receipt.")
+def send(home: Path | None, agency: str, kind: str, purpose: str, offender: str,
+         recipients: tuple[str, ...], payload_src: str, justification: str | None,
+         consent_reference: str | None, law_reference: str | None, person: str, role: str,
+         unit: str, timeout: float) -> None:
+    """Seal and send one message as an agency system would; print the gateway's receipt.
+
+    Exit 0 when accepted, 3 when refused (the receipt names the reason code), 1 otherwise.
+    """
+    payload = _read_payload(payload_src)
+    settings = _settings(home)
+
+    async def go() -> int:
+        sender = Sender(agency=Agency(agency), unit=unit, person_id=person, role=role)
+        async with await AgencyClient.from_home(settings.home, agency, sender) as client:
+            receipt = await client.send(
+                kind=kind, purpose=purpose, offender=offender, to=list(recipients),
+                payload=payload, timeout=timeout, justification=justification,
+                consent_reference=consent_reference, law_reference=law_reference,
+            )
+        click.echo(receipt.model_dump_json(indent=2, exclude_none=True))
+        return 0 if receipt.accepted else 3
+
+    sys.exit(_run(go()))
+
+
+@cli.command()
+@home_option
+@click.option("--as", "agency", required=True, type=click.Choice(AGENCIES), help="Receiving agency.")
+@click.option("--follow", is_flag=True, help="Keep waiting for new messages (Ctrl-C to stop).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def inbox(home: Path | None, agency: str, follow: bool, as_json: bool) -> None:
+    """Print the messages delivered to an agency, verified and decrypted, and acknowledge them."""
+    settings = _settings(home)
+
+    async def go() -> int:
+        count = 0
+        async with await AgencyClient.from_home(settings.home, agency) as client:
+            async for item in client.inbox(follow=follow):
+                count += 1
+                env = item.envelope
+                record = {
+                    "delivery_id": item.delivery_id, "message_id": env.id,
+                    "from": env.sender.model_dump(), "kind": env.kind.value,
+                    "purpose": env.purpose.value, "offender": env.offender,
+                    "created_at": env.created_at.isoformat(), "payload": item.payload,
+                    "withheld": item.withheld,
+                }
+                if as_json:
+                    click.echo(json.dumps(record))
+                else:
+                    click.echo(_describe(record))
+        if not as_json:
+            click.echo(f"{count} message(s) delivered to {agency}.", err=True)
+        return 0
+
+    sys.exit(_run(go()))
+
+
+def _describe(record: dict[str, Any]) -> str:
+    sender = record["from"]
+    return (
+        f"--- {record['message_id']}  {record['created_at']}\n"
+        f"from     {sender['agency']} / {sender['unit']} / {sender['person_id']} ({sender['role']})\n"
+        f"kind     {record['kind']}   purpose {record['purpose']}   offender {record['offender']}\n"
+        f"payload  {json.dumps(record['payload'], indent=2)}"
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo(as_json: bool) -> None:
+    """Run the scripted multi-agency scenario on a fresh embedded deployment (temporary home).
+
+    Exits 0 only if every expectation held.
+    """
+    from broker.demo import run_demo  # noqa: PLC0415 - keeps `s284 --help` fast
+
+    sys.exit(_run(run_demo(as_json)))
+
+
+@cli.command()
+@click.option("--messages", "-n", default=5000, show_default=True, help="Messages to send.")
+@click.option("--rate", default=500, show_default=True,
+              help="Offered rate (msg/s) for the latency run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench(messages: int, rate: int, as_json: bool) -> None:
+    """Measure the full pipeline against raw NATS JetStream in the same run (not a test)."""
+    from broker.benchmark import run_bench  # noqa: PLC0415
+
+    sys.exit(_run(run_bench(messages, rate, as_json)))
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BrokerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

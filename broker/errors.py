@@ -1,0 +1,67 @@
+"""One error hierarchy for the broker; every refusal carries a reason code.
+
+The codes are the machine-readable contract with agency systems and are listed,
+with the sentence a person can act on, in docs/reason-codes.md (a test keeps the
+two in step).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    """Why the gateway refused a message. Stable strings: agencies code against them."""
+
+    FRAME_TOO_LARGE = "frame.too_large"
+    FRAME_MALFORMED = "frame.malformed"
+    ENVELOPE_INVALID = "envelope.invalid"
+    ENVELOPE_UNKNOWN_KIND = "envelope.unknown_kind"
+    ENVELOPE_UNKNOWN_PURPOSE = "envelope.unknown_purpose"
+    ENVELOPE_MISMATCH = "envelope.mismatch"
+    AUTH_UNKNOWN_KEY = "auth.unknown_key"
+    AUTH_KEY_AGENCY_MISMATCH = "auth.key_agency_mismatch"
+    AUTH_BAD_SIGNATURE = "auth.bad_signature"
+    REPLAY_DUPLICATE_ID = "replay.duplicate_id"
+    REPLAY_OUTSIDE_WINDOW = "replay.outside_window"
+    SEAL_UNDECRYPTABLE = "seal.undecryptable"
+    RECIPIENT_UNKNOWN = "recipient.unknown"
+    POLICY_DENIED = "policy.denied"
+    INTERNAL_DEAD_LETTER = "internal.dead_letter"
+
+
+class BrokerError(Exception):
+    """Base of every error the broker raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(BrokerError):
+    """The deployment (home, settings, keys, NATS) is missing or inconsistent."""
+
+
+class TransportError(BrokerError):
+    """NATS could not be reached or refused an operation."""
+
+
+class AuditUnavailableError(BrokerError):
+    """The disclosure log could not durably record; nothing may be delivered."""
+
+
+class CryptoError(BrokerError):
+    """A JOSE object could not be parsed, verified or decrypted."""
+
+
+class Refusal(BrokerError):  # noqa: N818 - a refusal is an outcome, not a crash
+    """The gateway refused a message; `code` is machine-readable, `detail` for people."""
+
+    exit_code = 3
+
+    def __init__(self, code: ReasonCode, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class ReceiptTimeoutError(BrokerError):
+    """No receipt arrived from the gateway in time (is the gateway running?)."""

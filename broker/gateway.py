@@ -1,0 +1,324 @@
+"""The policy gateway: a stateless worker on the shared `gateway` pull consumer.
+
+Each batch runs the steps of broker/_steps.py per message, then the I/O steps:
+
+    7 audit       one durable transaction for the whole batch (group commit)
+    8 deliver     re-seal per recipient and publish, awaiting every JetStream ack
+    9 ack         ack ingress, then publish the signed receipt to the sender
+
+Nothing is delivered before its record is committed; a crash anywhere leads to a
+redelivery that re-runs the batch idempotently (records keyed by message and
+recipient, deliveries and receipts de-duplicated by Nats-Msg-Id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from audit import AuditRecord, AuditStore, SeenMessage
+from broker import _steps as steps
+from broker.envelope import (
+    Agency,
+    DeliveredContent,
+    DisclosureDecision,
+    DeliveryRef,
+    IngressClaims,
+    Receipt,
+    SealedContent,
+    delivery_id_for,
+)
+from broker.errors import AuditUnavailableError, ReasonCode, Refusal, TransportError
+from broker.ids import is_id, new_id
+from broker.keys import Identity, KeyDirectory
+from broker.natsconf import (
+    GATEWAY_CONSUMER,
+    STREAM_INGRESS,
+    deliver_subject,
+    receipt_subject,
+)
+from broker.sealing import seal_delivery, sign_receipt
+from broker.settings import Settings
+from broker.transport import Connection, Inbound
+from policies import Decision, PolicyEngine
+
+log = structlog.get_logger("s284.gateway")
+_R = TypeVar("_R")
+
+
+@dataclass
+class Work:
+    """One ingress message on its way through the steps."""
+
+    msg: Inbound
+    agency: Agency | None = None
+    claims: IngressClaims | None = None
+    content: SealedContent | None = None
+    refusal: Refusal | None = None
+    records: list[AuditRecord] = field(default_factory=list)
+    deliveries: list[tuple[str, bytes, DeliveryRef]] = field(default_factory=list)
+    retry: bool = False
+    dead_letter: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.msg.stream_seq}:{self.msg.stored_at.timestamp():.6f}"
+
+    @property
+    def message_ref(self) -> str | None:
+        if self.claims is not None:
+            return self.claims.id
+        claimed = self.msg.headers.get("Nats-Msg-Id", "")
+        return claimed if is_id(claimed) else None  # unverified: only to route the receipt
+
+
+@dataclass
+class GatewayState:
+    ready: bool = False
+    processed: int = 0
+    refused: int = 0
+
+
+class Gateway:
+    def __init__(
+        self, settings: Settings, conn: Connection, store: AuditStore, policy: PolicyEngine,
+        identity: Identity, directory: KeyDirectory,
+    ) -> None:
+        self._settings = settings
+        self._conn = conn
+        self._store = store
+        self._policy = policy
+        self._identity = identity
+        self._directory = directory
+        self.state = GatewayState()
+
+    def store_ok(self) -> bool:
+        return self._store.ping()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = self._conn.pull(STREAM_INGRESS, GATEWAY_CONSUMER)
+        log.info("gateway_started", policy_version=self._policy.version)
+        while not stop.is_set():
+            self.state.ready = self._conn.is_connected
+            msgs = await consumer.fetch(self._settings.fetch_batch, timeout=1.0)
+            if msgs:
+                await self._process_safely(msgs)
+        self.state.ready = False
+        log.info("gateway_stopped", processed=self.state.processed, refused=self.state.refused)
+
+    async def _process_safely(self, msgs: list[Inbound]) -> None:
+        try:
+            await self.process_batch(msgs)
+        except AuditUnavailableError:
+            self.state.ready = False
+            log.error("audit_unavailable", batch=len(msgs))  # noqa: TRY400 - no traceback needed
+            await self._nak_all(msgs, delay=2.0)
+            await self._wait_for_store()
+        except TransportError as exc:
+            log.warning("delivery_publish_failed", batch=len(msgs), error=str(exc)[:200])
+            await self._nak_all(msgs, delay=1.0)
+
+    async def process_batch(self, msgs: list[Inbound]) -> None:
+        works = [Work(m) for m in msgs]
+        for work in works:
+            self._guarded(work, self._verify)
+        await self._check_replays(works)
+        for work in works:
+            self._guarded(work, self._open_and_decide)
+        retry = [w for w in works if w.retry]
+        works = [w for w in works if not w.retry]
+        await self._nak_all([w.msg for w in retry], delay=1.0)
+        await self._audit(works)  # 7
+        await self._deliver(works)  # 8
+        for work in works:  # 9
+            await work.msg.ack()
+            await self._receipt(work)
+        self.state.processed += len(works)
+
+    def _guarded(self, work: Work, step: Callable[[Work], None]) -> None:
+        """A bug in a step must not take the batch down: retry, then dead-letter."""
+        if work.retry:
+            return
+        try:
+            step(work)
+        except Exception:
+            log.exception("step_failed", seq=work.msg.stream_seq, step=step.__name__)
+            if work.msg.num_delivered < self._settings.max_deliver:
+                work.retry = True
+                return
+            work.refusal = Refusal(
+                ReasonCode.INTERNAL_DEAD_LETTER,
+                "the broker could not process this message; it is kept for an operator",
+            )
+            work.dead_letter = True
+            work.content = None
+            self._record_refusal(work)
+
+    # -- steps 1-2 -------------------------------------------------------------
+
+    def _verify(self, work: Work) -> None:
+        try:
+            frame = steps.check_frame(work.msg.subject, work.msg.data, self._settings.max_frame_bytes)
+            work.agency = frame.agency
+            work.claims = steps.authenticate(frame, self._directory)
+        except Refusal as refusal:
+            work.refusal = refusal
+
+    # -- step 3 ------------------------------------------------------------------
+
+    async def _check_replays(self, works: list[Work]) -> None:
+        ids = [w.claims.id for w in works if w.claims is not None and w.refusal is None]
+        seen = await self._db(self._store.first_seen, ids)
+        for work in works:
+            if work.claims is None or work.refusal is not None:
+                continue
+            try:
+                steps.check_replay(
+                    work.claims, work.msg.stored_at, work.msg.stream_seq,
+                    seen.get(work.claims.id), self._settings.replay_window_s,
+                )
+            except Refusal as refusal:
+                work.refusal = refusal
+            else:
+                seen.setdefault(work.claims.id, work.msg.stream_seq)  # replays within a batch
+
+    # -- steps 4-6 ---------------------------------------------------------------
+
+    def _open_and_decide(self, work: Work) -> None:
+        if work.refusal is not None or work.claims is None:
+            self._record_refusal(work)
+            return
+        try:
+            work.content = steps.open_payload(work.claims, self._identity)
+            decisions = steps.decide(work.content.envelope, self._policy)
+        except Refusal as refusal:
+            work.refusal = refusal
+            self._record_refusal(work)
+            return
+        for recipient, decision in decisions.items():
+            self._prepare_delivery(work, recipient, decision)
+
+    def _prepare_delivery(self, work: Work, recipient: Agency, decision: Decision) -> None:
+        assert work.content is not None and work.claims is not None  # noqa: S101 - narrowed above
+        env = work.content.envelope
+        payload, withheld = steps.minimise(work.content.payload, recipient)
+        delivery_id = delivery_id_for(env.id, recipient)
+        why = DisclosureDecision(policy_ids=list(decision.policy_ids), reason=decision.reason,
+                                 policy_version=self._policy.version)
+        content = DeliveredContent(envelope=env, payload=payload, withheld=withheld, decision=why,
+                                   origin=work.msg.data.decode("ascii"))
+        frame = seal_delivery(delivery_id, recipient, content, self._identity, self._directory)
+        subject = deliver_subject(recipient.value, env.kind.value)
+        work.deliveries.append((subject, frame, DeliveryRef(delivery_id=delivery_id, recipient=recipient)))
+        work.records.append(self._record(work, "disclosed", recipient, decision))
+
+    def _record(self, work: Work, event: str, recipient: Agency | None, decision: Decision | None) -> AuditRecord:
+        env = work.content.envelope if work.content is not None else None
+        refusal = work.refusal
+        key = f"disclosed:{env.id}:{recipient}" if event == "disclosed" and env else f"refused:{work.key}"
+        return AuditRecord(
+            record_id=new_id(), dedupe_key=key, event=event, occurred_at=work.msg.stored_at,
+            ingress_agency=work.agency.value if work.agency else "unknown",
+            decision="permit" if refusal is None else "deny",
+            reason_code=refusal.code.value if refusal else None,
+            reason=refusal.detail if refusal else (decision.reason if decision else ""),
+            node=self._settings.node,
+            message_id=work.claims.id if work.claims else None,
+            ingress_seq=work.msg.stream_seq,
+            sender_agency=env.sender.agency.value if env else None,
+            sender_person=env.sender.person_id if env else None,
+            recipient_agency=recipient.value if recipient else None,
+            offender=env.offender if env else None, kind=env.kind.value if env else None,
+            purpose=env.purpose.value if env else None,
+            justification=env.justification if env else None,
+            correlation_id=env.correlation_id if env else None,
+            policy_ids=tuple(decision.policy_ids) if decision else (),
+            policy_version=self._policy.version,
+            payload_digest=hashlib.sha256(work.claims.sealed.encode()).hexdigest() if work.claims else None,
+        )
+
+    def _record_refusal(self, work: Work) -> None:
+        work.records = [self._record(work, "refused", None, None)]
+        work.deliveries = []
+
+    # -- steps 7-9 ---------------------------------------------------------------
+
+    async def _audit(self, works: list[Work]) -> None:
+        records = [r for w in works for r in w.records]
+        seen = [
+            SeenMessage(w.claims.id, w.msg.stream_seq)
+            for w in works
+            if w.claims is not None and w.refusal is None
+            or (w.claims is not None and w.refusal is not None
+                and w.refusal.code not in _NOT_SEEN)
+        ]
+        await self._db(self._store.append, records, seen)
+
+    async def _deliver(self, works: list[Work]) -> None:
+        publishes = [
+            self._conn.publish(subject, frame, ref.delivery_id)
+            for w in works for subject, frame, ref in w.deliveries
+        ]
+        publishes += [
+            self._conn.publish(f"s284.dlq.ingress.{w.agency or 'unknown'}", w.msg.data, f"dlq:{w.key}")
+            for w in works if w.dead_letter
+        ]
+        await asyncio.gather(*publishes)
+
+    async def _receipt(self, work: Work) -> None:
+        refusal = work.refusal
+        receipt = Receipt(
+            message_id=work.message_ref, status="refused" if refusal else "accepted",
+            reason=refusal.code.value if refusal else None,
+            detail=refusal.detail if refusal else None,
+            deliveries=[ref for _, _, ref in work.deliveries],
+            decided_at=datetime.now(UTC), policy_version=self._policy.version,
+        )
+        self._log_outcome(work)
+        if work.agency is None:
+            return
+        subject = receipt_subject(work.agency.value, work.message_ref or "unknown")
+        try:
+            await self._conn.publish(subject, sign_receipt(receipt, self._identity), f"receipt:{work.key}")
+        except TransportError:
+            # The decision is recorded and acked; the receipt stays queryable in the audit log.
+            log.warning("receipt_publish_failed", message_id=work.message_ref)
+
+    def _log_outcome(self, work: Work) -> None:
+        if work.refusal is not None:
+            self.state.refused += 1
+            log.info("message_refused", message_id=work.message_ref, reason=work.refusal.code.value,
+                     ingress=work.agency.value if work.agency else None, seq=work.msg.stream_seq)
+        else:
+            log.info("message_accepted", message_id=work.message_ref,
+                     deliveries=len(work.deliveries), seq=work.msg.stream_seq)
+
+    async def _nak_all(self, msgs: list[Inbound], delay: float) -> None:
+        for msg in msgs:
+            try:
+                await msg.nak(delay=delay)
+            except Exception:  # noqa: BLE001 - best effort: JetStream redelivers after ack_wait
+                log.debug("nak_failed", seq=msg.stream_seq)
+
+    async def _wait_for_store(self) -> None:
+        while not await asyncio.to_thread(self._store.ping):
+            await asyncio.sleep(1.0)
+        log.info("audit_available")
+
+    async def _db(self, fn: Callable[..., _R], *args: Any) -> _R:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except SQLAlchemyError as exc:
+            raise AuditUnavailableError(exc.__class__.__name__) from exc
+
+
+# Refusals that come before the id is trustworthy or that are about the id itself
+# do not mark the id as used.
+_NOT_SEEN = {ReasonCode.REPLAY_DUPLICATE_ID, ReasonCode.REPLAY_OUTSIDE_WINDOW}

@@ -1,0 +1,117 @@
+"""The deployment home: keys, key directory, NATS config and credentials, the database.
+
+Created on first start, reused afterwards. Secrets are files readable only by
+their owner and are never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+from pydantic import SecretStr
+
+from broker.envelope import Agency
+from broker.errors import ConfigError
+from broker.keys import GATEWAY, Identity, KeyDirectory, write_directory
+from broker.natsconf import ALL_USERS, render_config
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: SecretStr
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+@dataclass(frozen=True)
+class Home:
+    path: Path
+
+    @property
+    def directory_path(self) -> Path:
+        return self.path / "keys" / "directory.json"
+
+    def identity_path(self, name: str) -> Path:
+        return self.path / "keys" / f"{name}.private.jwks.json"
+
+    @property
+    def nats_conf(self) -> Path:
+        return self.path / "nats" / "nats-server.conf"
+
+    @property
+    def jetstream_dir(self) -> Path:
+        return self.path / "nats" / "jetstream"
+
+    def creds_path(self, user: str) -> Path:
+        return self.path / "nats" / "creds" / f"{user}.json"
+
+    @property
+    def deployment_path(self) -> Path:
+        return self.path / "deployment.json"
+
+    @property
+    def exists(self) -> bool:
+        return self.deployment_path.is_file()
+
+    def init(self, nats_port: int) -> bool:
+        """Create everything a first start needs; return False if it already existed."""
+        if self.exists:
+            return False
+        self.path.mkdir(parents=True, exist_ok=True)
+        identities = [Identity.generate(name) for name in ALL_USERS]
+        for ident in identities:
+            ident.save(self.identity_path(ident.name))
+        write_directory(self.directory_path, identities)
+        hashes = {}
+        for user in ALL_USERS:
+            password = secrets.token_urlsafe(32)
+            _write_private(self.creds_path(user), json.dumps({"user": user, "password": password}))
+            hashes[user] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10, b"2a")).decode()
+        self.jetstream_dir.mkdir(parents=True, exist_ok=True)
+        _write_private(self.nats_conf, render_config(nats_port, self.jetstream_dir, hashes))
+        self.deployment_path.write_text(
+            json.dumps({"nats_url": f"nats://127.0.0.1:{nats_port}"}, indent=2)
+        )
+        return True
+
+    def require(self) -> None:
+        if not self.exists:
+            raise ConfigError(
+                f"no s284 deployment at {self.path}; start one with `s284 up --home {self.path}`"
+            )
+
+    @property
+    def nats_url(self) -> str:
+        self.require()
+        return str(json.loads(self.deployment_path.read_text())["nats_url"])
+
+    def credentials(self, user: str) -> Credentials:
+        self.require()
+        try:
+            data = json.loads(self.creds_path(user).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"no NATS credentials for {user!r} in {self.path}") from exc
+        return Credentials(data["user"], SecretStr(data["password"]))
+
+    def identity(self, name: str) -> Identity:
+        self.require()
+        return Identity.load(self.identity_path(name))
+
+    def directory(self) -> KeyDirectory:
+        self.require()
+        return KeyDirectory.load(self.directory_path)
+
+
+AGENCY_NAMES = [a.value for a in Agency]
+__all__ = ["AGENCY_NAMES", "GATEWAY", "Credentials", "Home"]

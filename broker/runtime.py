@@ -1,0 +1,104 @@
+"""Wiring the processes together: the embedded deployment (`s284 up`) and a bare
+gateway worker (`s284 gateway`), both stopping cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+
+import structlog
+import uvicorn
+
+from audit import AuditStore
+from broker.api import create_app
+from broker.gateway import Gateway
+from broker.home import AGENCY_NAMES, GATEWAY, Home
+from broker.natsserver import NatsServer
+from broker.settings import Settings
+from broker.transport import Connection, StreamLimits
+from policies import AllowListPolicy
+
+log = structlog.get_logger("s284.runtime")
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: our stop event owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass(frozen=True)
+class Started:
+    home: Home
+    nats_url: str
+    http_url: str | None
+    database_url: str
+
+
+def stop_event_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+@contextlib.asynccontextmanager
+async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncIterator[Gateway]:
+    home = Home(settings.home)
+    conn = await Connection.connect(
+        settings.nats_url or home.nats_url, home.credentials(GATEWAY), name="s284-gateway"
+    )
+    await conn.ensure_streams(
+        StreamLimits(settings.max_frame_bytes, settings.ack_wait_s, settings.max_deliver),
+        AGENCY_NAMES,
+    )
+    store = await asyncio.to_thread(AuditStore.open, settings.database_url)
+    gateway = Gateway(settings, conn, store, AllowListPolicy(), home.identity(GATEWAY),
+                      home.directory())
+    task = asyncio.create_task(gateway.run(stop))
+    try:
+        yield gateway
+    finally:
+        stop.set()
+        await task
+        await conn.close()
+        store.close()
+
+
+async def run_gateway(settings: Settings) -> None:
+    stop = stop_event_on_signals()
+    async with gateway_running(settings, stop):
+        await stop.wait()
+
+
+async def run_embedded(
+    settings: Settings, on_started: Callable[[Started], None], stop: asyncio.Event | None = None,
+) -> None:
+    """nats-server child + gateway + HTTP API until `stop` (default: SIGINT/SIGTERM)."""
+    stop = stop or stop_event_on_signals()
+    home = Home(settings.home)
+    home.init(settings.nats_port)
+    port = int(home.nats_url.rsplit(":", 1)[1])
+    server = NatsServer(home.nats_conf, port, home.path / "nats" / "nats-server.log")
+    await server.start()
+    try:
+        async with gateway_running(settings, stop) as gateway:
+            app = create_app({"gateway": lambda: gateway.state.ready, "audit": gateway.store_ok})
+            config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+                                    log_level="warning", lifespan="off")
+            http = _QuietServer(config)
+            http_task = asyncio.create_task(http.serve())
+            on_started(Started(home, home.nats_url,
+                               f"http://{settings.http_host}:{settings.http_port}",
+                               settings.database_url))
+            await stop.wait()
+            http.should_exit = True
+            await http_task
+    finally:
+        await server.stop()

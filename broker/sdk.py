@@ -1,0 +1,158 @@
+"""Client SDK for agency systems: send sealed messages, read the verified inbox.
+
+    async with await AgencyClient.from_home("var/s284", "corrections") as client:
+        receipt = await client.send(kind="risk.update", purpose="offender_management",
+                                    offender="S284-000123", to=["police"], payload={...})
+        async for item in client.inbox():
+            ...  # acknowledged once the loop asks for the next item
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+
+from broker.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
+from broker.errors import CryptoError, ReceiptTimeoutError
+from broker.home import Credentials, Home
+from broker.keys import Identity, KeyDirectory
+from broker.natsconf import STREAM_DELIVER, deliver_consumer, ingress_subject
+from broker.sealing import VerifiedDelivery, open_delivery, seal_ingress, verify_receipt
+from broker.transport import Connection
+
+log = structlog.get_logger("s284.sdk")
+
+
+class AgencyClient:
+    """One agency system's connection. Create with `connect` or `from_home`."""
+
+    def __init__(
+        self, conn: Connection, identity: Identity, directory: KeyDirectory, sender: Sender
+    ) -> None:
+        self._conn = conn
+        self._identity = identity
+        self._directory = directory
+        self._sender = sender
+        self._waiting: dict[str, asyncio.Future[Receipt]] = {}
+        self._early: dict[str, Receipt] = {}
+
+    @classmethod
+    async def connect(
+        cls, nats_url: str, creds: Credentials, identity: Identity, directory: KeyDirectory,
+        sender: Sender | None = None,
+    ) -> AgencyClient:
+        agency = Agency(identity.name)
+        conn = await Connection.connect(nats_url, creds, name=f"s284-sdk-{agency.value}")
+        client = cls(conn, identity, directory,
+                     sender or Sender(agency=agency, unit="hq", person_id="system", role="system"))
+        await conn.subscribe(f"s284.receipt.{agency.value}.>", client._on_receipt)
+        return client
+
+    @classmethod
+    async def from_home(
+        cls, home: Path | str, agency: str, sender: Sender | None = None
+    ) -> AgencyClient:
+        h = Home(Path(home))
+        return await cls.connect(
+            h.nats_url, h.credentials(agency), h.identity(agency), h.directory(), sender
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def agency(self) -> Agency:
+        return self._sender.agency
+
+    def envelope(
+        self, *, kind: Kind | str, purpose: Purpose | str, offender: str,
+        to: Sequence[Agency | str], **extra: Any,
+    ) -> Envelope:
+        """Build and validate an envelope from this client's sender identity."""
+        return Envelope(
+            sender=self._sender, kind=Kind(kind), purpose=Purpose(purpose), offender=offender,
+            recipients=[Agency(a) for a in to], **extra,
+        )
+
+    def seal(self, envelope: Envelope, payload: dict[str, Any]) -> bytes:
+        return seal_ingress(envelope, payload, self._identity, self._directory)
+
+    async def publish_frame(self, frame: bytes, message_id: str) -> None:
+        """Publish an already sealed frame (JetStream de-duplicates on the message id)."""
+        self._waiting.setdefault(message_id, asyncio.get_running_loop().create_future())
+        await self._conn.publish(ingress_subject(self.agency.value), frame, message_id)
+
+    async def send(
+        self, *, kind: Kind | str, purpose: Purpose | str, offender: str,
+        to: Sequence[Agency | str], payload: dict[str, Any], timeout: float = 15.0,  # noqa: ASYNC109
+        **extra: Any,
+    ) -> Receipt:
+        """Seal, publish and wait for the gateway's signed receipt (accepted or refused)."""
+        env = self.envelope(kind=kind, purpose=purpose, offender=offender, to=to, **extra)
+        await self.publish_frame(self.seal(env, payload), env.id)
+        return await self.receipt(env.id, timeout)
+
+    async def receipt(self, message_id: str, timeout: float = 15.0) -> Receipt:  # noqa: ASYNC109
+        if message_id in self._early:
+            return self._early.pop(message_id)
+        fut = self._waiting.setdefault(message_id, asyncio.get_running_loop().create_future())
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise ReceiptTimeoutError(
+                f"no receipt for {message_id} within {timeout:.0f} s; is the gateway running?"
+            ) from None
+        finally:
+            self._waiting.pop(message_id, None)
+
+    def _on_receipt(self, data: bytes) -> None:
+        try:
+            receipt = verify_receipt(data, self._directory)
+        except CryptoError:
+            log.warning("receipt_rejected", reason="bad_signature")
+            return
+        ref = receipt.message_id or "unknown"
+        fut = self._waiting.get(ref)
+        if fut is not None and not fut.done():
+            fut.set_result(receipt)
+        elif len(self._early) < 10_000:  # noqa: PLR2004 - bound memory for unclaimed receipts
+            self._early[ref] = receipt
+
+    async def inbox(
+        self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
+    ) -> AsyncIterator[VerifiedDelivery]:
+        """Verified, decrypted deliveries. Each is acknowledged when the next is requested,
+        so one the caller fails to handle is redelivered. Without `follow`, stops when empty.
+        """
+        consumer = self._conn.pull(STREAM_DELIVER, deliver_consumer(self.agency.value))
+        while True:
+            msgs = await consumer.fetch(batch, timeout=idle_timeout)
+            if not msgs and not follow:
+                return
+            for msg in msgs:
+                try:
+                    item = open_delivery(msg.data, self._identity, self._directory)
+                except CryptoError as exc:
+                    log.warning("delivery_rejected", seq=msg.stream_seq, reason=str(exc))
+                    await msg.term()
+                    continue
+                yield item
+                await msg.ack()
+
+    async def close(self) -> None:
+        for fut in self._waiting.values():
+            fut.cancel()
+        with contextlib.suppress(Exception):
+            await self._conn.close()

@@ -1,0 +1,122 @@
+"""Sealing and opening the three frames on the wire (see docs/wire-format.md).
+
+ingress  : JWS(sender, IngressClaims{ sealed: JWE(gateway, SealedContent) })
+delivery : JWS(gateway, DeliveryClaims{ sealed: JWE(recipient, DeliveredContent) })
+receipt  : JWS(gateway, Receipt)
+
+Only `open_*`/`verify_*` turn bytes into trusted objects, and they verify first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from broker.envelope import (
+    Agency,
+    DeliveredContent,
+    DeliveryClaims,
+    Envelope,
+    IngressClaims,
+    Receipt,
+    SealedContent,
+)
+from broker.errors import CryptoError
+from broker.jose import jwe_decrypt, jwe_encrypt, jws_unverified_header, jws_sign, jws_verify
+from broker.keys import GATEWAY, Identity, KeyDirectory
+
+TYP_INGRESS = "s284-ingress+jws"
+TYP_DELIVERY = "s284-delivery+jws"
+TYP_RECEIPT = "s284-receipt+jws"
+
+
+def _dump(model: Any) -> bytes:
+    return model.model_dump_json(exclude_none=False).encode()  # type: ignore[no-any-return]
+
+
+def seal_ingress(
+    envelope: Envelope, payload: dict[str, Any], sender: Identity, directory: KeyDirectory
+) -> bytes:
+    """What an agency system publishes on s284.ingress.<agency>."""
+    gateway_enc = directory.encryption_key_for(GATEWAY)
+    content = SealedContent(envelope=envelope, payload=payload)
+    sealed = jwe_encrypt(
+        _dump(content), gateway_enc.key, gateway_enc.kid, {"s284_id": envelope.id}  # type: ignore[arg-type]
+    )
+    claims = IngressClaims(
+        id=envelope.id, created_at=envelope.created_at, agency=envelope.sender.agency, sealed=sealed
+    )
+    return jws_sign(_dump(claims), sender.signing, sender.sig_kid, TYP_INGRESS).encode("ascii")
+
+
+def seal_delivery(
+    delivery_id: str, to: Agency, content: DeliveredContent, gateway: Identity,
+    directory: KeyDirectory,
+) -> bytes:
+    """What the gateway publishes on s284.deliver.<recipient>.<kind>."""
+    recipient_enc = directory.encryption_key_for(to.value)
+    sealed = jwe_encrypt(
+        _dump(content), recipient_enc.key, recipient_enc.kid,  # type: ignore[arg-type]
+        {"s284_id": delivery_id},
+    )
+    claims = DeliveryClaims(
+        delivery_id=delivery_id, message_id=content.envelope.id,
+        created_at=datetime.now(UTC), to=to, sealed=sealed,
+    )
+    return jws_sign(_dump(claims), gateway.signing, gateway.sig_kid, TYP_DELIVERY).encode("ascii")
+
+
+def sign_receipt(receipt: Receipt, gateway: Identity) -> bytes:
+    return jws_sign(_dump(receipt), gateway.signing, gateway.sig_kid, TYP_RECEIPT).encode("ascii")
+
+
+def _verify_by(token: str, directory: KeyDirectory, identity: str, typ: str) -> bytes:
+    header = jws_unverified_header(token)
+    entry = directory.signing_key(header["kid"])
+    if entry is None or entry.identity != identity:
+        raise CryptoError(f"{typ} not signed by a key of {identity!r}")
+    if header.get("typ") != typ:
+        raise CryptoError(f"expected a {typ}")
+    return jws_verify(token, entry.key)  # type: ignore[arg-type]
+
+
+def verify_receipt(frame: bytes, directory: KeyDirectory) -> Receipt:
+    try:
+        body = _verify_by(frame.decode("ascii"), directory, GATEWAY, TYP_RECEIPT)
+        return Receipt.model_validate_json(body)
+    except (UnicodeDecodeError, ValidationError) as exc:
+        raise CryptoError("receipt is not a valid signed receipt") from exc
+
+
+@dataclass(frozen=True)
+class VerifiedDelivery:
+    """A delivery whose gateway signature, decryption and sender signature all held."""
+
+    delivery_id: str
+    envelope: Envelope
+    payload: dict[str, Any]
+    withheld: list[str]
+    content: DeliveredContent
+
+
+def open_delivery(frame: bytes, me: Identity, directory: KeyDirectory) -> VerifiedDelivery:
+    """Verify the gateway's signature, decrypt, then verify the sender's original signature."""
+    try:
+        claims = DeliveryClaims.model_validate_json(
+            _verify_by(frame.decode("ascii"), directory, GATEWAY, TYP_DELIVERY)
+        )
+        if claims.to.value != me.name:
+            raise CryptoError("delivery is addressed to another agency")
+        content = DeliveredContent.model_validate_json(jwe_decrypt(claims.sealed, me.encryption))
+        env = content.envelope
+        origin = IngressClaims.model_validate_json(
+            _verify_by(content.origin, directory, env.sender.agency.value, TYP_INGRESS)
+        )
+    except (UnicodeDecodeError, ValidationError) as exc:
+        raise CryptoError("delivery is not a valid sealed delivery") from exc
+    if origin.id != env.id or claims.message_id != env.id:
+        raise CryptoError("delivery does not match the sender's signed message")
+    return VerifiedDelivery(claims.delivery_id, env, content.payload, content.withheld, content)

@@ -1,0 +1,36 @@
+"""One frozen settings object; every process takes it instead of many parameters."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Defaults suit the embedded deployment; each can be set as S284_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="S284_", frozen=True, extra="forbid")
+
+    home: Path = Path("var/s284")
+    nats_url: str | None = Field(
+        default=None, description="NATS server; default: the embedded one recorded in the home"
+    )
+    nats_port: int = 4284
+    http_host: str = "127.0.0.1"
+    http_port: int = 8284
+    db_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home")
+    max_frame_bytes: int = MIB
+    replay_window_s: float = 300.0
+    ack_wait_s: float = 30.0
+    max_deliver: int = 10
+    fetch_batch: int = 256
+    node: str = Field(default_factory=socket.gethostname)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.home / 'audit.db').resolve()}"
