@@ -94,6 +94,11 @@ class AgencyClient:
         self._waiting.setdefault(message_id, asyncio.get_running_loop().create_future())
         await self._conn.publish(ingress_subject(self.agency.value), frame, message_id)
 
+    async def publish_unchecked(self, frame: bytes, headers: dict[str, str]) -> None:
+        """Publish arbitrary bytes on this agency's ingress subject, bypassing the SDK's
+        checks: for exercising the gateway with a misbehaving sender (demo, tests)."""
+        await self._conn.publish_raw(ingress_subject(self.agency.value), frame, headers)
+
     async def send(
         self, *, kind: Kind | str, purpose: Purpose | str, offender: str,
         to: Sequence[Agency | str], payload: dict[str, Any], timeout: float = 15.0,  # noqa: ASYNC109
