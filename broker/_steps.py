@@ -38,8 +38,12 @@ class Frame:
     token: str
 
 
-def check_frame(subject: str, data: bytes, max_bytes: int) -> Frame:
-    agency = Agency(subject.removeprefix(_INGRESS_PREFIX))  # the stream admits only ingress.*
+def ingress_agency(subject: str) -> Agency:
+    """NATS permissions make the subject the authenticated sending agency."""
+    return Agency(subject.removeprefix(_INGRESS_PREFIX))  # the stream admits only ingress.*
+
+
+def check_frame(agency: Agency, data: bytes, max_bytes: int) -> Frame:
     if len(data) > max_bytes:
         raise Refusal(
             ReasonCode.FRAME_TOO_LARGE,

@@ -165,8 +165,8 @@ class Gateway:
 
     def _verify(self, work: Work) -> None:
         try:
-            frame = steps.check_frame(work.msg.subject, work.msg.data, self._settings.max_frame_bytes)
-            work.agency = frame.agency
+            work.agency = steps.ingress_agency(work.msg.subject)
+            frame = steps.check_frame(work.agency, work.msg.data, self._settings.max_frame_bytes)
             work.claims = steps.authenticate(frame, self._directory)
         except Refusal as refusal:
             work.refusal = refusal

@@ -51,6 +51,10 @@ _RETRYABLE = (
 _DAY = 86_400.0
 
 
+def _why(exc: Exception) -> str:
+    return str(getattr(exc, "description", None) or exc.__class__.__name__)
+
+
 @dataclass(frozen=True)
 class StreamLimits:
     max_frame_bytes: int
@@ -185,8 +189,8 @@ class Connection:
                     raise TransportError(f"publish to {subject} failed: {exc!r}") from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-            except nats.errors.Error as exc:
-                raise TransportError(f"publish to {subject} refused: {exc!r}") from exc
+            except (nats.errors.Error, nats.js.errors.Error) as exc:
+                raise TransportError(f"publish to {subject} refused: {_why(exc)}") from exc
             else:
                 return int(ack.seq)
         raise TransportError(f"publish to {subject} failed")
@@ -195,8 +199,8 @@ class Connection:
         """Publish without our retry/dedup policy (used to exercise the gateway with bad input)."""
         try:
             ack = await self.js.publish(subject, data, timeout=5.0, headers=headers or None)
-        except nats.errors.Error as exc:
-            raise TransportError(f"publish to {subject} refused: {exc!r}") from exc
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise TransportError(f"publish to {subject} refused: {_why(exc)}") from exc
         return int(ack.seq)
 
     def pull(self, stream: str, durable: str) -> PullConsumer:

@@ -1,0 +1,426 @@
+"""`s284 demo`: a scripted multi-agency scenario that shows what the broker lets through
+and what it refuses, then checks every recipient's inbox.
+
+Three lawful flows are accepted and delivered (Corrections -> Police and Health,
+Health -> Corrections, DFFH -> Corrections); four frames from a misbehaving or hostile
+sender are refused, each with its reason code (a purpose outside s 284, a forged
+signature, a replay, a risk_reduction disclosure without a justification). All data is
+synthetic. Nothing here logs or prints a payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from broker.envelope import (
+    Agency,
+    Envelope,
+    IngressClaims,
+    Kind,
+    Purpose,
+    Receipt,
+    SealedContent,
+    Sender,
+)
+from broker.errors import BrokerError, ConfigError, ReasonCode, ReceiptTimeoutError
+from broker.home import GATEWAY, Home
+from broker.ids import new_id
+from broker.jose import b64u, b64u_decode, jwe_encrypt, jws_sign
+from broker.runtime import Started, run_embedded
+from broker.sdk import AgencyClient
+from broker.sealing import TYP_INGRESS, VerifiedDelivery, seal_ingress
+from broker.settings import Settings
+
+ACCEPTED = "accepted"
+NO_RECEIPT = "no receipt"
+UNLISTED_PURPOSE = "general_interest"  # not one of the eight s 284 grounds
+RECEIPT_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 30.0
+ROLES = {Agency.POLICE: "designated_contact", Agency.CORRECTIONS: "case_manager",
+         Agency.DFFH: "housing_worker", Agency.HEALTH: "clinician"}
+
+# -- the script --------------------------------------------------------------------------
+
+Forge = Callable[[Home, Envelope, dict[str, Any]], bytes]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted message and the answer the gateway should give (accepted or a code)."""
+
+    name: str
+    sender: Agency
+    to: tuple[Agency, ...]
+    kind: Kind
+    purpose: Purpose
+    offender: str
+    payload: dict[str, Any]
+    expect: str = ACCEPTED
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+RISK_UPDATE = Step(
+    "Corrections risk.update to Police and Health (offender_management)",
+    Agency.CORRECTIONS, (Agency.POLICE, Agency.HEALTH), Kind.RISK_UPDATE,
+    Purpose.OFFENDER_MANAGEMENT, "S284-000101",
+    {"risk_rating": "elevated", "assessment_tool": "synthetic-dynamic-review",
+     "review_in_days": 14, "conditions_reviewed": ["curfew", "exclusion_zone"]},
+)
+TREATMENT = Step(
+    "Health service.progress to Corrections (treatment, offender_management)",
+    Agency.HEALTH, (Agency.CORRECTIONS,), Kind.SERVICE_PROGRESS,
+    Purpose.OFFENDER_MANAGEMENT, "S284-000101",
+    {"programme": "synthetic-treatment-programme", "sessions_scheduled": 8,
+     "sessions_attended": 7, "engagement": "consistent"},
+)
+HOUSING = Step(
+    "DFFH service.progress to Corrections (housing, csp_service_delivery)",
+    Agency.DFFH, (Agency.CORRECTIONS,), Kind.SERVICE_PROGRESS,
+    Purpose.CSP_SERVICE_DELIVERY, "S284-000102",
+    {"housing_status": "transitional", "placement_ref": "HSG-DEMO-0042",
+     "tenancy_review_in_days": 28},
+)
+UNLISTED = Step(
+    f"Corrections risk.update to Police for unlisted purpose {UNLISTED_PURPOSE!r}",
+    Agency.CORRECTIONS, (Agency.POLICE,), Kind.RISK_UPDATE, Purpose.OFFENDER_MANAGEMENT,
+    "S284-000103", {"risk_rating": "moderate"}, ReasonCode.ENVELOPE_UNKNOWN_PURPOSE.value,
+)
+BAD_SIGNATURE = Step(
+    "Corrections risk.update to Police with a tampered signature",
+    Agency.CORRECTIONS, (Agency.POLICE,), Kind.RISK_UPDATE, Purpose.OFFENDER_MANAGEMENT,
+    "S284-000104", {"risk_rating": "low"}, ReasonCode.AUTH_BAD_SIGNATURE.value,
+)
+REPLAY = Step(
+    "Replay of the Corrections risk.update (same bytes, new Nats-Msg-Id)",
+    RISK_UPDATE.sender, RISK_UPDATE.to, RISK_UPDATE.kind, RISK_UPDATE.purpose,
+    RISK_UPDATE.offender, RISK_UPDATE.payload, ReasonCode.REPLAY_DUPLICATE_ID.value,
+)
+NO_JUSTIFICATION = Step(
+    "Corrections risk.alert to Police for risk_reduction without a justification",
+    Agency.CORRECTIONS, (Agency.POLICE,), Kind.RISK_ALERT, Purpose.RISK_REDUCTION,
+    "S284-000105", {"alert_level": "high", "window_hours": 48}, ReasonCode.POLICY_DENIED.value,
+)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What was published for a step and the receipt that came back (None: none in time)."""
+
+    step: Step
+    message_id: str
+    frame: bytes
+    receipt: Receipt | None
+
+    @property
+    def outcome(self) -> str:
+        if self.receipt is None:
+            return NO_RECEIPT
+        return ACCEPTED if self.receipt.accepted else self.receipt.reason or "refused"
+
+    @property
+    def delivered_to(self) -> list[str]:
+        return sorted(d.recipient.value for d in self.receipt.deliveries) if self.receipt else []
+
+
+# -- frames a misbehaving system would send ----------------------------------------------
+
+
+def _unlisted_purpose(home: Home, env: Envelope, payload: dict[str, Any]) -> bytes:
+    """A correctly signed and sealed frame whose envelope names a purpose outside s 284."""
+    content = SealedContent(envelope=env, payload=payload).model_dump(mode="json")
+    content["envelope"]["purpose"] = UNLISTED_PURPOSE
+    gateway = home.directory().encryption_key_for(GATEWAY)
+    if not isinstance(gateway.key, X25519PublicKey):
+        raise ConfigError("the gateway's encryption key in the directory is not X25519")
+    sealed = jwe_encrypt(json.dumps(content).encode(), gateway.key, gateway.kid,
+                         {"s284_id": env.id})
+    claims = IngressClaims(id=env.id, created_at=env.created_at, agency=env.sender.agency,
+                           sealed=sealed)
+    sender = home.identity(env.sender.agency.value)
+    token = jws_sign(claims.model_dump_json().encode(), sender.signing, sender.sig_kid,
+                     TYP_INGRESS)
+    return token.encode("ascii")
+
+
+def _tampered(frame: bytes) -> bytes:
+    """The same frame with one bit of its signature flipped."""
+    head, body, sig = frame.decode("ascii").split(".")
+    raw = bytearray(b64u_decode(sig))
+    raw[0] ^= 0x01
+    return f"{head}.{body}.{b64u(bytes(raw))}".encode("ascii")
+
+
+def _bad_signature(home: Home, env: Envelope, payload: dict[str, Any]) -> bytes:
+    sender = home.identity(env.sender.agency.value)
+    return _tampered(seal_ingress(env, payload, sender, home.directory()))
+
+
+# -- playing the script ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scene:
+    home: Home
+    clients: dict[Agency, AgencyClient]
+
+
+async def _receipt(client: AgencyClient, message_id: str) -> Receipt | None:
+    try:
+        return await client.receipt(message_id, RECEIPT_TIMEOUT_S)
+    except ReceiptTimeoutError:
+        return None
+
+
+async def _send(scene: Scene, step: Step, forge: Forge | None = None) -> Sent:
+    client = scene.clients[step.sender]
+    env = client.envelope(kind=step.kind, purpose=step.purpose, offender=step.offender,
+                          to=step.to, **step.extra)
+    frame = client.seal(env, step.payload) if forge is None else forge(scene.home, env,
+                                                                       step.payload)
+    await client.publish_frame(frame, env.id)
+    return Sent(step, env.id, frame, await _receipt(client, env.id))
+
+
+async def _replay(scene: Scene, original: Sent) -> Sent:
+    """Re-publish the exact bytes under a fresh Nats-Msg-Id, so JetStream cannot de-duplicate.
+
+    The gateway answers on the original message id; a receipt arriving before we wait for
+    it is kept by the client (`_early`), so publishing first and then waiting is safe.
+    """
+    client = scene.clients[REPLAY.sender]
+    await client.publish_unchecked(original.frame, {"Nats-Msg-Id": f"replay-{new_id()}"})
+    return Sent(REPLAY, original.message_id, original.frame,
+                await _receipt(client, original.message_id))
+
+
+async def _play(scene: Scene) -> list[Sent]:
+    risk = await _send(scene, RISK_UPDATE)
+    sent = [risk, await _send(scene, TREATMENT), await _send(scene, HOUSING)]
+    sent.append(await _send(scene, UNLISTED, _unlisted_purpose))
+    sent.append(await _send(scene, BAD_SIGNATURE, _bad_signature))
+    sent.append(await _replay(scene, risk))
+    sent.append(await _send(scene, NO_JUSTIFICATION))
+    return sent
+
+
+def _sender(agency: Agency) -> Sender:
+    return Sender(agency=agency, unit="demo-unit", person_id=f"demo-{agency.value}-01",
+                  role=ROLES[agency])
+
+
+@contextlib.asynccontextmanager
+async def _clients(home: Path) -> AsyncIterator[dict[Agency, AgencyClient]]:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {}
+        for agency in Agency:
+            client = await AgencyClient.from_home(home, agency.value, _sender(agency))
+            clients[agency] = await stack.enter_async_context(client)
+        yield clients
+
+
+async def _drain(client: AgencyClient) -> list[VerifiedDelivery]:
+    return [item async for item in client.inbox(follow=False)]
+
+
+async def _scenario(home_path: Path, strict: bool) -> Report:
+    started = time.monotonic()
+    async with _clients(home_path) as clients:
+        sent = await _play(Scene(Home(home_path), clients))
+        drained = await asyncio.gather(*(_drain(c) for c in clients.values()))
+    inboxes = dict(zip(clients, drained, strict=True))
+    return Report(sent, inboxes, strict, time.monotonic() - started)
+
+
+# -- checking and reporting --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expectation:
+    name: str
+    held: bool
+
+
+def _step_expectation(sent: Sent) -> Expectation:
+    step = sent.step
+    held = sent.outcome == step.expect
+    if held and step.expect == ACCEPTED:
+        held = sent.delivered_to == sorted(a.value for a in step.to)
+    want = "accepted and delivered" if step.expect == ACCEPTED else f"refused {step.expect}"
+    return Expectation(f"{step.name}: {want}", held)
+
+
+def _matches(item: VerifiedDelivery, sent: Sent) -> bool:
+    """Decrypted, from the expected agency, about the expected offender, nothing invented."""
+    env = item.envelope
+    return (env.sender.agency == sent.step.sender and env.offender == sent.step.offender
+            and bool(item.payload) and item.payload.items() <= sent.step.payload.items())
+
+
+@dataclass(frozen=True)
+class Report:
+    sent: list[Sent]
+    inboxes: dict[Agency, list[VerifiedDelivery]]
+    strict: bool  # a fresh deployment: nothing but the demo's messages may arrive
+    elapsed_s: float
+
+    def ours(self, agency: Agency) -> list[VerifiedDelivery]:
+        ids = {s.message_id for s in self.sent}
+        return [i for i in self.inboxes[agency] if i.envelope.id in ids]
+
+    def expected(self, agency: Agency) -> dict[str, Sent]:
+        return {s.message_id: s for s in self.sent
+                if s.step.expect == ACCEPTED and agency in s.step.to}
+
+    def inbox_expectation(self, agency: Agency) -> Expectation:
+        expected, ours = self.expected(agency), self.ours(agency)
+        held = (sorted(i.envelope.id for i in ours) == sorted(expected)
+                and all(_matches(i, expected[i.envelope.id]) for i in ours)
+                and (not self.strict or len(ours) == len(self.inboxes[agency])))
+        senders = ", ".join(sorted({s.step.sender.value for s in expected.values()}))
+        name = (f"{agency.value} received exactly {len(expected)} message(s), from {senders}, "
+                "verified and decrypted" if expected
+                else f"{agency.value} received none of the demo's messages")
+        return Expectation(name, held)
+
+    @property
+    def expectations(self) -> list[Expectation]:
+        return ([_step_expectation(s) for s in self.sent]
+                + [self.inbox_expectation(a) for a in Agency])
+
+    @property
+    def ok(self) -> bool:
+        return all(e.held for e in self.expectations)
+
+
+def _figures(report: Report) -> dict[str, Any]:
+    outcomes = Counter(s.outcome for s in report.sent)
+    return {
+        "ok": report.ok,
+        "elapsed_s": round(report.elapsed_s, 2),
+        "sent": len(report.sent),
+        "accepted": outcomes.pop(ACCEPTED, 0),
+        "no_receipt": outcomes.pop(NO_RECEIPT, 0),
+        "refused": dict(sorted(outcomes.items())),
+        "delivered": {a.value: len(report.ours(a)) for a in Agency},
+        "other_delivered": {a.value: len(report.inboxes[a]) - len(report.ours(a))
+                            for a in Agency},
+        "steps": [{"name": s.step.name, "sender": s.step.sender.value,
+                   "message_id": s.message_id, "expected": s.step.expect,
+                   "outcome": s.outcome, "delivered_to": s.delivered_to} for s in report.sent],
+        "expectations": [{"name": e.name, "held": e.held} for e in report.expectations],
+    }
+
+
+def _mark(held: bool) -> str:
+    return "✓" if held else "✗"
+
+
+def _summary_lines(figures: dict[str, Any]) -> list[str]:
+    head = (f"s284 demo: {figures['sent']} frames sent, {figures['accepted']} accepted, "
+            f"{sum(figures['refused'].values())} refused ({figures['elapsed_s']} s)")
+    lines = [head, "", "Delivered to each agency (verified and decrypted):"]
+    lines += [f"  {agency:<12} {count}" for agency, count in figures["delivered"].items()]
+    lines += ["Refused, by reason code:"]
+    lines += [f"  {code:<26} {count}" for code, count in figures["refused"].items()]
+    lines += ["Expectations:"]
+    lines += [f"  {_mark(e['held'])} {e['name']}" for e in figures["expectations"]]
+    held = sum(e["held"] for e in figures["expectations"])
+    lines += ["", f"{held} of {len(figures['expectations'])} expectations held."]
+    return lines
+
+
+def _print(report: Report, as_json: bool) -> None:
+    figures = _figures(report)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+    else:
+        click.echo("\n".join(_summary_lines(figures)))
+
+
+# -- the embedded deployment -------------------------------------------------------------
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (held open together so they cannot coincide)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
+async def _until_started(task: asyncio.Task[None], ready: asyncio.Future[Started]) -> Started:
+    either: set[asyncio.Future[Any]] = {task, ready}
+    await asyncio.wait(either, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+    if ready.done():
+        return ready.result()
+    if task.done():
+        task.result()  # raises why the deployment did not start
+    raise ConfigError(f"the embedded deployment did not start within {START_TIMEOUT_S:.0f} s")
+
+
+async def _shutdown(task: asyncio.Task[None], stop: asyncio.Event) -> BaseException | None:
+    stop.set()
+    _, pending = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+    if pending:
+        task.cancel()
+        await asyncio.wait({task})
+    return None if task.cancelled() else task.exception()
+
+
+@contextlib.asynccontextmanager
+async def _embedded(settings: Settings) -> AsyncIterator[Started]:
+    """run_embedded until the block ends; stopped (and awaited) however the block ends."""
+    stop = asyncio.Event()
+    ready: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_embedded(settings, ready.set_result, stop))
+    try:
+        yield await _until_started(task, ready)
+    except BaseException:
+        await _shutdown(task, stop)  # the scenario's error is the one worth reporting
+        raise
+    error = await _shutdown(task, stop)
+    if error is not None:
+        raise error
+
+
+def _fresh_settings(home: Path) -> Settings:
+    nats_port, http_port = _free_ports(2)
+    return Settings(home=home, nats_port=nats_port, http_port=http_port, nats_url=None,
+                    db_url=None)
+
+
+async def run_demo(as_json: bool) -> int:
+    """The scenario on a fresh embedded deployment in a temporary home; 0 if all held."""
+    with tempfile.TemporaryDirectory(prefix="s284-demo-") as tmp:
+        async with _embedded(_fresh_settings(Path(tmp) / "home")) as started:
+            report = await _scenario(started.home.path, strict=True)
+    _print(report, as_json)
+    return 0 if report.ok else 1
+
+
+async def run_demo_against(home_path: Path) -> None:
+    """The scenario against a deployment already running at `home_path` (`s284 up --demo`).
+
+    Reading the inboxes acknowledges whatever is waiting there, demo or not.
+    """
+    try:
+        report = await _scenario(home_path, strict=False)
+    except BrokerError as exc:
+        click.echo(f"demo failed: {exc}", err=True)
+        return
+    _print(report, as_json=False)
