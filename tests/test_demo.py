@@ -25,7 +25,8 @@ def test_demo_shows_lawful_flows_delivered_and_unlawful_frames_refused():
     accepted and delivered, verified and decrypted, to exactly the right inboxes; a purpose
     outside s 284, a forged signature, a replay and a justification-less risk_reduction
     disclosure each refused with its documented reason code; every expectation held, exit 0;
-    and the JSON summary on stdout is machine-readable (logs stay on stderr)."""
+    the JSON summary on stdout is machine-readable (logs stay on stderr), and no payload
+    value appears in the output or the logs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("S284_")}
     proc = subprocess.run(
         [sys.executable, "-c", "from broker.cli import main; main()", "demo", "--json"],
@@ -48,3 +49,6 @@ def test_demo_shows_lawful_flows_delivered_and_unlawful_frames_refused():
     assert all(s["outcome"] == s["expected"] for s in figures["steps"])
     assert len(figures["expectations"]) == 11
     assert all(e["held"] for e in figures["expectations"]), figures["expectations"]
+    for payload_value in ("synthetic-dynamic-review", "synthetic-treatment-programme",
+                          "HSG-DEMO-0042"):
+        assert payload_value not in proc.stdout + proc.stderr

@@ -19,7 +19,7 @@ from jwcrypto import jwe, jwk, jws
 
 from broker import _steps as steps
 from broker.envelope import Agency, Kind, Purpose, Receipt
-from broker.errors import ReasonCode, Refusal
+from broker.errors import CryptoError, ReasonCode, Refusal
 from broker.ids import ID_PATTERN
 from broker.jose import b64u_decode
 from broker.keys import GATEWAY, Identity, KeyDirectory
@@ -265,7 +265,6 @@ def test_broker_sdk_opens_the_documented_delivery(tmp_path):
     frame = EXAMPLE["delivery"]["frame"].encode("ascii")
     item = open_delivery(frame, _identity("police", tmp_path), _directory())
     assert json.loads(item.content.model_dump_json()) == EXAMPLE["delivery"]["content"]
-    from broker.errors import CryptoError  # noqa: PLC0415 - kept next to the negative case
     with pytest.raises(CryptoError):
         open_delivery(frame, _identity("corrections", tmp_path), _directory())
 

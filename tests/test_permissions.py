@@ -1,0 +1,80 @@
+"""NATS permissions: an agency cannot read another's deliveries nor publish into another's
+ingress, and nobody can delete or purge the streams."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+import pytest
+
+from broker.natsconf import STREAM_DELIVER, STREAM_INGRESS, deliver_consumer, inbox_prefix
+
+pytestmark = pytest.mark.nats
+
+
+async def _raw(dep, user):
+    creds = dep.home.credentials(user)
+    errors: list[Exception] = []
+
+    async def on_error(exc):
+        errors.append(exc)
+
+    nc = await nats.connect(f"nats://127.0.0.1:{dep.port}", user=creds.user,
+                            password=creds.password.get_secret_value(), error_cb=on_error,
+                            inbox_prefix=inbox_prefix(user).encode(), max_reconnect_attempts=0)
+    return nc, errors
+
+
+async def test_agency_cannot_publish_into_another_agencys_ingress(deployment, gateway):
+    """Police publishing on DFFH's ingress subject gets no acknowledgement and nothing is stored."""
+    nc, errors = await _raw(deployment, "police")
+    js = nc.jetstream()
+    with pytest.raises((nats.errors.Error, asyncio.TimeoutError)):
+        await js.publish("s284.ingress.dffh", b"forged", timeout=1.5)
+    await nc.close()
+    assert any("permissions violation" in str(e).lower() for e in errors)
+    gw = await nats.connect(f"nats://127.0.0.1:{deployment.port}",
+                            user="gateway",
+                            password=deployment.home.credentials("gateway").password.get_secret_value(),
+                            inbox_prefix=inbox_prefix("gateway").encode())
+    info = await gw.jetstream().stream_info(STREAM_INGRESS)
+    await gw.close()
+    assert info.state.messages == 0
+
+
+async def test_agency_cannot_read_another_agencys_deliveries(deployment, gateway):
+    """A message delivered to DFFH is invisible to Police by subscription and by consumer."""
+    nc, errors = await _raw(deployment, "police")
+    seen: list[bytes] = []
+
+    async def snoop(msg):
+        seen.append(msg.data)
+
+    await nc.subscribe("s284.deliver.dffh.>", cb=snoop)
+    await nc.subscribe("_INBOX_dffh.>", cb=snoop)
+    psub = await nc.jetstream().pull_subscribe_bind(durable=deliver_consumer("dffh"),
+                                                    stream=STREAM_DELIVER)
+    async with await deployment.client("corrections") as sender:
+        receipt = await sender.send(kind="service.progress", purpose="csp_service_delivery",
+                                    offender="S284-000200", to=["dffh"], payload={"step": 1})
+    assert receipt.accepted
+    with pytest.raises((nats.errors.Error, asyncio.TimeoutError)):
+        await psub.fetch(1, timeout=1.5)
+    await asyncio.sleep(0.5)
+    await nc.close()
+    assert seen == []
+    assert sum("permissions violation" in str(e).lower() for e in errors) >= 2
+    async with await deployment.client("dffh") as dffh:
+        assert [d.envelope.id async for d in dffh.inbox()] == [receipt.message_id]
+
+
+@pytest.mark.parametrize("user", ["police", "gateway"])
+async def test_nobody_can_delete_or_purge_streams(deployment, gateway, user):
+    """Neither an agency nor the gateway itself may delete or purge a stream."""
+    nc, _ = await _raw(deployment, user)
+    js = nc.jetstream()
+    for call in (js.delete_stream, js.purge_stream):
+        with pytest.raises((nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError)):
+            await asyncio.wait_for(call(STREAM_DELIVER), 2)
+    await nc.close()
