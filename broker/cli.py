@@ -23,6 +23,7 @@ from broker.sdk import AgencyClient
 from broker.settings import Settings
 
 AGENCIES = [a.value for a in Agency]
+_BACKGROUND: set[asyncio.Task[None]] = set()
 HOME_HELP = "Deployment home (keys, NATS config, audit.db). Env: S284_HOME."
 
 
@@ -61,8 +62,9 @@ def cli(log_level: str) -> None:
 
 @cli.command()
 @home_option
-@click.option("--http-port", type=int, default=None, help="HTTP API port (default 8284).")
-@click.option("--nats-port", type=int, default=None,
+@click.option("--http-port", type=click.IntRange(1, 65535), default=None,
+              help="HTTP API port (default 8284).")
+@click.option("--nats-port", type=click.IntRange(1, 65535), default=None,
               help="Embedded NATS port, used when the home is first created (default 4284).")
 @click.option("--demo", is_flag=True, help="Run the demo scenario once the broker is up.")
 def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bool) -> None:
@@ -84,7 +86,9 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
         if demo:
             from broker.demo import run_demo_against  # noqa: PLC0415 - only when asked
 
-            asyncio.get_running_loop().create_task(run_demo_against(started.home.path))
+            task = asyncio.get_running_loop().create_task(run_demo_against(started.home.path))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
 
     sys.exit(_run(run_embedded(settings, announce)))
 

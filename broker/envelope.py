@@ -21,7 +21,7 @@ from pydantic import (
 
 from broker.ids import ID_PATTERN, new_id
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 
 class Agency(StrEnum):

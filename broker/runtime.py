@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import uvicorn
 
 from audit import AuditStore
 from broker.api import create_app
+from broker.errors import ConfigError
 from broker.gateway import Gateway
 from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.natsserver import NatsServer
@@ -22,6 +24,11 @@ from broker.transport import Connection, StreamLimits
 from policies import AllowListPolicy
 
 log = structlog.get_logger("s284.runtime")
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 class _QuietServer(uvicorn.Server):
@@ -82,6 +89,8 @@ async def run_embedded(
 ) -> None:
     """nats-server child + gateway + HTTP API until `stop` (default: SIGINT/SIGTERM)."""
     stop = stop or stop_event_on_signals()
+    if _port_in_use(settings.http_port):
+        raise ConfigError(f"HTTP port {settings.http_port} on 127.0.0.1 is already in use")
     home = Home(settings.home)
     home.init(settings.nats_port)
     port = int(home.nats_url.rsplit(":", 1)[1])

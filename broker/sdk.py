@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +28,7 @@ from broker.sealing import VerifiedDelivery, open_delivery, seal_ingress, verify
 from broker.transport import Connection
 
 log = structlog.get_logger("s284.sdk")
+_MAX_UNCLAIMED = 10_000
 
 
 class AgencyClient:
@@ -40,7 +42,7 @@ class AgencyClient:
         self._directory = directory
         self._sender = sender
         self._waiting: dict[str, asyncio.Future[Receipt]] = {}
-        self._early: dict[str, Receipt] = {}
+        self._early: OrderedDict[str, Receipt] = OrderedDict()
 
     @classmethod
     async def connect(
@@ -91,7 +93,6 @@ class AgencyClient:
 
     async def publish_frame(self, frame: bytes, message_id: str) -> None:
         """Publish an already sealed frame (JetStream de-duplicates on the message id)."""
-        self._waiting.setdefault(message_id, asyncio.get_running_loop().create_future())
         await self._conn.publish(ingress_subject(self.agency.value), frame, message_id)
 
     async def publish_unchecked(self, frame: bytes, headers: dict[str, str]) -> None:
@@ -132,8 +133,10 @@ class AgencyClient:
         fut = self._waiting.get(ref)
         if fut is not None and not fut.done():
             fut.set_result(receipt)
-        elif len(self._early) < 10_000:  # noqa: PLR2004 - bound memory for unclaimed receipts
+        else:  # arrived before anyone asked; keep a bounded number, oldest dropped first
             self._early[ref] = receipt
+            while len(self._early) > _MAX_UNCLAIMED:
+                self._early.popitem(last=False)
 
     async def inbox(
         self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0

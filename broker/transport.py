@@ -46,6 +46,7 @@ _RETRYABLE = (
     nats.errors.TimeoutError,
     nats.errors.ConnectionReconnectingError,
     nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,  # stream briefly unavailable (update, election)
     asyncio.TimeoutError,
 )
 _DAY = 86_400.0

@@ -189,7 +189,8 @@ def test_broker_gateway_steps_accept_the_documented_frame(tmp_path):
     """The gateway's steps 1-4 (frame, authenticate, replay window, open) accept the documented
     frame on the documented subject, with the documented keys, yielding the documented content."""
     ing = EXAMPLE["ingress"]
-    frame = steps.check_frame(ing["subject"], ing["frame"].encode("ascii"), Settings().max_frame_bytes)
+    limit = Settings().max_frame_bytes
+    frame = steps.check_frame(ing["subject"], ing["frame"].encode("ascii"), limit)
     assert frame.agency is Agency.CORRECTIONS
     claims = steps.authenticate(frame, _directory())
     assert claims.id == ing["claims"]["id"]
