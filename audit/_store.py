@@ -72,8 +72,10 @@ _SQLITE_TRIGGERS = [
     for op in ("UPDATE", "DELETE")
 ]
 _PG_TRIGGERS = [
-    "CREATE OR REPLACE FUNCTION s284_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$",
+    (
+        "CREATE OR REPLACE FUNCTION s284_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
+    ),
     *[
         f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
         "FOR EACH STATEMENT EXECUTE FUNCTION s284_append_only()"
@@ -150,7 +152,7 @@ class AuditStore:
         if message_id is not None:
             query = query.where(disclosure_log.c.message_id == message_id)
         with self._engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [dict(row) for row in conn.execute(query).mappings()]
 
     def count(self, event_name: str | None = None) -> int:
         query = select(func.count()).select_from(disclosure_log)

@@ -74,7 +74,7 @@ def authenticate(frame: Frame, directory: KeyDirectory) -> IngressClaims:
     if header.get("typ") != TYP_INGRESS:
         raise Refusal(ReasonCode.FRAME_MALFORMED, f"typ must be {TYP_INGRESS}")
     try:
-        body = jws_verify(frame.token, entry.key)  # type: ignore[arg-type]
+        body = jws_verify(frame.token, entry.ed25519)
     except CryptoError:
         raise Refusal(ReasonCode.AUTH_BAD_SIGNATURE, "the signature does not verify") from None
     claims = _validated(IngressClaims, body, "the signed claims")
@@ -84,7 +84,10 @@ def authenticate(frame: Frame, directory: KeyDirectory) -> IngressClaims:
 
 
 def check_replay(
-    claims: IngressClaims, stored_at: datetime, stream_seq: int, first_seen: int | None,
+    claims: IngressClaims,
+    stored_at: datetime,
+    stream_seq: int,
+    first_seen: int | None,
     window_s: float,
 ) -> None:
     """`first_seen` is the ingress sequence that first carried this id, if any.
@@ -147,12 +150,18 @@ def _classify(exc: ValidationError, what: str) -> Refusal:
 def decide(env: Envelope, policy: PolicyEngine) -> dict[Agency, Decision]:
     decisions = {}
     for recipient in env.recipients:
-        decision = policy.decide(PolicyRequest(
-            sender_agency=env.sender.agency.value, sender_role=env.sender.role,
-            recipient_agency=recipient.value, kind=env.kind.value, purpose=env.purpose.value,
-            justification=env.justification, consent_reference=env.consent_reference,
-            law_reference=env.law_reference,
-        ))
+        decision = policy.decide(
+            PolicyRequest(
+                sender_agency=env.sender.agency.value,
+                sender_role=env.sender.role,
+                recipient_agency=recipient.value,
+                kind=env.kind.value,
+                purpose=env.purpose.value,
+                justification=env.justification,
+                consent_reference=env.consent_reference,
+                law_reference=env.law_reference,
+            )
+        )
         if not decision.allowed:
             raise Refusal(
                 ReasonCode.POLICY_DENIED, f"disclosure to {recipient.value}: {decision.reason}"

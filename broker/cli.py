@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from broker import logs
-from broker.envelope import Agency, Kind, Purpose, Receipt, Sender
+from broker.envelope import Agency, Kind, Purpose, Sender
 from broker.errors import BrokerError
 from broker.runtime import Started, run_embedded, run_gateway
 from broker.sdk import AgencyClient
@@ -44,8 +44,12 @@ home_option = click.option(
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+)
 def cli(log_level: str) -> None:
     """s284-broker: secure information sharing under s 284 of the Serious Offenders Act 2018.
 
@@ -62,10 +66,15 @@ def cli(log_level: str) -> None:
 
 @cli.command()
 @home_option
-@click.option("--http-port", type=click.IntRange(1, 65535), default=None,
-              help="HTTP API port (default 8284).")
-@click.option("--nats-port", type=click.IntRange(1, 65535), default=None,
-              help="Embedded NATS port, used when the home is first created (default 4284).")
+@click.option(
+    "--http-port", type=click.IntRange(1, 65535), default=None, help="HTTP API port (default 8284)."
+)
+@click.option(
+    "--nats-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Embedded NATS port, used when the home is first created (default 4284).",
+)
 @click.option("--demo", is_flag=True, help="Run the demo scenario once the broker is up.")
 def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bool) -> None:
     """Start the embedded broker: nats-server, policy gateway and HTTP API, on loopback.
@@ -115,23 +124,47 @@ def _read_payload(source: str) -> dict[str, Any]:
 @home_option
 @click.option("--as", "agency", required=True, type=click.Choice(AGENCIES), help="Sending agency.")
 @click.option("--kind", required=True, type=click.Choice([k.value for k in Kind]))
-@click.option("--purpose", required=True, type=click.Choice([p.value for p in Purpose]),
-              help="The s 284 ground for this disclosure.")
+@click.option(
+    "--purpose",
+    required=True,
+    type=click.Choice([p.value for p in Purpose]),
+    help="The s 284 ground for this disclosure.",
+)
 @click.option("--offender", required=True, help="Offender reference, e.g. S284-000123.")
-@click.option("--to", "recipients", required=True, multiple=True, type=click.Choice(AGENCIES),
-              help="Recipient agency; repeat for several.")
+@click.option(
+    "--to",
+    "recipients",
+    required=True,
+    multiple=True,
+    type=click.Choice(AGENCIES),
+    help="Recipient agency; repeat for several.",
+)
 @click.option("--payload", "payload_src", required=True, help="JSON file, or - for stdin.")
 @click.option("--justification", default=None, help="Reasonable grounds (risk_reduction).")
 @click.option("--consent-reference", default=None, help="Consent record reference (consent).")
-@click.option("--law-reference", default=None, help="Citation of the other law (authorised_by_law).")
+@click.option(
+    "--law-reference", default=None, help="Citation of the other law (authorised_by_law)."
+)
 @click.option("--person", default="cli-user", show_default=True, help="Sender's staff id.")
 @click.option("--role", default="case_manager", show_default=True, help="Sender's role.")
 @click.option("--unit", default="hq", show_default=True, help="Sender's unit.")
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait for a receipt.")
-def send(home: Path | None, agency: str, kind: str, purpose: str, offender: str,
-         recipients: tuple[str, ...], payload_src: str, justification: str | None,
-         consent_reference: str | None, law_reference: str | None, person: str, role: str,
-         unit: str, timeout: float) -> None:
+def send(
+    home: Path | None,
+    agency: str,
+    kind: str,
+    purpose: str,
+    offender: str,
+    recipients: tuple[str, ...],
+    payload_src: str,
+    justification: str | None,
+    consent_reference: str | None,
+    law_reference: str | None,
+    person: str,
+    role: str,
+    unit: str,
+    timeout: float,
+) -> None:
     """Seal and send one message as an agency system would; print the gateway's receipt.
 
     Exit 0 when accepted, 3 when refused (the receipt names the reason code), 1 otherwise.
@@ -143,9 +176,15 @@ def send(home: Path | None, agency: str, kind: str, purpose: str, offender: str,
         sender = Sender(agency=Agency(agency), unit=unit, person_id=person, role=role)
         async with await AgencyClient.from_home(settings.home, agency, sender) as client:
             receipt = await client.send(
-                kind=kind, purpose=purpose, offender=offender, to=list(recipients),
-                payload=payload, timeout=timeout, justification=justification,
-                consent_reference=consent_reference, law_reference=law_reference,
+                kind=kind,
+                purpose=purpose,
+                offender=offender,
+                to=list(recipients),
+                payload=payload,
+                timeout=timeout,
+                justification=justification,
+                consent_reference=consent_reference,
+                law_reference=law_reference,
             )
         click.echo(receipt.model_dump_json(indent=2, exclude_none=True))
         return 0 if receipt.accepted else 3
@@ -155,7 +194,9 @@ def send(home: Path | None, agency: str, kind: str, purpose: str, offender: str,
 
 @cli.command()
 @home_option
-@click.option("--as", "agency", required=True, type=click.Choice(AGENCIES), help="Receiving agency.")
+@click.option(
+    "--as", "agency", required=True, type=click.Choice(AGENCIES), help="Receiving agency."
+)
 @click.option("--follow", is_flag=True, help="Keep waiting for new messages (Ctrl-C to stop).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def inbox(home: Path | None, agency: str, follow: bool, as_json: bool) -> None:
@@ -169,10 +210,14 @@ def inbox(home: Path | None, agency: str, follow: bool, as_json: bool) -> None:
                 count += 1
                 env = item.envelope
                 record = {
-                    "delivery_id": item.delivery_id, "message_id": env.id,
-                    "from": env.sender.model_dump(), "kind": env.kind.value,
-                    "purpose": env.purpose.value, "offender": env.offender,
-                    "created_at": env.created_at.isoformat(), "payload": item.payload,
+                    "delivery_id": item.delivery_id,
+                    "message_id": env.id,
+                    "from": env.sender.model_dump(),
+                    "kind": env.kind.value,
+                    "purpose": env.purpose.value,
+                    "offender": env.offender,
+                    "created_at": env.created_at.isoformat(),
+                    "payload": item.payload,
                     "withheld": item.withheld,
                 }
                 if as_json:
@@ -190,7 +235,8 @@ def _describe(record: dict[str, Any]) -> str:
     sender = record["from"]
     return (
         f"--- {record['message_id']}  {record['created_at']}\n"
-        f"from     {sender['agency']} / {sender['unit']} / {sender['person_id']} ({sender['role']})\n"
+        f"from     {sender['agency']} / {sender['unit']} / {sender['person_id']}"
+        f" ({sender['role']})\n"
         f"kind     {record['kind']}   purpose {record['purpose']}   offender {record['offender']}\n"
         f"payload  {json.dumps(record['payload'], indent=2)}"
     )
@@ -210,8 +256,9 @@ def demo(as_json: bool) -> None:
 
 @cli.command()
 @click.option("--messages", "-n", default=5000, show_default=True, help="Messages to send.")
-@click.option("--rate", default=500, show_default=True,
-              help="Offered rate (msg/s) for the latency run.")
+@click.option(
+    "--rate", default=500, show_default=True, help="Offered rate (msg/s) for the latency run."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench(messages: int, rate: int, as_json: bool) -> None:
     """Measure the full pipeline against raw NATS JetStream in the same run (not a test)."""

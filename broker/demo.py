@@ -50,8 +50,12 @@ UNLISTED_PURPOSE = "general_interest"  # not one of the eight s 284 grounds
 RECEIPT_TIMEOUT_S = 10.0
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
-ROLES = {Agency.POLICE: "designated_contact", Agency.CORRECTIONS: "case_manager",
-         Agency.DFFH: "housing_worker", Agency.HEALTH: "clinician"}
+ROLES = {
+    Agency.POLICE: "designated_contact",
+    Agency.CORRECTIONS: "case_manager",
+    Agency.DFFH: "housing_worker",
+    Agency.HEALTH: "clinician",
+}
 
 # -- the script --------------------------------------------------------------------------
 
@@ -75,44 +79,84 @@ class Step:
 
 RISK_UPDATE = Step(
     "Corrections risk.update to Police and Health (offender_management)",
-    Agency.CORRECTIONS, (Agency.POLICE, Agency.HEALTH), Kind.RISK_UPDATE,
-    Purpose.OFFENDER_MANAGEMENT, "S284-000101",
-    {"risk_rating": "elevated", "assessment_tool": "synthetic-dynamic-review",
-     "review_in_days": 14, "conditions_reviewed": ["curfew", "exclusion_zone"]},
+    Agency.CORRECTIONS,
+    (Agency.POLICE, Agency.HEALTH),
+    Kind.RISK_UPDATE,
+    Purpose.OFFENDER_MANAGEMENT,
+    "S284-000101",
+    {
+        "risk_rating": "elevated",
+        "assessment_tool": "synthetic-dynamic-review",
+        "review_in_days": 14,
+        "conditions_reviewed": ["curfew", "exclusion_zone"],
+    },
 )
 TREATMENT = Step(
     "Health service.progress to Corrections (treatment, offender_management)",
-    Agency.HEALTH, (Agency.CORRECTIONS,), Kind.SERVICE_PROGRESS,
-    Purpose.OFFENDER_MANAGEMENT, "S284-000101",
-    {"programme": "synthetic-treatment-programme", "sessions_scheduled": 8,
-     "sessions_attended": 7, "engagement": "consistent"},
+    Agency.HEALTH,
+    (Agency.CORRECTIONS,),
+    Kind.SERVICE_PROGRESS,
+    Purpose.OFFENDER_MANAGEMENT,
+    "S284-000101",
+    {
+        "programme": "synthetic-treatment-programme",
+        "sessions_scheduled": 8,
+        "sessions_attended": 7,
+        "engagement": "consistent",
+    },
 )
 HOUSING = Step(
     "DFFH service.progress to Corrections (housing, csp_service_delivery)",
-    Agency.DFFH, (Agency.CORRECTIONS,), Kind.SERVICE_PROGRESS,
-    Purpose.CSP_SERVICE_DELIVERY, "S284-000102",
-    {"housing_status": "transitional", "placement_ref": "HSG-DEMO-0042",
-     "tenancy_review_in_days": 28},
+    Agency.DFFH,
+    (Agency.CORRECTIONS,),
+    Kind.SERVICE_PROGRESS,
+    Purpose.CSP_SERVICE_DELIVERY,
+    "S284-000102",
+    {
+        "housing_status": "transitional",
+        "placement_ref": "HSG-DEMO-0042",
+        "tenancy_review_in_days": 28,
+    },
 )
 UNLISTED = Step(
     f"Corrections risk.update to Police for unlisted purpose {UNLISTED_PURPOSE!r}",
-    Agency.CORRECTIONS, (Agency.POLICE,), Kind.RISK_UPDATE, Purpose.OFFENDER_MANAGEMENT,
-    "S284-000103", {"risk_rating": "moderate"}, ReasonCode.ENVELOPE_UNKNOWN_PURPOSE.value,
+    Agency.CORRECTIONS,
+    (Agency.POLICE,),
+    Kind.RISK_UPDATE,
+    Purpose.OFFENDER_MANAGEMENT,
+    "S284-000103",
+    {"risk_rating": "moderate"},
+    ReasonCode.ENVELOPE_UNKNOWN_PURPOSE.value,
 )
 BAD_SIGNATURE = Step(
     "Corrections risk.update to Police with a tampered signature",
-    Agency.CORRECTIONS, (Agency.POLICE,), Kind.RISK_UPDATE, Purpose.OFFENDER_MANAGEMENT,
-    "S284-000104", {"risk_rating": "low"}, ReasonCode.AUTH_BAD_SIGNATURE.value,
+    Agency.CORRECTIONS,
+    (Agency.POLICE,),
+    Kind.RISK_UPDATE,
+    Purpose.OFFENDER_MANAGEMENT,
+    "S284-000104",
+    {"risk_rating": "low"},
+    ReasonCode.AUTH_BAD_SIGNATURE.value,
 )
 REPLAY = Step(
     "Replay of the Corrections risk.update (same bytes, new Nats-Msg-Id)",
-    RISK_UPDATE.sender, RISK_UPDATE.to, RISK_UPDATE.kind, RISK_UPDATE.purpose,
-    RISK_UPDATE.offender, RISK_UPDATE.payload, ReasonCode.REPLAY_DUPLICATE_ID.value,
+    RISK_UPDATE.sender,
+    RISK_UPDATE.to,
+    RISK_UPDATE.kind,
+    RISK_UPDATE.purpose,
+    RISK_UPDATE.offender,
+    RISK_UPDATE.payload,
+    ReasonCode.REPLAY_DUPLICATE_ID.value,
 )
 NO_JUSTIFICATION = Step(
     "Corrections risk.alert to Police for risk_reduction without a justification",
-    Agency.CORRECTIONS, (Agency.POLICE,), Kind.RISK_ALERT, Purpose.RISK_REDUCTION,
-    "S284-000105", {"alert_level": "high", "window_hours": 48}, ReasonCode.POLICY_DENIED.value,
+    Agency.CORRECTIONS,
+    (Agency.POLICE,),
+    Kind.RISK_ALERT,
+    Purpose.RISK_REDUCTION,
+    "S284-000105",
+    {"alert_level": "high", "window_hours": 48},
+    ReasonCode.POLICY_DENIED.value,
 )
 
 
@@ -146,13 +190,14 @@ def _unlisted_purpose(home: Home, env: Envelope, payload: dict[str, Any]) -> byt
     gateway = home.directory().encryption_key_for(GATEWAY)
     if not isinstance(gateway.key, X25519PublicKey):
         raise ConfigError("the gateway's encryption key in the directory is not X25519")
-    sealed = jwe_encrypt(json.dumps(content).encode(), gateway.key, gateway.kid,
-                         {"s284_id": env.id})
-    claims = IngressClaims(id=env.id, created_at=env.created_at, agency=env.sender.agency,
-                           sealed=sealed)
+    sealed = jwe_encrypt(
+        json.dumps(content).encode(), gateway.key, gateway.kid, {"s284_id": env.id}
+    )
+    claims = IngressClaims(
+        id=env.id, created_at=env.created_at, agency=env.sender.agency, sealed=sealed
+    )
     sender = home.identity(env.sender.agency.value)
-    token = jws_sign(claims.model_dump_json().encode(), sender.signing, sender.sig_kid,
-                     TYP_INGRESS)
+    token = jws_sign(claims.model_dump_json().encode(), sender.signing, sender.sig_kid, TYP_INGRESS)
     return token.encode("ascii")
 
 
@@ -187,10 +232,12 @@ async def _receipt(client: AgencyClient, message_id: str) -> Receipt | None:
 
 async def _send(scene: Scene, step: Step, forge: Forge | None = None) -> Sent:
     client = scene.clients[step.sender]
-    env = client.envelope(kind=step.kind, purpose=step.purpose, offender=step.offender,
-                          to=step.to, **step.extra)
-    frame = client.seal(env, step.payload) if forge is None else forge(scene.home, env,
-                                                                       step.payload)
+    env = client.envelope(
+        kind=step.kind, purpose=step.purpose, offender=step.offender, to=step.to, **step.extra
+    )
+    frame = (
+        client.seal(env, step.payload) if forge is None else forge(scene.home, env, step.payload)
+    )
     await client.publish_frame(frame, env.id)
     return Sent(step, env.id, frame, await _receipt(client, env.id))
 
@@ -203,8 +250,9 @@ async def _replay(scene: Scene, original: Sent) -> Sent:
     """
     client = scene.clients[REPLAY.sender]
     await client.publish_unchecked(original.frame, {"Nats-Msg-Id": f"replay-{new_id()}"})
-    return Sent(REPLAY, original.message_id, original.frame,
-                await _receipt(client, original.message_id))
+    return Sent(
+        REPLAY, original.message_id, original.frame, await _receipt(client, original.message_id)
+    )
 
 
 async def _play(scene: Scene) -> list[Sent]:
@@ -218,8 +266,9 @@ async def _play(scene: Scene) -> list[Sent]:
 
 
 def _sender(agency: Agency) -> Sender:
-    return Sender(agency=agency, unit="demo-unit", person_id=f"demo-{agency.value}-01",
-                  role=ROLES[agency])
+    return Sender(
+        agency=agency, unit="demo-unit", person_id=f"demo-{agency.value}-01", role=ROLES[agency]
+    )
 
 
 @contextlib.asynccontextmanager
@@ -266,8 +315,12 @@ def _step_expectation(sent: Sent) -> Expectation:
 def _matches(item: VerifiedDelivery, sent: Sent) -> bool:
     """Decrypted, from the expected agency, about the expected offender, nothing invented."""
     env = item.envelope
-    return (env.sender.agency == sent.step.sender and env.offender == sent.step.offender
-            and bool(item.payload) and item.payload.items() <= sent.step.payload.items())
+    return (
+        env.sender.agency == sent.step.sender
+        and env.offender == sent.step.offender
+        and bool(item.payload)
+        and item.payload.items() <= sent.step.payload.items()
+    )
 
 
 @dataclass(frozen=True)
@@ -282,24 +335,31 @@ class Report:
         return [i for i in self.inboxes[agency] if i.envelope.id in ids]
 
     def expected(self, agency: Agency) -> dict[str, Sent]:
-        return {s.message_id: s for s in self.sent
-                if s.step.expect == ACCEPTED and agency in s.step.to}
+        return {
+            s.message_id: s for s in self.sent if s.step.expect == ACCEPTED and agency in s.step.to
+        }
 
     def inbox_expectation(self, agency: Agency) -> Expectation:
         expected, ours = self.expected(agency), self.ours(agency)
-        held = (sorted(i.envelope.id for i in ours) == sorted(expected)
-                and all(_matches(i, expected[i.envelope.id]) for i in ours)
-                and (not self.strict or len(ours) == len(self.inboxes[agency])))
+        held = (
+            sorted(i.envelope.id for i in ours) == sorted(expected)
+            and all(_matches(i, expected[i.envelope.id]) for i in ours)
+            and (not self.strict or len(ours) == len(self.inboxes[agency]))
+        )
         senders = ", ".join(sorted({s.step.sender.value for s in expected.values()}))
-        name = (f"{agency.value} received exactly {len(expected)} message(s), from {senders}, "
-                "verified and decrypted" if expected
-                else f"{agency.value} received none of the demo's messages")
+        name = (
+            f"{agency.value} received exactly {len(expected)} message(s), from {senders}, "
+            "verified and decrypted"
+            if expected
+            else f"{agency.value} received none of the demo's messages"
+        )
         return Expectation(name, held)
 
     @property
     def expectations(self) -> list[Expectation]:
-        return ([_step_expectation(s) for s in self.sent]
-                + [self.inbox_expectation(a) for a in Agency])
+        return [_step_expectation(s) for s in self.sent] + [
+            self.inbox_expectation(a) for a in Agency
+        ]
 
     @property
     def ok(self) -> bool:
@@ -316,11 +376,18 @@ def _figures(report: Report) -> dict[str, Any]:
         "no_receipt": outcomes.pop(NO_RECEIPT, 0),
         "refused": dict(sorted(outcomes.items())),
         "delivered": {a.value: len(report.ours(a)) for a in Agency},
-        "other_delivered": {a.value: len(report.inboxes[a]) - len(report.ours(a))
-                            for a in Agency},
-        "steps": [{"name": s.step.name, "sender": s.step.sender.value,
-                   "message_id": s.message_id, "expected": s.step.expect,
-                   "outcome": s.outcome, "delivered_to": s.delivered_to} for s in report.sent],
+        "other_delivered": {a.value: len(report.inboxes[a]) - len(report.ours(a)) for a in Agency},
+        "steps": [
+            {
+                "name": s.step.name,
+                "sender": s.step.sender.value,
+                "message_id": s.message_id,
+                "expected": s.step.expect,
+                "outcome": s.outcome,
+                "delivered_to": s.delivered_to,
+            }
+            for s in report.sent
+        ],
         "expectations": [{"name": e.name, "held": e.held} for e in report.expectations],
     }
 
@@ -330,8 +397,10 @@ def _mark(held: bool) -> str:
 
 
 def _summary_lines(figures: dict[str, Any]) -> list[str]:
-    head = (f"s284 demo: {figures['sent']} frames sent, {figures['accepted']} accepted, "
-            f"{sum(figures['refused'].values())} refused ({figures['elapsed_s']} s)")
+    head = (
+        f"s284 demo: {figures['sent']} frames sent, {figures['accepted']} accepted, "
+        f"{sum(figures['refused'].values())} refused ({figures['elapsed_s']} s)"
+    )
     lines = [head, "", "Delivered to each agency (verified and decrypted):"]
     lines += [f"  {agency:<12} {count}" for agency, count in figures["delivered"].items()]
     lines += ["Refused, by reason code:"]
@@ -400,8 +469,7 @@ async def _embedded(settings: Settings) -> AsyncIterator[Started]:
 
 def _fresh_settings(home: Path) -> Settings:
     nats_port, http_port = _free_ports(2)
-    return Settings(home=home, nats_port=nats_port, http_port=http_port, nats_url=None,
-                    db_url=None)
+    return Settings(home=home, nats_port=nats_port, http_port=http_port, nats_url=None, db_url=None)
 
 
 async def run_demo(as_json: bool) -> int:

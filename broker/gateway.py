@@ -28,8 +28,8 @@ from broker import _steps as steps
 from broker.envelope import (
     Agency,
     DeliveredContent,
-    DisclosureDecision,
     DeliveryRef,
+    DisclosureDecision,
     IngressClaims,
     Receipt,
     SealedContent,
@@ -88,8 +88,13 @@ class GatewayState:
 
 class Gateway:
     def __init__(
-        self, settings: Settings, conn: Connection, store: AuditStore, policy: PolicyEngine,
-        identity: Identity, directory: KeyDirectory,
+        self,
+        settings: Settings,
+        conn: Connection,
+        store: AuditStore,
+        policy: PolicyEngine,
+        identity: Identity,
+        directory: KeyDirectory,
     ) -> None:
         self._settings = settings
         self._conn = conn
@@ -181,8 +186,11 @@ class Gateway:
                 continue
             try:
                 steps.check_replay(
-                    work.claims, work.msg.stored_at, work.msg.stream_seq,
-                    seen.get(work.claims.id), self._settings.replay_window_s,
+                    work.claims,
+                    work.msg.stored_at,
+                    work.msg.stream_seq,
+                    seen.get(work.claims.id),
+                    self._settings.replay_window_s,
                 )
             except Refusal as refusal:
                 work.refusal = refusal
@@ -206,25 +214,45 @@ class Gateway:
             self._prepare_delivery(work, recipient, decision)
 
     def _prepare_delivery(self, work: Work, recipient: Agency, decision: Decision) -> None:
-        assert work.content is not None and work.claims is not None  # noqa: S101 - narrowed above
+        if work.content is None:
+            raise RuntimeError("delivery prepared before the payload was opened")
         env = work.content.envelope
         payload, withheld = steps.minimise(work.content.payload, recipient)
         delivery_id = delivery_id_for(env.id, recipient)
-        why = DisclosureDecision(policy_ids=list(decision.policy_ids), reason=decision.reason,
-                                 policy_version=self._policy.version)
-        content = DeliveredContent(envelope=env, payload=payload, withheld=withheld, decision=why,
-                                   origin=work.msg.data.decode("ascii"))
+        why = DisclosureDecision(
+            policy_ids=list(decision.policy_ids),
+            reason=decision.reason,
+            policy_version=self._policy.version,
+        )
+        content = DeliveredContent(
+            envelope=env,
+            payload=payload,
+            withheld=withheld,
+            decision=why,
+            origin=work.msg.data.decode("ascii"),
+        )
         frame = seal_delivery(delivery_id, recipient, content, self._identity, self._directory)
         subject = deliver_subject(recipient.value, env.kind.value)
-        work.deliveries.append((subject, frame, DeliveryRef(delivery_id=delivery_id, recipient=recipient)))
+        work.deliveries.append(
+            (subject, frame, DeliveryRef(delivery_id=delivery_id, recipient=recipient))
+        )
         work.records.append(self._record(work, "disclosed", recipient, decision))
 
-    def _record(self, work: Work, event: str, recipient: Agency | None, decision: Decision | None) -> AuditRecord:
+    def _record(
+        self, work: Work, event: str, recipient: Agency | None, decision: Decision | None
+    ) -> AuditRecord:
         env = work.content.envelope if work.content is not None else None
         refusal = work.refusal
-        key = f"disclosed:{env.id}:{recipient}" if event == "disclosed" and env else f"refused:{work.key}"
+        key = (
+            f"disclosed:{env.id}:{recipient}"
+            if event == "disclosed" and env
+            else f"refused:{work.key}"
+        )
         return AuditRecord(
-            record_id=new_id(), dedupe_key=key, event=event, occurred_at=work.msg.stored_at,
+            record_id=new_id(),
+            dedupe_key=key,
+            event=event,
+            occurred_at=work.msg.stored_at,
             ingress_agency=work.agency.value if work.agency else "unknown",
             decision="permit" if refusal is None else "deny",
             reason_code=refusal.code.value if refusal else None,
@@ -235,13 +263,16 @@ class Gateway:
             sender_agency=env.sender.agency.value if env else None,
             sender_person=env.sender.person_id if env else None,
             recipient_agency=recipient.value if recipient else None,
-            offender=env.offender if env else None, kind=env.kind.value if env else None,
+            offender=env.offender if env else None,
+            kind=env.kind.value if env else None,
             purpose=env.purpose.value if env else None,
             justification=env.justification if env else None,
             correlation_id=env.correlation_id if env else None,
             policy_ids=tuple(decision.policy_ids) if decision else (),
             policy_version=self._policy.version,
-            payload_digest=hashlib.sha256(work.claims.sealed.encode()).hexdigest() if work.claims else None,
+            payload_digest=hashlib.sha256(work.claims.sealed.encode()).hexdigest()
+            if work.claims
+            else None,
         )
 
     def _record_refusal(self, work: Work) -> None:
@@ -255,38 +286,45 @@ class Gateway:
         seen = [
             SeenMessage(w.claims.id, w.msg.stream_seq)
             for w in works
-            if w.claims is not None and w.refusal is None
-            or (w.claims is not None and w.refusal is not None
-                and w.refusal.code not in _NOT_SEEN)
+            if (w.claims is not None and w.refusal is None)
+            or (w.claims is not None and w.refusal is not None and w.refusal.code not in _NOT_SEEN)
         ]
         await self._db(self._store.append, records, seen)
 
     async def _deliver(self, works: list[Work]) -> None:
         publishes = [
             self._conn.publish(subject, frame, ref.delivery_id)
-            for w in works for subject, frame, ref in w.deliveries
+            for w in works
+            for subject, frame, ref in w.deliveries
         ]
         publishes += [
-            self._conn.publish(f"s284.dlq.ingress.{w.agency or 'unknown'}", w.msg.data, f"dlq:{w.key}")
-            for w in works if w.dead_letter
+            self._conn.publish(
+                f"s284.dlq.ingress.{w.agency or 'unknown'}", w.msg.data, f"dlq:{w.key}"
+            )
+            for w in works
+            if w.dead_letter
         ]
         await asyncio.gather(*publishes)
 
     async def _receipt(self, work: Work) -> None:
         refusal = work.refusal
         receipt = Receipt(
-            message_id=work.message_ref, status="refused" if refusal else "accepted",
+            message_id=work.message_ref,
+            status="refused" if refusal else "accepted",
             reason=refusal.code.value if refusal else None,
             detail=refusal.detail if refusal else None,
             deliveries=[ref for _, _, ref in work.deliveries],
-            decided_at=datetime.now(UTC), policy_version=self._policy.version,
+            decided_at=datetime.now(UTC),
+            policy_version=self._policy.version,
         )
         self._log_outcome(work)
         if work.agency is None:
             return
         subject = receipt_subject(work.agency.value, work.message_ref or "unknown")
         try:
-            await self._conn.publish(subject, sign_receipt(receipt, self._identity), f"receipt:{work.key}")
+            await self._conn.publish(
+                subject, sign_receipt(receipt, self._identity), f"receipt:{work.key}"
+            )
         except TransportError:
             # The decision is recorded and acked; the receipt stays queryable in the audit log.
             log.warning("receipt_publish_failed", message_id=work.message_ref)
@@ -294,11 +332,20 @@ class Gateway:
     def _log_outcome(self, work: Work) -> None:
         if work.refusal is not None:
             self.state.refused += 1
-            log.info("message_refused", message_id=work.message_ref, reason=work.refusal.code.value,
-                     ingress=work.agency.value if work.agency else None, seq=work.msg.stream_seq)
+            log.info(
+                "message_refused",
+                message_id=work.message_ref,
+                reason=work.refusal.code.value,
+                ingress=work.agency.value if work.agency else None,
+                seq=work.msg.stream_seq,
+            )
         else:
-            log.info("message_accepted", message_id=work.message_ref,
-                     deliveries=len(work.deliveries), seq=work.msg.stream_seq)
+            log.info(
+                "message_accepted",
+                message_id=work.message_ref,
+                deliveries=len(work.deliveries),
+                seq=work.msg.stream_seq,
+            )
 
     async def _nak_all(self, msgs: list[Inbound], delay: float) -> None:
         for msg in msgs:
@@ -308,7 +355,7 @@ class Gateway:
                 log.debug("nak_failed", seq=msg.stream_seq)
 
     async def _wait_for_store(self) -> None:
-        while not await asyncio.to_thread(self._store.ping):
+        while not await asyncio.to_thread(self._store.ping):  # noqa: ASYNC110 - polling a DB
             await asyncio.sleep(1.0)
         log.info("audit_available")
 

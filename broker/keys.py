@@ -51,10 +51,20 @@ class Identity:
         sig = self.signing.public_key()
         enc = self.encryption.public_key()
         return [
-            {**okp_jwk(sig), "kid": self.sig_kid, "use": "sig", "alg": "EdDSA",
-             "s284_identity": self.name},
-            {**okp_jwk(enc), "kid": self.enc_kid, "use": "enc", "alg": "ECDH-ES",
-             "s284_identity": self.name},
+            {
+                **okp_jwk(sig),
+                "kid": self.sig_kid,
+                "use": "sig",
+                "alg": "EdDSA",
+                "s284_identity": self.name,
+            },
+            {
+                **okp_jwk(enc),
+                "kid": self.enc_kid,
+                "use": "enc",
+                "alg": "ECDH-ES",
+                "s284_identity": self.name,
+            },
         ]
 
     def private_jwks(self) -> dict[str, Any]:
@@ -84,7 +94,9 @@ class Identity:
                 X25519PrivateKey.from_private_bytes(keys["enc"]),
             )
         except (OSError, KeyError, ValueError, TypeError, CryptoError) as exc:
-            raise ConfigError(f"cannot read private keys from {path}: {exc.__class__.__name__}") from exc
+            raise ConfigError(
+                f"cannot read private keys from {path}: {exc.__class__.__name__}"
+            ) from exc
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,18 @@ class PublicKeyEntry:
     identity: str
     use: str
     key: Ed25519PublicKey | X25519PublicKey
+
+    @property
+    def ed25519(self) -> Ed25519PublicKey:
+        if not isinstance(self.key, Ed25519PublicKey):
+            raise CryptoError(f"key {self.kid} is not an Ed25519 signing key")
+        return self.key
+
+    @property
+    def x25519(self) -> X25519PublicKey:
+        if not isinstance(self.key, X25519PublicKey):
+            raise CryptoError(f"key {self.kid} is not an X25519 encryption key")
+        return self.key
 
 
 class KeyDirectory:

@@ -66,8 +66,12 @@ class NatsServer:
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         with self._log_file.open("ab") as out:
             self._proc = await asyncio.create_subprocess_exec(
-                str(nats_server_binary()), "-c", str(self._config),
-                stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL,
+                str(nats_server_binary()),
+                "-c",
+                str(self._config),
+                stdout=out,
+                stderr=out,
+                stdin=asyncio.subprocess.DEVNULL,
             )
         log.info("nats_server_started", pid=self._proc.pid, port=self._port)
 
@@ -80,7 +84,9 @@ class NatsServer:
             if _port_open(self._port):
                 return
             await asyncio.sleep(0.05)
-        raise ConfigError(f"nats-server did not listen within {timeout:.0f} s; see {self._log_file}")
+        raise ConfigError(
+            f"nats-server did not listen within {timeout:.0f} s; see {self._log_file}"
+        )
 
     async def _supervise(self) -> None:
         backoff = 0.5

@@ -66,8 +66,9 @@ async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncItera
         AGENCY_NAMES,
     )
     store = await asyncio.to_thread(AuditStore.open, settings.database_url)
-    gateway = Gateway(settings, conn, store, AllowListPolicy(), home.identity(GATEWAY),
-                      home.directory())
+    gateway = Gateway(
+        settings, conn, store, AllowListPolicy(), home.identity(GATEWAY), home.directory()
+    )
     task = asyncio.create_task(gateway.run(stop))
     try:
         yield gateway
@@ -85,7 +86,9 @@ async def run_gateway(settings: Settings) -> None:
 
 
 async def run_embedded(
-    settings: Settings, on_started: Callable[[Started], None], stop: asyncio.Event | None = None,
+    settings: Settings,
+    on_started: Callable[[Started], None],
+    stop: asyncio.Event | None = None,
 ) -> None:
     """nats-server child + gateway + HTTP API until `stop` (default: SIGINT/SIGTERM)."""
     stop = stop or stop_event_on_signals()
@@ -99,13 +102,23 @@ async def run_embedded(
     try:
         async with gateway_running(settings, stop) as gateway:
             app = create_app({"gateway": lambda: gateway.state.ready, "audit": gateway.store_ok})
-            config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                                    log_level="warning", lifespan="off")
+            config = uvicorn.Config(
+                app,
+                host=settings.http_host,
+                port=settings.http_port,
+                log_level="warning",
+                lifespan="off",
+            )
             http = _QuietServer(config)
             http_task = asyncio.create_task(http.serve())
-            on_started(Started(home, home.nats_url,
-                               f"http://{settings.http_host}:{settings.http_port}",
-                               settings.database_url))
+            on_started(
+                Started(
+                    home,
+                    home.nats_url,
+                    f"http://{settings.http_host}:{settings.http_port}",
+                    settings.database_url,
+                )
+            )
             await stop.wait()
             http.should_exit = True
             await http_task

@@ -1,10 +1,10 @@
 """Client SDK for agency systems: send sealed messages, read the verified inbox.
 
-    async with await AgencyClient.from_home("var/s284", "corrections") as client:
-        receipt = await client.send(kind="risk.update", purpose="offender_management",
-                                    offender="S284-000123", to=["police"], payload={...})
-        async for item in client.inbox():
-            ...  # acknowledged once the loop asks for the next item
+async with await AgencyClient.from_home("var/s284", "corrections") as client:
+    receipt = await client.send(kind="risk.update", purpose="offender_management",
+                                offender="S284-000123", to=["police"], payload={...})
+    async for item in client.inbox():
+        ...  # acknowledged once the loop asks for the next item
 """
 
 from __future__ import annotations
@@ -46,13 +46,21 @@ class AgencyClient:
 
     @classmethod
     async def connect(
-        cls, nats_url: str, creds: Credentials, identity: Identity, directory: KeyDirectory,
+        cls,
+        nats_url: str,
+        creds: Credentials,
+        identity: Identity,
+        directory: KeyDirectory,
         sender: Sender | None = None,
     ) -> AgencyClient:
         agency = Agency(identity.name)
         conn = await Connection.connect(nats_url, creds, name=f"s284-sdk-{agency.value}")
-        client = cls(conn, identity, directory,
-                     sender or Sender(agency=agency, unit="hq", person_id="system", role="system"))
+        client = cls(
+            conn,
+            identity,
+            directory,
+            sender or Sender(agency=agency, unit="hq", person_id="system", role="system"),
+        )
         await conn.subscribe(f"s284.receipt.{agency.value}.>", client._on_receipt)
         return client
 
@@ -69,7 +77,9 @@ class AgencyClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.close()
@@ -79,13 +89,22 @@ class AgencyClient:
         return self._sender.agency
 
     def envelope(
-        self, *, kind: Kind | str, purpose: Purpose | str, offender: str,
-        to: Sequence[Agency | str], **extra: Any,
+        self,
+        *,
+        kind: Kind | str,
+        purpose: Purpose | str,
+        offender: str,
+        to: Sequence[Agency | str],
+        **extra: Any,
     ) -> Envelope:
         """Build and validate an envelope from this client's sender identity."""
         return Envelope(
-            sender=self._sender, kind=Kind(kind), purpose=Purpose(purpose), offender=offender,
-            recipients=[Agency(a) for a in to], **extra,
+            sender=self._sender,
+            kind=Kind(kind),
+            purpose=Purpose(purpose),
+            offender=offender,
+            recipients=[Agency(a) for a in to],
+            **extra,
         )
 
     def seal(self, envelope: Envelope, payload: dict[str, Any]) -> bytes:
@@ -101,8 +120,14 @@ class AgencyClient:
         await self._conn.publish_raw(ingress_subject(self.agency.value), frame, headers)
 
     async def send(
-        self, *, kind: Kind | str, purpose: Purpose | str, offender: str,
-        to: Sequence[Agency | str], payload: dict[str, Any], timeout: float = 15.0,  # noqa: ASYNC109
+        self,
+        *,
+        kind: Kind | str,
+        purpose: Purpose | str,
+        offender: str,
+        to: Sequence[Agency | str],
+        payload: dict[str, Any],
+        timeout: float = 15.0,  # noqa: ASYNC109
         **extra: Any,
     ) -> Receipt:
         """Seal, publish and wait for the gateway's signed receipt (accepted or refused)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from broker.envelope import (
     Agency,
@@ -25,7 +25,7 @@ from broker.envelope import (
     SealedContent,
 )
 from broker.errors import CryptoError
-from broker.jose import jwe_decrypt, jwe_encrypt, jws_unverified_header, jws_sign, jws_verify
+from broker.jose import jwe_decrypt, jwe_encrypt, jws_sign, jws_unverified_header, jws_verify
 from broker.keys import GATEWAY, Identity, KeyDirectory
 
 TYP_INGRESS = "s284-ingress+jws"
@@ -33,8 +33,8 @@ TYP_DELIVERY = "s284-delivery+jws"
 TYP_RECEIPT = "s284-receipt+jws"
 
 
-def _dump(model: Any) -> bytes:
-    return model.model_dump_json(exclude_none=False).encode()  # type: ignore[no-any-return]
+def _dump(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
 
 
 def seal_ingress(
@@ -44,7 +44,10 @@ def seal_ingress(
     gateway_enc = directory.encryption_key_for(GATEWAY)
     content = SealedContent(envelope=envelope, payload=payload)
     sealed = jwe_encrypt(
-        _dump(content), gateway_enc.key, gateway_enc.kid, {"s284_id": envelope.id}  # type: ignore[arg-type]
+        _dump(content),
+        gateway_enc.x25519,
+        gateway_enc.kid,
+        {"s284_id": envelope.id},
     )
     claims = IngressClaims(
         id=envelope.id, created_at=envelope.created_at, agency=envelope.sender.agency, sealed=sealed
@@ -53,18 +56,26 @@ def seal_ingress(
 
 
 def seal_delivery(
-    delivery_id: str, to: Agency, content: DeliveredContent, gateway: Identity,
+    delivery_id: str,
+    to: Agency,
+    content: DeliveredContent,
+    gateway: Identity,
     directory: KeyDirectory,
 ) -> bytes:
     """What the gateway publishes on s284.deliver.<recipient>.<kind>."""
     recipient_enc = directory.encryption_key_for(to.value)
     sealed = jwe_encrypt(
-        _dump(content), recipient_enc.key, recipient_enc.kid,  # type: ignore[arg-type]
+        _dump(content),
+        recipient_enc.x25519,
+        recipient_enc.kid,
         {"s284_id": delivery_id},
     )
     claims = DeliveryClaims(
-        delivery_id=delivery_id, message_id=content.envelope.id,
-        created_at=datetime.now(UTC), to=to, sealed=sealed,
+        delivery_id=delivery_id,
+        message_id=content.envelope.id,
+        created_at=datetime.now(UTC),
+        to=to,
+        sealed=sealed,
     )
     return jws_sign(_dump(claims), gateway.signing, gateway.sig_kid, TYP_DELIVERY).encode("ascii")
 
@@ -80,7 +91,7 @@ def _verify_by(token: str, directory: KeyDirectory, identity: str, typ: str) -> 
         raise CryptoError(f"{typ} not signed by a key of {identity!r}")
     if header.get("typ") != typ:
         raise CryptoError(f"expected a {typ}")
-    return jws_verify(token, entry.key)  # type: ignore[arg-type]
+    return jws_verify(token, entry.ed25519)
 
 
 def verify_receipt(frame: bytes, directory: KeyDirectory) -> Receipt:

@@ -114,7 +114,7 @@ class PullConsumer:
                     durable=self._durable, stream=self._stream
                 )
             msgs = await self._sub.fetch(batch=batch, timeout=timeout)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
             return []
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             log.warning("fetch_failed", stream=self._stream, error=exc.__class__.__name__)
@@ -156,14 +156,24 @@ class Connection:
 
         nc_holder: list[Client] = []
         try:
-            nc = await asyncio.wait_for(nats.connect(
-                servers=[url], user=creds.user, password=creds.password.get_secret_value(),
-                name=name, inbox_prefix=inbox_prefix(creds.user).encode(),
-                connect_timeout=connect_timeout, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.5, allow_reconnect=True, error_cb=on_error,
-                disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
-            ), timeout=connect_timeout * 2)  # reconnects forever later, but not at first connect
-        except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+            nc = await asyncio.wait_for(
+                nats.connect(
+                    servers=[url],
+                    user=creds.user,
+                    password=creds.password.get_secret_value(),
+                    name=name,
+                    inbox_prefix=inbox_prefix(creds.user).encode(),
+                    connect_timeout=connect_timeout,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    allow_reconnect=True,
+                    error_cb=on_error,
+                    disconnected_cb=on_disconnect,
+                    reconnected_cb=on_reconnect,
+                ),
+                timeout=connect_timeout * 2,
+            )  # reconnects forever later, but not at first connect
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
             raise TransportError(
                 f"cannot connect to NATS at {url} as {creds.user!r} ({exc.__class__.__name__}); "
                 "is the broker running (`s284 up`)?"
@@ -175,9 +185,7 @@ class Connection:
     def is_connected(self) -> bool:
         return bool(self._nc.is_connected)
 
-    async def publish(
-        self, subject: str, data: bytes, msg_id: str, attempts: int = 8
-    ) -> int:
+    async def publish(self, subject: str, data: bytes, msg_id: str, attempts: int = 8) -> int:
         """JetStream publish with retries; returns the stream sequence (dedup-safe)."""
         delay = 0.1
         for attempt in range(attempts):
@@ -223,22 +231,36 @@ class Connection:
         """Create or update every stream and durable consumer (idempotent; gateway user)."""
         frame_limit = limits.max_frame_bytes + 64 * 1024  # room for NATS headers
         window = max(300.0, limits.ack_wait_s * (limits.max_deliver + 1))
-        await self._stream(api.StreamConfig(
-            name=STREAM_INGRESS, subjects=["s284.ingress.*"],
-            retention=api.RetentionPolicy.WORK_QUEUE, storage=api.StorageType.FILE,
-            max_msg_size=frame_limit, duplicate_window=window, deny_delete=True,
-            deny_purge=True,
-        ))
+        await self._stream(
+            api.StreamConfig(
+                name=STREAM_INGRESS,
+                subjects=["s284.ingress.*"],
+                retention=api.RetentionPolicy.WORK_QUEUE,
+                storage=api.StorageType.FILE,
+                max_msg_size=frame_limit,
+                duplicate_window=window,
+                deny_delete=True,
+                deny_purge=True,
+            )
+        )
         for name, subjects, age in (
             (STREAM_DELIVER, ["s284.deliver.>", "s284.alert.>"], 30 * _DAY),
             (STREAM_RECEIPTS, ["s284.receipt.>"], 7 * _DAY),
             (STREAM_DLQ, ["s284.dlq.>"], 90 * _DAY),
         ):
-            await self._stream(api.StreamConfig(
-                name=name, subjects=subjects, retention=api.RetentionPolicy.LIMITS,
-                storage=api.StorageType.FILE, max_age=age, duplicate_window=window,
-                max_msg_size=MAX_PAYLOAD, deny_delete=True, deny_purge=True,
-            ))
+            await self._stream(
+                api.StreamConfig(
+                    name=name,
+                    subjects=subjects,
+                    retention=api.RetentionPolicy.LIMITS,
+                    storage=api.StorageType.FILE,
+                    max_age=age,
+                    duplicate_window=window,
+                    max_msg_size=MAX_PAYLOAD,
+                    deny_delete=True,
+                    deny_purge=True,
+                )
+            )
         await self._consumer(
             STREAM_INGRESS, GATEWAY_CONSUMER, "s284.ingress.*", limits, limits.max_deliver
         )
@@ -260,8 +282,12 @@ class Connection:
         self, stream: str, durable: str, subject: str, limits: StreamLimits, max_deliver: int = -1
     ) -> None:
         config = api.ConsumerConfig(
-            durable_name=durable, ack_policy=api.AckPolicy.EXPLICIT, filter_subject=subject,
-            ack_wait=limits.ack_wait_s, max_deliver=max_deliver, max_ack_pending=4096,
+            durable_name=durable,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            filter_subject=subject,
+            ack_wait=limits.ack_wait_s,
+            max_deliver=max_deliver,
+            max_ack_pending=4096,
         )
         await self.js.add_consumer(stream, config)
 

@@ -10,8 +10,14 @@ MIN_JUSTIFICATION = 20
 # kind -> purposes under which that kind of information may be disclosed at all.
 # A deliberately small, reviewable table; anything not listed is refused (default deny).
 PERMITTED: dict[str, tuple[str, ...]] = {
-    "risk.update": ("offender_management", "risk_reduction", "reports", "order_application",
-                    "authorised_by_law", "consent"),
+    "risk.update": (
+        "offender_management",
+        "risk_reduction",
+        "reports",
+        "order_application",
+        "authorised_by_law",
+        "consent",
+    ),
     "risk.alert": ("risk_reduction", "offender_management"),
     "service.progress": ("csp_service_delivery", "offender_management", "reports", "consent"),
     "service.referral": ("csp_service_delivery", "csp_preparation", "consent"),
@@ -79,8 +85,11 @@ class AllowListPolicy:
                 "default-deny",
                 f"no rule permits {request.kind} for purpose {request.purpose} (default deny)",
             )
-        return Decision(True, (f"permit:{request.kind}:{request.purpose}",),
-                        f"{request.kind} may be disclosed for {request.purpose}")
+        return Decision(
+            allowed=True,
+            policy_ids=(f"permit:{request.kind}:{request.purpose}",),
+            reason=f"{request.kind} may be disclosed for {request.purpose}",
+        )
 
     @staticmethod
     def _missing_evidence(request: PolicyRequest) -> Decision | None:

@@ -67,11 +67,17 @@ async def gateway(deployment: Deployment) -> AsyncIterator[object]:
         yield gw
 
 
-def s284(*args: str, env: dict[str, str] | None = None, **kw: object) -> subprocess.CompletedProcess[str]:
+def s284(
+    *args: str, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI as a user would."""
     return subprocess.run(  # noqa: PLW1510 - callers assert on returncode
-        [sys.executable, "-m", "broker.cli", *args], capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=120, **kw,  # type: ignore[arg-type]
+        [sys.executable, "-m", "broker.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        **kw,  # type: ignore[arg-type]
     )
 
 

@@ -30,7 +30,11 @@ def test_demo_shows_lawful_flows_delivered_and_unlawful_frames_refused():
     env = {k: v for k, v in os.environ.items() if not k.startswith("S284_")}
     proc = subprocess.run(
         [sys.executable, "-c", "from broker.cli import main; main()", "demo", "--json"],
-        capture_output=True, text=True, timeout=120, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     figures = json.loads(proc.stdout)
@@ -42,13 +46,20 @@ def test_demo_shows_lawful_flows_delivered_and_unlawful_frames_refused():
     assert figures["refused"] == REFUSALS
     assert figures["delivered"] == {"police": 1, "corrections": 2, "dffh": 0, "health": 1}
     assert figures["other_delivered"] == {"police": 0, "corrections": 0, "dffh": 0, "health": 0}
-    accepted = {s["sender"]: s["delivered_to"] for s in figures["steps"]
-                if s["outcome"] == "accepted"}
-    assert accepted == {"corrections": ["health", "police"], "health": ["corrections"],
-                        "dffh": ["corrections"]}
+    accepted = {
+        s["sender"]: s["delivered_to"] for s in figures["steps"] if s["outcome"] == "accepted"
+    }
+    assert accepted == {
+        "corrections": ["health", "police"],
+        "health": ["corrections"],
+        "dffh": ["corrections"],
+    }
     assert all(s["outcome"] == s["expected"] for s in figures["steps"])
     assert len(figures["expectations"]) == 11
     assert all(e["held"] for e in figures["expectations"]), figures["expectations"]
-    for payload_value in ("synthetic-dynamic-review", "synthetic-treatment-programme",
-                          "HSG-DEMO-0042"):
+    for payload_value in (
+        "synthetic-dynamic-review",
+        "synthetic-treatment-programme",
+        "HSG-DEMO-0042",
+    ):
         assert payload_value not in proc.stdout + proc.stderr

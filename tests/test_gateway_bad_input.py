@@ -29,7 +29,7 @@ def _signed(dep: Deployment, **kw: object) -> tuple[str, bytes]:
 def _bad_signature(dep: Deployment) -> tuple[str, bytes]:
     mid, frame = _signed(dep)
     head, body, sig = frame.decode().split(".")
-    flipped = ("A" if sig[5] != "A" else "B")
+    flipped = "A" if sig[5] != "A" else "B"
     return mid, f"{head}.{body}.{sig[:5]}{flipped}{sig[6:]}".encode()
 
 
@@ -46,33 +46,48 @@ def _missing_field() -> dict[str, object]:
 CASES: dict[str, tuple[Case, str]] = {
     "not JSON": (lambda dep: (fresh_id(), b"this is not json at all"), "frame.malformed"),
     "JSON that is not an envelope": (
-        lambda dep: (fresh_id(), b'{"hello": "world"}'), "frame.malformed"),
+        lambda dep: (fresh_id(), b'{"hello": "world"}'),
+        "frame.malformed",
+    ),
     "signed claims that are not an envelope": (
         lambda dep: _signed(dep, claims_override={"sealed": 42, "extra": True}),
-        "envelope.invalid"),
+        "envelope.invalid",
+    ),
     "missing field": (lambda dep: _signed(dep, envelope=_missing_field()), "envelope.invalid"),
     "unknown field": (lambda dep: _signed(dep, envelope=_env(nickname="x")), "envelope.invalid"),
-    "unknown kind": (lambda dep: _signed(dep, envelope=_env(kind="gossip")),
-                     "envelope.unknown_kind"),
-    "unknown purpose": (lambda dep: _signed(dep, envelope=_env(purpose="general_interest")),
-                        "envelope.unknown_purpose"),
+    "unknown kind": (
+        lambda dep: _signed(dep, envelope=_env(kind="gossip")),
+        "envelope.unknown_kind",
+    ),
+    "unknown purpose": (
+        lambda dep: _signed(dep, envelope=_env(purpose="general_interest")),
+        "envelope.unknown_purpose",
+    ),
     "payload over the limit": (
-        lambda dep: _signed(dep, payload={"blob": "x" * 600_000}), "frame.too_large"),
+        lambda dep: _signed(dep, payload={"blob": "x" * 600_000}),
+        "frame.too_large",
+    ),
     "invalid signature": (_bad_signature, "auth.bad_signature"),
     "signed with another agency's key": (
         lambda dep: craft(dep.home.identity("police"), dep.home.directory(), agency="corrections"),
-        "auth.key_agency_mismatch"),
+        "auth.key_agency_mismatch",
+    ),
     "unknown key id": (
         lambda dep: craft(Identity.generate("corrections"), dep.home.directory()),
-        "auth.unknown_key"),
+        "auth.unknown_key",
+    ),
     "created-at outside the window": (
         lambda dep: _signed(dep, envelope=_env(created_at=stale_created_at())),
-        "replay.outside_window"),
+        "replay.outside_window",
+    ),
     "payload that does not decrypt": (
-        lambda dep: _signed(dep, seal_to="police"), "seal.undecryptable"),
+        lambda dep: _signed(dep, seal_to="police"),
+        "seal.undecryptable",
+    ),
     "unknown recipient": (
         lambda dep: _signed(dep, envelope=_env(recipients=["police", "ministry_of_magic"])),
-        "recipient.unknown"),
+        "recipient.unknown",
+    ),
 }
 
 
@@ -95,8 +110,13 @@ async def test_bad_input_is_refused_recorded_and_not_delivered(deployment, gatew
         reason, detail = await _refused(sender, mid, frame)
         assert reason == expected
         assert detail
-        good = await sender.send(kind="risk.update", purpose="offender_management",
-                                 offender="S284-000124", to=["police"], payload={"ok": True})
+        good = await sender.send(
+            kind="risk.update",
+            purpose="offender_management",
+            offender="S284-000124",
+            to=["police"],
+            payload={"ok": True},
+        )
         assert good.accepted
     store = AuditStore.open(deployment.settings.database_url)
     refusals = [r for r in store.records() if r["event"] == "refused"]

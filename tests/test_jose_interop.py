@@ -107,7 +107,11 @@ def test_broker_jwe_decrypts_in_jwcrypto(me):
     assert obj.payload == PAYLOAD
     header = obj.jose_header
     assert {k: header[k] for k in ("alg", "enc", "kid", "s284_id")} == {
-        "alg": "ECDH-ES", "enc": "A256GCM", "kid": me.enc_kid, "s284_id": "X1"}
+        "alg": "ECDH-ES",
+        "enc": "A256GCM",
+        "kid": me.enc_kid,
+        "s284_id": "X1",
+    }
     assert header["epk"]["kty"] == "OKP"
     assert header["epk"]["crv"] == "X25519"
     assert "apu" not in header
@@ -126,8 +130,7 @@ def test_broker_jwe_does_not_decrypt_in_jwcrypto_with_another_key(me, other):
 
 def test_broker_uses_fresh_ephemeral_keys_and_ivs(me):
     """Sealing the same plaintext twice gives different epk, IV and ciphertext."""
-    one, two = (jose.jwe_encrypt(PAYLOAD, me.encryption.public_key(), me.enc_kid)
-                for _ in range(2))
+    one, two = (jose.jwe_encrypt(PAYLOAD, me.encryption.public_key(), me.enc_kid) for _ in range(2))
     assert jose.jwe_unverified_header(one)["epk"] != jose.jwe_unverified_header(two)["epk"]
     assert one.split(".")[2] != two.split(".")[2]
     assert one.split(".")[3] != two.split(".")[3]
@@ -135,8 +138,10 @@ def test_broker_uses_fresh_ephemeral_keys_and_ivs(me):
 
 def test_broker_tokens_use_unpadded_base64url_only(me):
     """Every segment the broker emits is unpadded base64url (no '=', '+' or '/')."""
-    tokens = [jose.jws_sign(PAYLOAD, me.signing, me.sig_kid, "t"),
-              jose.jwe_encrypt(PAYLOAD, me.encryption.public_key(), me.enc_kid)]
+    tokens = [
+        jose.jws_sign(PAYLOAD, me.signing, me.sig_kid, "t"),
+        jose.jwe_encrypt(PAYLOAD, me.encryption.public_key(), me.enc_kid),
+    ]
     alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
     for token in tokens:
         assert set(token) <= alphabet
@@ -171,8 +176,10 @@ def test_jwcrypto_jwe_of_a_large_payload_decrypts_in_broker(me):
     """Size is no interop issue: a 512 KiB plaintext round-trips."""
     big = b"x" * (512 * 1024)
     header = {"alg": "ECDH-ES", "enc": "A256GCM", "kid": me.enc_kid}
-    assert jose.jwe_decrypt(_jwcrypto_jwe(_jwk(me, "enc", private=False), header, big),
-                            me.encryption) == big
+    assert (
+        jose.jwe_decrypt(_jwcrypto_jwe(_jwk(me, "enc", private=False), header, big), me.encryption)
+        == big
+    )
 
 
 # -- RFC 7638 thumbprints ----------------------------------------------------------------
@@ -191,7 +198,8 @@ def test_kid_equals_jwcrypto_rfc7638_thumbprint(use):
 def test_thumbprint_matches_rfc8037_appendix_a3():
     """Known answer from RFC 8037 A.3: the Ed25519 key of A.1 has thumbprint kPrK_qmx...."""
     key = Ed25519PrivateKey.from_private_bytes(
-        b64u_decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"))
+        b64u_decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")
+    )
     assert b64u(jose.raw_public(key.public_key())) == "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
     assert jose.thumbprint(key.public_key()) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
 
@@ -243,7 +251,8 @@ def test_jws_with_a_crit_header_is_refused(me):
 def test_jws_crit_refused_even_for_an_unknown_extension(me):
     """A `crit` naming any extension is refused, not ignored."""
     token = _ed25519_jws(
-        me.signing, {"alg": "EdDSA", "kid": me.sig_kid, "crit": ["exp"], "exp": 1}, PAYLOAD)
+        me.signing, {"alg": "EdDSA", "kid": me.sig_kid, "crit": ["exp"], "exp": 1}, PAYLOAD
+    )
     with pytest.raises(CryptoError):
         jose.jws_verify(token, me.signing.public_key())
 
@@ -297,13 +306,18 @@ def test_jws_with_base64_padding_is_refused(me):
         jose.jws_verify(f"{head}.{body}.{sig}==", me.signing.public_key())
 
 
-@pytest.mark.parametrize("make", [
-    lambda t: t.rsplit(".", 1)[0],
-    lambda t: t + ".AAAA",
-    lambda _t: "",
-    lambda t: json.dumps({"payload": t.split(".")[1], "protected": t.split(".")[0],
-                          "signature": t.split(".")[2]}),
-], ids=["two segments", "four segments", "empty", "JSON serialization"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: t.rsplit(".", 1)[0],
+        lambda t: t + ".AAAA",
+        lambda _t: "",
+        lambda t: json.dumps(
+            {"payload": t.split(".")[1], "protected": t.split(".")[0], "signature": t.split(".")[2]}
+        ),
+    ],
+    ids=["two segments", "four segments", "empty", "JSON serialization"],
+)
 def test_jws_not_in_compact_form_is_refused(me, make: Callable[[str], str]):
     """Only the three-segment compact serialization is accepted."""
     token = make(jose.jws_sign(PAYLOAD, me.signing, me.sig_kid, "t"))
@@ -319,10 +333,13 @@ def test_jws_with_non_json_header_is_refused(me):
             jose.jws_verify(token, me.signing.public_key())
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="broker.jose.b64u_decode is lenient: base64.urlsafe_"
-                   "b64decode drops characters outside the alphabet (reported, jose.py is owned "
-                   "elsewhere); remove this marker when it is fixed")
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="broker.jose.b64u_decode is lenient: base64.urlsafe_"
+    "b64decode drops characters outside the alphabet (reported, jose.py is owned "
+    "elsewhere); remove this marker when it is fixed",
+)
 def test_jws_with_characters_outside_base64url_is_refused(me):
     """A signature segment with characters outside base64url is refused: otherwise the
     gateway accepts a frame (and forwards it as `origin`) that strict recipients reject."""
@@ -335,14 +352,17 @@ def test_jws_with_characters_outside_base64url_is_refused(me):
 # -- what broker.jose must refuse: JWE ---------------------------------------------------
 
 
-@pytest.mark.parametrize(("alg", "enc", "key_kind"), [
-    ("ECDH-ES+A256KW", "A256GCM", "x25519"),
-    ("ECDH-ES", "A128GCM", "x25519"),
-    ("ECDH-ES", "A256CBC-HS512", "x25519"),
-    ("RSA-OAEP-256", "A256GCM", "rsa"),
-    ("dir", "A256GCM", "oct"),
-    ("A256KW", "A256GCM", "oct"),
-])
+@pytest.mark.parametrize(
+    ("alg", "enc", "key_kind"),
+    [
+        ("ECDH-ES+A256KW", "A256GCM", "x25519"),
+        ("ECDH-ES", "A128GCM", "x25519"),
+        ("ECDH-ES", "A256CBC-HS512", "x25519"),
+        ("RSA-OAEP-256", "A256GCM", "rsa"),
+        ("dir", "A256GCM", "oct"),
+        ("A256KW", "A256GCM", "oct"),
+    ],
+)
 def test_jwe_with_another_alg_or_enc_is_refused(me, alg, enc, key_kind):
     """Only alg ECDH-ES (direct) with enc A256GCM is accepted; key wrapping, other content
     encryptions, RSA and shared-key JWEs are refused."""
@@ -367,8 +387,13 @@ def test_jwe_with_a_non_empty_encrypted_key_is_refused(me):
 
 def test_jwe_with_a_crit_header_is_refused(me):
     """A JWE with a `crit` header is refused."""
-    header = {"alg": "ECDH-ES", "enc": "A256GCM", "kid": me.enc_kid, "crit": ["s284_id"],
-              "s284_id": "01ABC"}
+    header = {
+        "alg": "ECDH-ES",
+        "enc": "A256GCM",
+        "kid": me.enc_kid,
+        "crit": ["s284_id"],
+        "s284_id": "01ABC",
+    }
     token = _jwcrypto_jwe(_jwk(me, "enc", private=False), header)
     with pytest.raises(CryptoError):
         jose.jwe_decrypt(token, me.encryption)
@@ -376,8 +401,10 @@ def test_jwe_with_a_crit_header_is_refused(me):
 
 def test_jwe_with_an_epk_on_another_curve_is_refused(me):
     """An ECDH-ES/A256GCM JWE whose epk is a P-256 key is refused (X25519 only)."""
-    token = _jwcrypto_jwe(jwk.JWK.generate(kty="EC", crv="P-256"),
-                          {"alg": "ECDH-ES", "enc": "A256GCM", "kid": me.enc_kid})
+    token = _jwcrypto_jwe(
+        jwk.JWK.generate(kty="EC", crv="P-256"),
+        {"alg": "ECDH-ES", "enc": "A256GCM", "kid": me.enc_kid},
+    )
     with pytest.raises(CryptoError):
         jose.jwe_decrypt(token, me.encryption)
 
@@ -385,16 +412,27 @@ def test_jwe_with_an_epk_on_another_curve_is_refused(me):
 def test_jwe_with_party_info_does_not_open(me):
     """The profile fixes apu/apv empty: a JWE whose KDF used apu/apv is refused (fails
     closed) rather than opened under a different derivation."""
-    header = {"alg": "ECDH-ES", "enc": "A256GCM", "kid": me.enc_kid, "apu": b64u(b"sender"),
-              "apv": b64u(b"gateway")}
+    header = {
+        "alg": "ECDH-ES",
+        "enc": "A256GCM",
+        "kid": me.enc_kid,
+        "apu": b64u(b"sender"),
+        "apv": b64u(b"gateway"),
+    }
     token = _jwcrypto_jwe(_jwk(me, "enc", private=False), header)
     with pytest.raises(CryptoError):
         jose.jwe_decrypt(token, me.encryption)
 
 
-@pytest.mark.parametrize(("segment", "what"), [
-    (0, "protected header (AAD)"), (2, "IV"), (3, "ciphertext"), (4, "tag"),
-])
+@pytest.mark.parametrize(
+    ("segment", "what"),
+    [
+        (0, "protected header (AAD)"),
+        (2, "IV"),
+        (3, "ciphertext"),
+        (4, "tag"),
+    ],
+)
 def test_jwe_with_tampered_segment_is_refused(me, segment, what):
     """AES-GCM authenticates the protected header, IV, ciphertext and tag: a change to any
     of them is refused."""
@@ -422,9 +460,12 @@ def test_jwe_with_swapped_epk_is_refused(me):
 def test_jwe_with_wrong_key_is_refused(me, other):
     """A JWE to one agency does not open with another agency's key, in either direction of
     making it."""
-    for token in (jose.jwe_encrypt(PAYLOAD, me.encryption.public_key(), me.enc_kid),
-                  _jwcrypto_jwe(_jwk(me, "enc", private=False),
-                                {"alg": "ECDH-ES", "enc": "A256GCM", "kid": me.enc_kid})):
+    for token in (
+        jose.jwe_encrypt(PAYLOAD, me.encryption.public_key(), me.enc_kid),
+        _jwcrypto_jwe(
+            _jwk(me, "enc", private=False), {"alg": "ECDH-ES", "enc": "A256GCM", "kid": me.enc_kid}
+        ),
+    ):
         with pytest.raises(CryptoError):
             jose.jwe_decrypt(token, other.encryption)
 
@@ -440,11 +481,15 @@ def test_jwe_with_base64_padding_is_refused(me, segment):
         jose.jwe_decrypt(".".join(parts), me.encryption)
 
 
-@pytest.mark.parametrize("make", [
-    lambda t: t.rsplit(".", 1)[0],
-    lambda t: t + ".AAAA",
-    lambda _t: "a.b.c",
-], ids=["four segments", "six segments", "JWS-shaped"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: t.rsplit(".", 1)[0],
+        lambda t: t + ".AAAA",
+        lambda _t: "a.b.c",
+    ],
+    ids=["four segments", "six segments", "JWS-shaped"],
+)
 def test_jwe_not_in_compact_form_is_refused(me, make: Callable[[str], str]):
     """Only the five-segment compact serialization is accepted."""
     token = make(jose.jwe_encrypt(PAYLOAD, me.encryption.public_key(), me.enc_kid))
@@ -452,10 +497,13 @@ def test_jwe_not_in_compact_form_is_refused(me, make: Callable[[str], str]):
         jose.jwe_decrypt(token, me.encryption)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="broker.jose.jwe_decrypt concatenates ciphertext and tag "
-                   "without checking the tag is 16 bytes, so bytes can move between the two "
-                   "segments (reported); remove this marker when it is fixed")
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="broker.jose.jwe_decrypt concatenates ciphertext and tag "
+    "without checking the tag is 16 bytes, so bytes can move between the two "
+    "segments (reported); remove this marker when it is fixed",
+)
 def test_jwe_with_bytes_moved_from_ciphertext_to_tag_is_refused(me):
     """The tag segment must be exactly 128 bits; a JWE whose last ciphertext bytes were moved
     into the tag segment is a different token and must be refused, as strict libraries do."""
@@ -467,9 +515,12 @@ def test_jwe_with_bytes_moved_from_ciphertext_to_tag_is_refused(me):
         jose.jwe_decrypt(".".join(parts), me.encryption)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="broker.jose.jwe_decrypt ignores a `zip` header and "
-                   "returns the still-compressed bytes (reported); remove this marker when fixed")
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="broker.jose.jwe_decrypt ignores a `zip` header and "
+    "returns the still-compressed bytes (reported); remove this marker when fixed",
+)
 def test_jwe_with_compression_is_refused(me):
     """The profile has no compression: a JWE with zip DEF must be refused, not returned as
     undecompressed bytes."""

@@ -20,9 +20,14 @@ async def _raw(dep, user):
     async def on_error(exc):
         errors.append(exc)
 
-    nc = await nats.connect(f"nats://127.0.0.1:{dep.port}", user=creds.user,
-                            password=creds.password.get_secret_value(), error_cb=on_error,
-                            inbox_prefix=inbox_prefix(user).encode(), max_reconnect_attempts=0)
+    nc = await nats.connect(
+        f"nats://127.0.0.1:{dep.port}",
+        user=creds.user,
+        password=creds.password.get_secret_value(),
+        error_cb=on_error,
+        inbox_prefix=inbox_prefix(user).encode(),
+        max_reconnect_attempts=0,
+    )
     return nc, errors
 
 
@@ -34,10 +39,12 @@ async def test_agency_cannot_publish_into_another_agencys_ingress(deployment, ga
         await js.publish("s284.ingress.dffh", b"forged", timeout=1.5)
     await nc.close()
     assert any("permissions violation" in str(e).lower() for e in errors)
-    gw = await nats.connect(f"nats://127.0.0.1:{deployment.port}",
-                            user="gateway",
-                            password=deployment.home.credentials("gateway").password.get_secret_value(),
-                            inbox_prefix=inbox_prefix("gateway").encode())
+    gw = await nats.connect(
+        f"nats://127.0.0.1:{deployment.port}",
+        user="gateway",
+        password=deployment.home.credentials("gateway").password.get_secret_value(),
+        inbox_prefix=inbox_prefix("gateway").encode(),
+    )
     info = await gw.jetstream().stream_info(STREAM_INGRESS)
     await gw.close()
     assert info.state.messages == 0
@@ -53,11 +60,17 @@ async def test_agency_cannot_read_another_agencys_deliveries(deployment, gateway
 
     await nc.subscribe("s284.deliver.dffh.>", cb=snoop)
     await nc.subscribe("_INBOX_dffh.>", cb=snoop)
-    psub = await nc.jetstream().pull_subscribe_bind(durable=deliver_consumer("dffh"),
-                                                    stream=STREAM_DELIVER)
+    psub = await nc.jetstream().pull_subscribe_bind(
+        durable=deliver_consumer("dffh"), stream=STREAM_DELIVER
+    )
     async with await deployment.client("corrections") as sender:
-        receipt = await sender.send(kind="service.progress", purpose="csp_service_delivery",
-                                    offender="S284-000200", to=["dffh"], payload={"step": 1})
+        receipt = await sender.send(
+            kind="service.progress",
+            purpose="csp_service_delivery",
+            offender="S284-000200",
+            to=["dffh"],
+            payload={"step": 1},
+        )
     assert receipt.accepted
     with pytest.raises((nats.errors.Error, asyncio.TimeoutError)):
         await psub.fetch(1, timeout=1.5)

@@ -40,8 +40,11 @@ MIB = 1024 * 1024
 
 
 def _directory_jwk(identity: str, use: str) -> dict[str, Any]:
-    [key] = [k for k in EXAMPLE["directory"]["keys"]
-             if k["s284_identity"] == identity and k["use"] == use]
+    [key] = [
+        k
+        for k in EXAMPLE["directory"]["keys"]
+        if k["s284_identity"] == identity and k["use"] == use
+    ]
     return key
 
 
@@ -86,9 +89,15 @@ def test_ingress_frame_verifies_with_the_documented_sender_key_in_jwcrypto():
     public key from the documented directory, and sees the documented header and claims."""
     ing = EXAMPLE["ingress"]
     header, claims = _jwcrypto_verify(ing["frame"], _public_jwk("corrections", "sig"))
-    assert header == ing["jws_header"] == {
-        "alg": "EdDSA", "kid": _directory_jwk("corrections", "sig")["kid"], "typ": TYP_INGRESS,
-    }
+    assert (
+        header
+        == ing["jws_header"]
+        == {
+            "alg": "EdDSA",
+            "kid": _directory_jwk("corrections", "sig")["kid"],
+            "typ": TYP_INGRESS,
+        }
+    )
     assert claims == ing["claims"]
     assert set(claims) == {"s284", "id", "created_at", "agency", "sealed"}
     assert claims["s284"] == 1
@@ -137,8 +146,15 @@ def test_documented_kdf_intermediates_reproduce_the_plaintext():
     epk = X25519PublicKey.from_public_bytes(b64u_decode(ing["jwe_header"]["epk"]["x"]))
     shared = X25519PrivateKey.from_private_bytes(b64u_decode(gateway_d)).exchange(epk)
     assert shared == b64u_decode(trace["shared_secret_Z_b64u"])
-    other = b"".join([struct.pack(">I", 7), b"A256GCM", struct.pack(">I", 0),
-                      struct.pack(">I", 0), struct.pack(">I", 256)])
+    other = b"".join(
+        [
+            struct.pack(">I", 7),
+            b"A256GCM",
+            struct.pack(">I", 0),
+            struct.pack(">I", 0),
+            struct.pack(">I", 256),
+        ]
+    )
     cek = hashlib.sha256(struct.pack(">I", 1) + shared + other).digest()
     assert cek == b64u_decode(trace["cek_b64u"])
     assert (trace["aad_ascii"], trace["iv_b64u"], trace["tag_b64u"]) == (protected, iv, tag)
@@ -165,7 +181,10 @@ def test_example_ids_subjects_and_headers_follow_the_documented_rules():
     assert ing["headers"] == {"Nats-Msg-Id": claims["id"]}
     env = ing["content"]["envelope"]
     assert (env["id"], env["created_at"], env["sender"]["agency"]) == (
-        claims["id"], claims["created_at"], claims["agency"])
+        claims["id"],
+        claims["created_at"],
+        claims["agency"],
+    )
     assert env["kind"] in {k.value for k in Kind}
     assert env["purpose"] in {p.value for p in Purpose}
     assert set(env["recipients"]) <= {a.value for a in Agency}
@@ -176,8 +195,11 @@ def test_example_kids_are_rfc7638_thumbprints():
     each private JWK matches its public directory entry."""
     for entry in EXAMPLE["directory"]["keys"]:
         assert jwk.JWK(**entry).thumbprint() == entry["kid"]
-        [private] = [k for k in EXAMPLE["private_jwks"][entry["s284_identity"]]["keys"]
-                     if k["use"] == entry["use"]]
+        [private] = [
+            k
+            for k in EXAMPLE["private_jwks"][entry["s284_identity"]]["keys"]
+            if k["use"] == entry["use"]
+        ]
         assert {k: v for k, v in private.items() if k != "d"} == entry
         assert jwk.JWK(**private).thumbprint() == entry["kid"]
 
@@ -210,11 +232,14 @@ def test_documented_frame_on_another_agencys_subject_is_refused():
     assert info.value.code is ReasonCode.AUTH_KEY_AGENCY_MISMATCH
 
 
-@pytest.mark.parametrize(("offset_s", "first_seen", "code"), [
-    (301, None, ReasonCode.REPLAY_OUTSIDE_WINDOW),
-    (-301, None, ReasonCode.REPLAY_OUTSIDE_WINDOW),
-    (0, 3, ReasonCode.REPLAY_DUPLICATE_ID),
-])
+@pytest.mark.parametrize(
+    ("offset_s", "first_seen", "code"),
+    [
+        (301, None, ReasonCode.REPLAY_OUTSIDE_WINDOW),
+        (-301, None, ReasonCode.REPLAY_OUTSIDE_WINDOW),
+        (0, 3, ReasonCode.REPLAY_DUPLICATE_ID),
+    ],
+)
 def test_documented_replay_rules_hold_for_the_example(offset_s, first_seen, code):
     """The example is refused when stored more than 5 minutes from its created_at (either
     way), and when its id was already carried by another ingress message."""
@@ -256,7 +281,8 @@ def test_delivery_verifies_decrypts_and_carries_the_senders_frame_in_jwcrypto():
     assert content == dlv["content"]
     assert content["origin"] == EXAMPLE["ingress"]["frame"]
     origin_header, origin_claims = _jwcrypto_verify(
-        content["origin"], _public_jwk(content["envelope"]["sender"]["agency"], "sig"))
+        content["origin"], _public_jwk(content["envelope"]["sender"]["agency"], "sig")
+    )
     assert origin_header["typ"] == TYP_INGRESS
     assert origin_claims["id"] == claims["message_id"] == content["envelope"]["id"]
 
@@ -292,8 +318,11 @@ def test_receipt_verifies_with_the_gateway_key_in_jwcrypto_and_the_sdk():
 def test_doc_worked_example_is_this_example():
     """docs/wire-format.md shows the same frames, keys and ids as wire-example.json, so the
     prose example cannot silently diverge from the machine-checked one."""
-    for token in (EXAMPLE["ingress"]["frame"], EXAMPLE["ingress"]["claims"]["sealed"],
-                  EXAMPLE["receipt"]["frame"]):
+    for token in (
+        EXAMPLE["ingress"]["frame"],
+        EXAMPLE["ingress"]["claims"]["sealed"],
+        EXAMPLE["receipt"]["frame"],
+    ):
         assert token in DOC
     for jwks in EXAMPLE["private_jwks"].values():
         for key in jwks["keys"]:
