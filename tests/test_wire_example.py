@@ -212,7 +212,9 @@ def test_broker_gateway_steps_accept_the_documented_frame(tmp_path):
     frame on the documented subject, with the documented keys, yielding the documented content."""
     ing = EXAMPLE["ingress"]
     limit = Settings().max_frame_bytes
-    frame = steps.check_frame(ing["subject"], ing["frame"].encode("ascii"), limit)
+    frame = steps.check_frame(
+        steps.ingress_agency(ing["subject"]), ing["frame"].encode("ascii"), limit
+    )
     assert frame.agency is Agency.CORRECTIONS
     claims = steps.authenticate(frame, _directory())
     assert claims.id == ing["claims"]["id"]
@@ -226,7 +228,9 @@ def test_documented_frame_on_another_agencys_subject_is_refused():
     """The signing key is bound to corrections: the same frame on police's subject is refused
     with auth.key_agency_mismatch, as the doc says."""
     ing = EXAMPLE["ingress"]
-    frame = steps.check_frame(ingress_subject("police"), ing["frame"].encode("ascii"), MIB)
+    frame = steps.check_frame(
+        steps.ingress_agency(ingress_subject("police")), ing["frame"].encode("ascii"), MIB
+    )
     with pytest.raises(Refusal) as info:
         steps.authenticate(frame, _directory())
     assert info.value.code is ReasonCode.AUTH_KEY_AGENCY_MISMATCH
@@ -244,7 +248,9 @@ def test_documented_replay_rules_hold_for_the_example(offset_s, first_seen, code
     """The example is refused when stored more than 5 minutes from its created_at (either
     way), and when its id was already carried by another ingress message."""
     ing = EXAMPLE["ingress"]
-    frame = steps.check_frame(ing["subject"], ing["frame"].encode("ascii"), MIB)
+    frame = steps.check_frame(
+        steps.ingress_agency(ing["subject"]), ing["frame"].encode("ascii"), MIB
+    )
     claims = steps.authenticate(frame, _directory())
     stored_at = claims.created_at + timedelta(seconds=offset_s)
     with pytest.raises(Refusal) as info:
@@ -257,7 +263,9 @@ def test_default_frame_limit_is_the_documented_one_mib():
     and a frame one byte over it is refused with frame.too_large."""
     assert Settings().max_frame_bytes == MIB
     with pytest.raises(Refusal) as info:
-        steps.check_frame(ingress_subject("corrections"), b"a" * (MIB + 1), MIB)
+        steps.check_frame(
+            steps.ingress_agency(ingress_subject("corrections")), b"a" * (MIB + 1), MIB
+        )
     assert info.value.code is ReasonCode.FRAME_TOO_LARGE
 
 

@@ -79,7 +79,8 @@ def concat_kdf_a256gcm(shared: bytes) -> bytes:
     """RFC 7518 4.6.2 by hand: one SHA-256 round over counter || Z || OtherInfo."""
     alg_id = b"A256GCM"
     other_info = (
-        struct.pack(">I", len(alg_id)) + alg_id
+        struct.pack(">I", len(alg_id))
+        + alg_id
         + struct.pack(">I", 0)  # PartyUInfo: empty (no apu)
         + struct.pack(">I", 0)  # PartyVInfo: empty (no apv)
         + struct.pack(">I", 256)  # SuppPubInfo: key length in bits
@@ -114,7 +115,9 @@ def build() -> dict[str, Any]:
         id=message_id,
         created_at=CREATED_AT,
         sender=Sender(
-            agency=Agency.CORRECTIONS, unit="ccs-north-west", person_id="staff-0042",
+            agency=Agency.CORRECTIONS,
+            unit="ccs-north-west",
+            person_id="staff-0042",
             role="case_manager",
         ),
         kind=Kind.RISK_UPDATE,
@@ -139,10 +142,13 @@ def build() -> dict[str, Any]:
 
     delivery_id = delivery_id_for(message_id, Agency.POLICE)
     delivered = DeliveredContent(
-        envelope=envelope, payload=payload, withheld=[],
+        envelope=envelope,
+        payload=payload,
+        withheld=[],
         decision=DisclosureDecision(
-            policy_ids=["example-permit"], reason="EXAMPLE: risk.update permitted for "
-            "offender_management", policy_version="example-policy-v1",
+            policy_ids=["example-permit"],
+            reason="EXAMPLE: risk.update permitted for offender_management",
+            policy_version="example-policy-v1",
         ),
         origin=ingress,
     )
@@ -153,16 +159,22 @@ def build() -> dict[str, Any]:
     delivery_sealed_header, _ = decode_compact(delivery_claims["sealed"])
 
     receipt_model = Receipt(
-        message_id=message_id, status="accepted",
+        message_id=message_id,
+        status="accepted",
         deliveries=[DeliveryRef(delivery_id=delivery_id, recipient=Agency.POLICE)],
-        decided_at=DECIDED_AT, policy_version="example-policy-v1",
+        decided_at=DECIDED_AT,
+        policy_version="example-policy-v1",
     )
     receipt = sign_receipt(receipt_model, gateway).decode("ascii")
     receipt_header, receipt_parts = decode_compact(receipt)
     refused = Receipt(
-        message_id=message_id, status="refused", reason="policy.denied",
+        message_id=message_id,
+        status="refused",
+        reason="policy.denied",
         detail="disclosure to police: no rule permits csp.update for purpose consent "
-        "(default deny)", decided_at=DECIDED_AT, policy_version="example-policy-v1",
+        "(default deny)",
+        decided_at=DECIDED_AT,
+        policy_version="example-policy-v1",
     )
 
     return {
@@ -217,33 +229,49 @@ def render(ex: dict[str, Any]) -> str:
         out += [f"# {name}", _pretty(jwks)]
     out += [
         "",
-        "--- key directory (public JWK set) ---", _pretty(ex["directory"]),
+        "--- key directory (public JWK set) ---",
+        _pretty(ex["directory"]),
         "",
         "--- 1. ingress ---",
         f"NATS subject : {ing['subject']}",
         f"Nats-Msg-Id  : {ing['headers']['Nats-Msg-Id']}",
-        "JWS protected header:", _pretty(ing["jws_header"]),
-        "JWS payload (IngressClaims):", _pretty(claims_short),
-        "JWE protected header (claims.sealed):", _pretty(ing["jwe_header"]),
-        "JWE plaintext (SealedContent):", _pretty(ing["content"]),
-        "JWE intermediate values at the gateway (EXAMPLE ONLY):", _pretty(ing["jwe_trace"]),
-        "claims.sealed (JWE compact):", ing["claims"]["sealed"],
-        "ingress frame (JWS compact, the NATS message body):", ing["frame"],
+        "JWS protected header:",
+        _pretty(ing["jws_header"]),
+        "JWS payload (IngressClaims):",
+        _pretty(claims_short),
+        "JWE protected header (claims.sealed):",
+        _pretty(ing["jwe_header"]),
+        "JWE plaintext (SealedContent):",
+        _pretty(ing["content"]),
+        "JWE intermediate values at the gateway (EXAMPLE ONLY):",
+        _pretty(ing["jwe_trace"]),
+        "claims.sealed (JWE compact):",
+        ing["claims"]["sealed"],
+        "ingress frame (JWS compact, the NATS message body):",
+        ing["frame"],
         "",
         "--- 2. delivery (to police) ---",
         f"NATS subject : {dlv['subject']}",
         f"Nats-Msg-Id  : {dlv['headers']['Nats-Msg-Id']}",
-        "JWS protected header:", _pretty(dlv["jws_header"]),
-        "JWS payload (DeliveryClaims):", _pretty(dlv_claims_short),
-        "JWE protected header (claims.sealed):", _pretty(dlv["jwe_header"]),
-        "JWE plaintext (DeliveredContent):", _pretty(dlv_content_short),
+        "JWS protected header:",
+        _pretty(dlv["jws_header"]),
+        "JWS payload (DeliveryClaims):",
+        _pretty(dlv_claims_short),
+        "JWE protected header (claims.sealed):",
+        _pretty(dlv["jwe_header"]),
+        "JWE plaintext (DeliveredContent):",
+        _pretty(dlv_content_short),
         "",
         "--- 3. receipt (to corrections) ---",
         f"NATS subject : {rcp['subject']}",
-        "JWS protected header:", _pretty(rcp["jws_header"]),
-        "JWS payload (Receipt):", _pretty(rcp["claims"]),
-        "receipt frame (JWS compact):", rcp["frame"],
-        "a refusal's Receipt payload looks like:", _pretty(ex["refused_receipt_claims"]),
+        "JWS protected header:",
+        _pretty(rcp["jws_header"]),
+        "JWS payload (Receipt):",
+        _pretty(rcp["claims"]),
+        "receipt frame (JWS compact):",
+        rcp["frame"],
+        "a refusal's Receipt payload looks like:",
+        _pretty(ex["refused_receipt_claims"]),
     ]
     return "\n".join(out) + "\n"
 
