@@ -43,11 +43,20 @@ def store_url(request, tmp_path):
 
 def _record(message_id: str, recipient: str = "police") -> AuditRecord:
     return AuditRecord(
-        record_id=new_id(), dedupe_key=f"disclosed:{message_id}:{recipient}", event="disclosed",
-        occurred_at=datetime.now(UTC), ingress_agency="corrections", decision="permit",
-        reason_code=None, reason="risk.update may be disclosed", node="test",
-        message_id=message_id, ingress_seq=1, recipient_agency=recipient,
-        offender="S284-000123", policy_ids=("permit:risk.update:offender_management",),
+        record_id=new_id(),
+        dedupe_key=f"disclosed:{message_id}:{recipient}",
+        event="disclosed",
+        occurred_at=datetime.now(UTC),
+        ingress_agency="corrections",
+        decision="permit",
+        reason_code=None,
+        reason="risk.update may be disclosed",
+        node="test",
+        message_id=message_id,
+        ingress_seq=1,
+        recipient_agency=recipient,
+        offender="S284-000123",
+        policy_ids=("permit:risk.update:offender_management",),
     )
 
 
@@ -62,11 +71,14 @@ def test_appends_are_idempotent_per_message_and_recipient(store_url):
     store.close()
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE disclosure_log SET reason = 'edited'",
-    "DELETE FROM disclosure_log",
-    "DELETE FROM seen_messages",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE disclosure_log SET reason = 'edited'",
+        "DELETE FROM disclosure_log",
+        "DELETE FROM seen_messages",
+    ],
+)
 def test_database_refuses_update_and_delete(store_url, statement):
     """Even with direct SQL access, the database itself refuses to change or remove a record."""
     store = AuditStore.open(store_url)

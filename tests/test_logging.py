@@ -23,11 +23,21 @@ async def test_gateway_and_sdk_logs_hold_no_payload_or_names(deployment, gateway
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=out))
     async with await deployment.client("corrections") as sender:
         payload = {"name": SECRET_NAME, "note": SECRET_NOTE}
-        ok = await sender.send(kind="risk.update", purpose="offender_management",
-                               offender="S284-987654", to=["police"], payload=payload)
-        refused = await sender.send(kind="risk.update", purpose="consent",
-                                    offender="S284-987654", to=["police"], payload=payload,
-                                    justification=f"asked by {SECRET_NAME}")
+        ok = await sender.send(
+            kind="risk.update",
+            purpose="offender_management",
+            offender="S284-987654",
+            to=["police"],
+            payload=payload,
+        )
+        refused = await sender.send(
+            kind="risk.update",
+            purpose="consent",
+            offender="S284-987654",
+            to=["police"],
+            payload=payload,
+            justification=f"asked by {SECRET_NAME}",
+        )
     async with await deployment.client("police") as police:
         got = [d.payload async for d in police.inbox()]
     logs.configure("INFO")

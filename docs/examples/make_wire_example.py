@@ -5,13 +5,15 @@ EXAMPLE ONLY. Every key below is derived from a public, fixed seed and every val
 invented (the offender reference S284-000123 is synthetic). Never use these keys for
 anything but checking a JOSE library against this example.
 
-    python docs/examples/make_wire_example.py --json docs/examples/wire-example.json
+    python docs/examples/make_wire_example.py \
+        --json docs/examples/wire-example.json --doc docs/wire-format.md
 
-prints the human-readable example (pasted into docs/wire-format.md) and writes the
-machine-readable one that tests/test_wire_example.py checks with jwcrypto. The keys,
-ids, timestamps, claims and content are the same on every run; the JWE's ephemeral key,
-IV and ciphertext (and so the signatures over them) are fresh each run, so the doc and
-the JSON must be regenerated together.
+prints the human-readable example, pastes it into docs/wire-format.md between the
+GENERATED EXAMPLE markers, and writes the machine-readable one that
+tests/test_wire_example.py checks with jwcrypto. The keys, ids, timestamps, claims and
+content are the same on every run; the JWE's ephemeral key, IV and ciphertext (and so
+the signatures over them) are fresh each run, so the doc and the JSON must be
+regenerated together (that test checks they were).
 """
 
 from __future__ import annotations
@@ -276,14 +278,30 @@ def render(ex: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+BEGIN_MARK = "<!-- BEGIN GENERATED EXAMPLE -->\n"
+END_MARK = "<!-- END GENERATED EXAMPLE -->"
+
+
+def paste_into(doc: Path, text: str) -> None:
+    """Replace what lies between the markers in `doc` with `text` in a code block."""
+    markdown = doc.read_text()
+    start = markdown.index(BEGIN_MARK) + len(BEGIN_MARK)
+    end = markdown.index(END_MARK, start)
+    doc.write_text(f"{markdown[:start]}```text\n{text}```\n{markdown[end:]}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the machine-readable example")
+    parser.add_argument("--doc", type=Path, help="also paste the example into this markdown")
     args = parser.parse_args(argv)
     example = build()
+    text = render(example)
     if args.json is not None:
         args.json.write_text(json.dumps(example, indent=2) + "\n")
-    sys.stdout.write(render(example))
+    if args.doc is not None:
+        paste_into(args.doc, text)
+    sys.stdout.write(text)
 
 
 if __name__ == "__main__":

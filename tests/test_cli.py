@@ -1,0 +1,172 @@
+"""The CLI as a user drives it: `s284 up`, `send`, `inbox`, then Ctrl-C/SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import free_port, s284
+
+pytestmark = [pytest.mark.nats, pytest.mark.slow]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("broker never became ready")
+
+
+@pytest.fixture
+def running(tmp_path):
+    home = tmp_path / "home"
+    http = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "broker.cli",
+            "up",
+            "--home",
+            str(home),
+            "--nats-port",
+            str(free_port()),
+            "--http-port",
+            str(http),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{http}", proc)
+        yield home, proc, http
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+def test_up_send_inbox_and_clean_stop(running, tmp_path):
+    """A user starts the broker, sends as Corrections, reads as Police, and stops it: the
+    receipt is JSON with exit 0 / 3, the inbox shows the decrypted message, and SIGTERM
+    leaves no nats-server behind."""
+    home, proc, http = running
+    payload = tmp_path / "update.json"
+    payload.write_text(json.dumps({"risk_level": "high", "summary": "synthetic"}))
+    common = [
+        "--home",
+        str(home),
+        "--as",
+        "corrections",
+        "--kind",
+        "risk.update",
+        "--offender",
+        "S284-000123",
+        "--to",
+        "police",
+        "--payload",
+        str(payload),
+    ]
+
+    ok = s284("send", *common, "--purpose", "offender_management")
+    assert ok.returncode == 0, ok.stderr
+    receipt = json.loads(ok.stdout)
+    assert receipt["status"] == "accepted"
+    assert [d["recipient"] for d in receipt["deliveries"]] == ["police"]
+
+    refused = s284("send", *common, "--purpose", "risk_reduction")
+    assert refused.returncode == 3
+    assert json.loads(refused.stdout)["reason"] == "policy.denied"
+    assert "justification" in json.loads(refused.stdout)["detail"]
+
+    justified = s284(
+        "send",
+        *common,
+        "--purpose",
+        "risk_reduction",
+        "--justification",
+        "Credible threat reported to the case manager on the 20th",
+    )
+    assert justified.returncode == 0, justified.stdout
+
+    inbox = s284("inbox", "--home", str(home), "--as", "police", "--json")
+    assert inbox.returncode == 0, inbox.stderr
+    items = [json.loads(line) for line in inbox.stdout.splitlines()]
+    assert [i["message_id"] for i in items] == [
+        receipt["message_id"],
+        json.loads(justified.stdout)["message_id"],
+    ]
+    assert items[0]["payload"] == {"risk_level": "high", "summary": "synthetic"}
+    assert items[0]["from"]["agency"] == "corrections"
+    again = s284("inbox", "--home", str(home), "--as", "police", "--json")
+    assert again.stdout == ""  # acknowledged the first time
+
+    assert httpx.get(f"http://127.0.0.1:{http}/healthz").json() == {"status": "ok"}
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    leftover = subprocess.run(["pgrep", "-f", str(home / "nats")], capture_output=True, check=False)
+    assert leftover.stdout == b""
+
+
+def test_send_without_a_deployment_is_a_clear_error(tmp_path):
+    """No traceback: one line naming the problem and the fix, exit 1."""
+    payload = tmp_path / "p.json"
+    payload.write_text("{}")
+    result = s284(
+        "send",
+        "--home",
+        str(tmp_path / "nowhere"),
+        "--as",
+        "police",
+        "--kind",
+        "risk.update",
+        "--purpose",
+        "consent",
+        "--offender",
+        "S284-000001",
+        "--to",
+        "dffh",
+        "--payload",
+        str(payload),
+    )
+    assert result.returncode == 1
+    assert "s284 up" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_send_rejects_a_payload_that_is_not_json(tmp_path):
+    """A usage error points at the payload, before anything is sent."""
+    payload = tmp_path / "p.json"
+    payload.write_text("{not json")
+    result = s284(
+        "send",
+        "--home",
+        str(tmp_path),
+        "--as",
+        "police",
+        "--kind",
+        "risk.update",
+        "--purpose",
+        "consent",
+        "--offender",
+        "S284-000001",
+        "--to",
+        "dffh",
+        "--payload",
+        str(payload),
+    )
+    assert result.returncode == 2
+    assert "--payload is not JSON" in result.stderr

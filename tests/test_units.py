@@ -1,0 +1,96 @@
+"""Fast unit tests: ids, envelope validation, the placeholder policy, key handling."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from broker.envelope import Agency, Envelope, Sender
+from broker.ids import is_id, new_id
+from broker.keys import Identity
+from policies import AllowListPolicy, PolicyRequest
+
+SENDER = Sender(agency=Agency.CORRECTIONS, unit="north", person_id="staff-1", role="case_manager")
+
+
+def _env(**kw):
+    base = {
+        "sender": SENDER,
+        "kind": "risk.update",
+        "purpose": "offender_management",
+        "offender": "S284-000123",
+        "recipients": ["police"],
+    }
+    return Envelope(**{**base, **kw})
+
+
+def test_ids_are_unique_and_time_ordered():
+    """Message ids sort by creation time and never collide."""
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == 2000
+    assert all(is_id(i) for i in ids)
+    assert ids[0][:10] <= ids[-1][:10]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("kind", "gossip"),
+        ("purpose", "general_interest"),
+        ("offender", "lower-case"),
+        ("recipients", []),
+        ("recipients", ["police", "police"]),
+        ("recipients", ["nobody"]),
+        ("created_at", "2026-01-01T00:00:00"),
+    ],
+)
+def test_envelope_refuses_bad_fields(field, value):
+    """Unknown kinds, purposes, recipients and naive timestamps are errors, not defaults."""
+    with pytest.raises(ValidationError):
+        _env(**{field: value})
+
+
+def test_envelope_refuses_unknown_fields():
+    with pytest.raises(ValidationError):
+        Envelope.model_validate({**_env().model_dump(), "nickname": "x"})
+
+
+@pytest.mark.parametrize(
+    ("purpose", "extra", "allowed"),
+    [
+        ("offender_management", {}, True),
+        ("risk_reduction", {}, False),
+        ("risk_reduction", {"justification": "Threat to a named victim reported today"}, True),
+        ("consent", {}, False),
+        ("consent", {"consent_reference": "CONSENT-2026-0042"}, True),
+        ("authorised_by_law", {}, False),
+        ("authorised_by_law", {"law_reference": "Family Violence Protection Act 2008 s 144"}, True),
+        ("csp_preparation", {}, False),  # not listed for risk.update: default deny
+    ],
+)
+def test_placeholder_policy(purpose, extra, allowed):
+    """Each ground needs its evidence; anything not listed is refused."""
+    decision = AllowListPolicy().decide(
+        PolicyRequest(
+            sender_agency="corrections",
+            sender_role="case_manager",
+            recipient_agency="police",
+            kind="risk.update",
+            purpose=purpose,
+            **extra,
+        )
+    )
+    assert decision.allowed is allowed
+    assert decision.policy_ids
+    assert decision.reason
+
+
+def test_identity_repr_and_saved_file_keep_private_keys_private(tmp_path):
+    """Private key material never appears in a repr; the key file is owner-only."""
+    ident = Identity.generate("police")
+    path = tmp_path / "police.jwks.json"
+    ident.save(path)
+    d = ident.private_jwks()["keys"][0]["d"]
+    assert d not in repr(ident)
+    assert path.stat().st_mode & 0o077 == 0
+    assert Identity.load(path).sig_kid == ident.sig_kid
