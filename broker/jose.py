@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import json
 import os
+import re
 import struct
 from typing import Any
 
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from broker.errors import CryptoError
 
 _ENC = "A256GCM"
+_B64U = re.compile(r"[A-Za-z0-9_-]*")
 _CEK_BITS = 256
 
 
@@ -38,8 +40,8 @@ def b64u(data: bytes) -> str:
 
 
 def b64u_decode(text: str) -> bytes:
-    if "=" in text:
-        raise CryptoError("base64url segments carry no padding")
+    if not _B64U.fullmatch(text):
+        raise CryptoError("segment is not unpadded base64url")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
@@ -50,9 +52,16 @@ def _json_b64(obj: dict[str, Any]) -> str:
     return b64u(json.dumps(obj, separators=(",", ":"), sort_keys=True).encode())
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise CryptoError("duplicate member in protected header")
+    return dict(pairs)
+
+
 def _header(segment: str) -> dict[str, Any]:
     try:
-        header = json.loads(b64u_decode(segment))
+        header = json.loads(b64u_decode(segment), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CryptoError("protected header is not JSON") from exc
     if not isinstance(header, dict):
@@ -154,6 +163,8 @@ def jwe_unverified_header(token: str) -> dict[str, Any]:
         raise CryptoError("JWE must use alg ECDH-ES and enc A256GCM")
     if parts[1]:
         raise CryptoError("ECDH-ES (direct) carries no encrypted key")
+    if "zip" in header:
+        raise CryptoError("compressed JWE payloads are not accepted")
     return header
 
 
@@ -163,11 +174,14 @@ def jwe_decrypt(token: str, key: X25519PrivateKey) -> bytes:
     epk = header.get("epk")
     if not isinstance(epk, dict) or epk.get("kty") != "OKP" or epk.get("crv") != "X25519":
         raise CryptoError("JWE epk must be an X25519 OKP key")
+    raw_iv, raw_tag = b64u_decode(iv), b64u_decode(tag)
+    if len(raw_iv) != 12 or len(raw_tag) != 16:  # noqa: PLR2004 - AES-GCM 96-bit IV, 128-bit tag
+        raise CryptoError("JWE IV must be 96 bits and tag 128 bits")
     try:
         peer = X25519PublicKey.from_public_bytes(b64u_decode(str(epk.get("x", ""))))
         cek = _concat_kdf(key.exchange(peer))
         return AESGCM(cek).decrypt(
-            b64u_decode(iv), b64u_decode(ciphertext) + b64u_decode(tag), protected.encode("ascii")
+            raw_iv, b64u_decode(ciphertext) + raw_tag, protected.encode("ascii")
         )
     except (InvalidTag, ValueError) as exc:
         raise CryptoError("JWE does not decrypt with this key") from exc

@@ -333,13 +333,6 @@ def test_jws_with_non_json_header_is_refused(me):
             jose.jws_verify(token, me.signing.public_key())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="broker.jose.b64u_decode is lenient: base64.urlsafe_"
-    "b64decode drops characters outside the alphabet (reported, jose.py is owned "
-    "elsewhere); remove this marker when it is fixed",
-)
 def test_jws_with_characters_outside_base64url_is_refused(me):
     """A signature segment with characters outside base64url is refused: otherwise the
     gateway accepts a frame (and forwards it as `origin`) that strict recipients reject."""
@@ -497,13 +490,6 @@ def test_jwe_not_in_compact_form_is_refused(me, make: Callable[[str], str]):
         jose.jwe_decrypt(token, me.encryption)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="broker.jose.jwe_decrypt concatenates ciphertext and tag "
-    "without checking the tag is 16 bytes, so bytes can move between the two "
-    "segments (reported); remove this marker when it is fixed",
-)
 def test_jwe_with_bytes_moved_from_ciphertext_to_tag_is_refused(me):
     """The tag segment must be exactly 128 bits; a JWE whose last ciphertext bytes were moved
     into the tag segment is a different token and must be refused, as strict libraries do."""
@@ -515,12 +501,6 @@ def test_jwe_with_bytes_moved_from_ciphertext_to_tag_is_refused(me):
         jose.jwe_decrypt(".".join(parts), me.encryption)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="broker.jose.jwe_decrypt ignores a `zip` header and "
-    "returns the still-compressed bytes (reported); remove this marker when fixed",
-)
 def test_jwe_with_compression_is_refused(me):
     """The profile has no compression: a JWE with zip DEF must be refused, not returned as
     undecompressed bytes."""
