@@ -1,0 +1,80 @@
+"""A message that can never be processed is retried a bounded number of times, then kept on
+the dead-letter stream, refused with a reason, and the gateway keeps serving others."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+import pytest
+
+from audit import AuditStore
+from broker.gateway import Gateway
+from broker.keys import GATEWAY
+from broker.natsconf import STREAM_DLQ, inbox_prefix
+from broker.transport import Connection, StreamLimits
+from policies import AllowListPolicy
+
+pytestmark = pytest.mark.nats
+
+
+class _BrokenForOneOffender(AllowListPolicy):
+    """A policy engine with a bug that only one offender's messages trigger."""
+
+    def decide(self, request):
+        if request.kind == "order.breach":
+            raise RuntimeError("engine bug")
+        return super().decide(request)
+
+
+async def test_poison_message_is_dead_lettered_and_refused(deployment):
+    """After max_deliver attempts the sender gets internal.dead_letter, the frame is on
+    S284_DLQ for an operator, the refusal is recorded, and the next message flows."""
+    settings = deployment.settings.model_copy(update={"max_deliver": 2})
+    home = deployment.home
+    conn = await Connection.connect(home.nats_url, home.credentials(GATEWAY), name="gw")
+    await conn.ensure_streams(
+        StreamLimits(settings.max_frame_bytes, 3.0, 2), ["police", "corrections", "dffh", "health"]
+    )
+    store = AuditStore.open(settings.database_url)
+    gw = Gateway(
+        settings, conn, store, _BrokenForOneOffender(), home.identity(GATEWAY), home.directory()
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        async with await deployment.client("corrections") as sender:
+            poison = await sender.send(
+                kind="order.breach",
+                purpose="offender_management",
+                offender="S284-000666",
+                to=["police"],
+                payload={},
+                timeout=30,
+            )
+            fine = await sender.send(
+                kind="risk.update",
+                purpose="offender_management",
+                offender="S284-000667",
+                to=["police"],
+                payload={},
+            )
+    finally:
+        stop.set()
+        await task
+        await conn.close()
+    assert poison.reason == "internal.dead_letter"
+    assert fine.accepted
+    assert [r["reason_code"] for r in store.records() if r["event"] == "refused"] == [
+        "internal.dead_letter"
+    ]
+    creds = home.credentials(GATEWAY)
+    nc = await nats.connect(
+        home.nats_url,
+        user=creds.user,
+        password=creds.password.get_secret_value(),
+        inbox_prefix=inbox_prefix(GATEWAY).encode(),
+    )
+    info = await nc.jetstream().stream_info(STREAM_DLQ)
+    await nc.close()
+    assert info.state.messages == 1
