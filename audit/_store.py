@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,7 +85,7 @@ _PG_TRIGGERS = [
 
 
 def _row(record: AuditRecord, recorded_at: datetime) -> dict[str, Any]:
-    row = asdict(record)
+    row = {f.name: getattr(record, f.name) for f in fields(record)}  # shallow: no deep copy
     row["policy_ids"] = json.dumps(list(record.policy_ids))
     row["withheld"] = json.dumps(list(record.withheld))
     row["recorded_at"] = recorded_at

@@ -23,28 +23,30 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import socket
 import statistics
+import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 import click
-import nats
-import nats.errors
 import structlog
-from nats.js import api
 
 from broker import logs
 from broker.envelope import Agency, Receipt, Sender
 from broker.errors import BrokerError
+from broker.home import Home
 from broker.natsserver import nats_server_binary
-from broker.runtime import Started, run_embedded
+from broker.runtime import Started
 from broker.sdk import AgencyClient
 from broker.settings import Settings
+from broker.transport import raw_jetstream_baseline
 
 WINDOW = 256  # publishes in flight at once, in both the pipeline and the raw baseline
 LATENCY_SECONDS = 5.0
@@ -98,12 +100,7 @@ class Latency:
 class Raw:
     messages: int
     frame_bytes: int
-    publish_seconds: float
     total_seconds: float
-
-    @property
-    def publish_rate(self) -> float:
-        return _rate(self.messages, self.publish_seconds)
 
     @property
     def rate(self) -> float:
@@ -124,8 +121,7 @@ class Report:
 
     def as_dict(self) -> dict[str, Any]:
         def with_rate(obj: Sealing | Throughput | Raw) -> dict[str, Any]:
-            extra = {"publish_msgs_per_s": obj.publish_rate} if isinstance(obj, Raw) else {}
-            return {**asdict(obj), "msgs_per_s": obj.rate, **extra}
+            return {**asdict(obj), "msgs_per_s": obj.rate}
 
         return {
             "host": {"python": platform.python_version(), "cpus": os.cpu_count()},
@@ -207,28 +203,53 @@ def _logs_to(path: Path) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def embedded(root: Path) -> AsyncIterator[Started]:
-    """A fresh deployment in root/home on free ports; stopped (nats-server too) on exit."""
+    """`s284 up` as its own process (as in production, the gateway does not share a core
+    with the agency system), on free ports in root/home; SIGTERM-ed and reaped on exit."""
     nats_port, http_port = free_ports(2)
-    settings = Settings(home=root / "home", nats_port=nats_port, http_port=http_port)
-    stop = asyncio.Event()
-    started: asyncio.Future[Started] = asyncio.get_running_loop().create_future()
-
-    def on_started(info: Started) -> None:
-        if not started.done():
-            started.set_result(info)
-
-    task = asyncio.create_task(run_embedded(settings, on_started, stop))
+    home = root / "home"
+    with (root / "deployment.log").open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "broker.cli",
+            "up",
+            "--home",
+            str(home),
+            "--nats-port",
+            str(nats_port),
+            "--http-port",
+            str(http_port),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+        )
     try:
-        either: list[asyncio.Future[Any]] = [started, task]
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-        if not started.done():
-            task.result()  # raises why the deployment did not start
-            raise BrokerError("the embedded deployment stopped before it started")
-        yield started.result()
+        http_url = f"http://127.0.0.1:{http_port}"
+        await _wait_ready(proc, http_url)
+        h = Home(home)
+        yield Started(h, h.nats_url, http_url, Settings(home=home).database_url)
     finally:
-        stop.set()
-        started.cancel()
-        await task
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 30)
+
+
+async def _wait_ready(proc: asyncio.subprocess.Process, http_url: str) -> None:
+    for _ in range(600):
+        if proc.returncode is not None:
+            raise BrokerError(f"`s284 up` exited at start (code {proc.returncode})")
+        if await asyncio.to_thread(_ready, f"{http_url}/readyz"):
+            return
+        await asyncio.sleep(0.05)
+    raise BrokerError("the embedded deployment was not ready within 30 s")
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - our loopback URL
+            return bool(resp.status == 200)  # noqa: PLR2004
+    except OSError:
+        return False
 
 
 async def _client(home: Path, agency: Agency) -> AgencyClient:
@@ -386,45 +407,6 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
-async def _consume(js: Any, count: int) -> float:
-    """Pull and ack `count` messages; return when the last is acked (perf_counter)."""
-    sub = await js.pull_subscribe("bench.>", durable="bench", stream="BENCH")
-    seen = 0
-    while seen < count:
-        try:
-            msgs = await sub.fetch(WINDOW, timeout=1.0)
-        except (nats.errors.TimeoutError, TimeoutError):
-            continue
-        for msg in msgs:
-            await msg.ack()
-        seen += len(msgs)
-    return time.perf_counter()
-
-
-async def raw_jetstream(url: str, count: int, frame_bytes: int) -> Raw:
-    """Publish `count` frames pipelined while a pull consumer acks them, on file storage."""
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream()
-        await js.add_stream(
-            api.StreamConfig(name="BENCH", subjects=["bench.>"], storage=api.StorageType.FILE)
-        )
-        data = b"x" * frame_bytes
-        consumer = asyncio.create_task(_consume(js, count))
-        start = time.perf_counter()
-        await _pipelined(
-            [
-                js.publish("bench.ingress", data, headers={"Nats-Msg-Id": f"raw-{i}"})
-                for i in range(count)
-            ]
-        )
-        published = time.perf_counter()
-        finished = await asyncio.wait_for(consumer, RECEIPT_TIMEOUT)
-        return Raw(count, frame_bytes, published - start, finished - start)
-    finally:
-        await nc.close()
-
-
 # -- the whole run ---------------------------------------------------------------------------
 
 
@@ -454,7 +436,8 @@ async def measure(messages: int, rate: int) -> Report:
             sealing, throughput, latency = await _pipeline_phases(root, messages, rate)
         (root / "raw").mkdir()
         async with plain_nats_server(root / "raw") as url:
-            raw = await raw_jetstream(url, messages, sealing.frame_bytes)
+            seconds = await raw_jetstream_baseline(url, messages, sealing.frame_bytes, WINDOW)
+            raw = Raw(messages, sealing.frame_bytes, seconds)
     return Report(sealing, throughput, latency, raw)
 
 
@@ -470,7 +453,6 @@ def render_table(report: Report) -> str:
             t.drain_seconds,
             _rate(t.delivered_police, t.drain_seconds),
         ),
-        ("raw JetStream publish only", raw.messages, raw.publish_seconds, raw.publish_rate),
         ("raw JetStream publish + pull/ack", raw.messages, raw.total_seconds, raw.rate),
     ]
     header = (

@@ -142,9 +142,10 @@ class Gateway:
         await self._nak_all([w.msg for w in retry], delay=1.0)
         await self._audit(works)  # 7
         await self._deliver(works)  # 8
-        for work in works:  # 9
+        # 9: acks first (fire-and-forget), then receipts, their publish acks awaited together
+        for work in works:
             await work.msg.ack()
-            await self._receipt(work)
+        await asyncio.gather(*(self._receipt(work) for work in works))
         self.state.processed += len(works)
 
     def _guarded(self, work: Work, step: Callable[[Work], None]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,11 @@ class Identity:
     def __repr__(self) -> str:
         return f"Identity(name={self.name!r}, sig_kid={self.sig_kid!r})"
 
-    @property
+    @cached_property
     def sig_kid(self) -> str:
         return thumbprint(self.signing.public_key())
 
-    @property
+    @cached_property
     def enc_kid(self) -> str:
         return thumbprint(self.encryption.public_key())
 

@@ -296,3 +296,42 @@ class Connection:
         with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
             await self._nc.flush(timeout=2)
         await self._nc.close()
+
+
+async def raw_jetstream_baseline(url: str, count: int, frame_bytes: int, window: int) -> float:
+    """The yardstick for `s284 bench`: bare nats-py JetStream publish (pipelined, `window`
+    in flight, with Nats-Msg-Id) and pull-consume with ack of `count` frames on a file
+    stream, against an unauthenticated server. Returns seconds until the last ack."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(
+            api.StreamConfig(name="BENCH", subjects=["bench.>"], storage=api.StorageType.FILE)
+        )
+        consumer = asyncio.create_task(_consume_all(js, count, window))
+        start = asyncio.get_running_loop().time()
+        data = b"x" * frame_bytes
+        for first in range(0, count, window):
+            await asyncio.gather(
+                *(
+                    js.publish("bench.ingress", data, headers={"Nats-Msg-Id": f"raw-{i}"})
+                    for i in range(first, min(first + window, count))
+                )
+            )
+        await asyncio.wait_for(consumer, 120.0)
+        return asyncio.get_running_loop().time() - start
+    finally:
+        await nc.close()
+
+
+async def _consume_all(js: JetStreamContext, count: int, window: int) -> None:
+    sub = await js.pull_subscribe("bench.>", durable="bench", stream="BENCH")
+    seen = 0
+    while seen < count:
+        try:
+            msgs = await sub.fetch(window, timeout=1.0)
+        except (TimeoutError, nats.errors.TimeoutError):
+            continue
+        for msg in msgs:
+            await msg.ack()
+        seen += len(msgs)
