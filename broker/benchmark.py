@@ -2,7 +2,8 @@
 
 Not a test: it prints figures. Three phases, each on synthetic data only:
 
-1. throughput  a fresh embedded deployment (temporary home, free loopback ports);
+1. throughput  a fresh embedded deployment (`s284 up` in its own process, temporary
+               home, free loopback ports);
                Corrections pre-seals N risk.update messages to Police and Health,
                publishes them pipelined and waits for every receipt; then the Police
                inbox is drained and counted.
@@ -11,9 +12,8 @@ Not a test: it prints figures. Three phases, each on synthetic data only:
 3. raw NATS    a second, plain nats-server (same binary): JetStream publish of frames
                of the same size, same pipelining, pulled and acked by a consumer.
 
-Gateway log events go, as JSON at INFO (what a production deployment writes), to
-bench.log in the temporary home, so the cost of logging is measured but the terminal
-stays readable.
+The deployment's log (JSON at INFO, as in production) goes to deployment.log in the
+temporary home, so the cost of logging is measured but the terminal stays readable.
 """
 
 from __future__ import annotations

@@ -225,7 +225,8 @@ class Gateway:
             reason=decision.reason,
             policy_version=self._policy.version,
         )
-        content = DeliveredContent(
+        # Every part was validated on the way in; skip re-validating the envelope per recipient.
+        content = DeliveredContent.model_construct(
             envelope=env,
             payload=payload,
             withheld=withheld,
