@@ -288,8 +288,7 @@ class Gateway:
         seen = [
             SeenMessage(w.claims.id, w.msg.stream_seq)
             for w in works
-            if (w.claims is not None and w.refusal is None)
-            or (w.claims is not None and w.refusal is not None and w.refusal.code not in _NOT_SEEN)
+            if w.claims is not None and (w.refusal is None or w.refusal.code not in _NOT_SEEN)
         ]
         await self._db(self._store.append, records, seen)
 
