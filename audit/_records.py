@@ -32,6 +32,7 @@ class AuditRecord:
     correlation_id: str | None = None
     policy_ids: tuple[str, ...] = ()
     policy_version: str | None = None
+    review_required: bool = False  # risk_reduction: queued for privacy review
     payload_digest: str | None = None
     withheld: tuple[str, ...] = field(default_factory=tuple)
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Engine,
@@ -53,6 +54,7 @@ disclosure_log = Table(
     Column("reason", Text, nullable=False),
     Column("policy_ids", Text, nullable=False),
     Column("policy_version", String(64)),
+    Column("review_required", Boolean, nullable=False, default=False),
     Column("payload_digest", String(64)),
     Column("withheld", Text, nullable=False),
     Column("node", String(64), nullable=False),

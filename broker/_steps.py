@@ -12,7 +12,6 @@ trusted object or raises a `Refusal` with a reason code.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -147,21 +146,30 @@ def _classify(exc: ValidationError, what: str) -> Refusal:
     return Refusal(ReasonCode.ENVELOPE_INVALID, f"{what}: {field}: {first['msg']}")
 
 
+def policy_request(env: Envelope, recipient: Agency) -> PolicyRequest:
+    return PolicyRequest(
+        sender_agency=env.sender.agency.value,
+        sender_role=env.sender.role,
+        recipient_agency=recipient.value,
+        kind=env.kind.value,
+        purpose=env.purpose.value,
+        order_status=env.order_status.value,
+        justification=env.justification,
+        consent_reference=env.consent_reference,
+        law_reference=env.law_reference,
+    )
+
+
 def decide(env: Envelope, policy: PolicyEngine) -> dict[Agency, Decision]:
     decisions = {}
     for recipient in env.recipients:
-        decision = policy.decide(
-            PolicyRequest(
-                sender_agency=env.sender.agency.value,
-                sender_role=env.sender.role,
-                recipient_agency=recipient.value,
-                kind=env.kind.value,
-                purpose=env.purpose.value,
-                justification=env.justification,
-                consent_reference=env.consent_reference,
-                law_reference=env.law_reference,
+        decision = policy.decide(policy_request(env, recipient))
+        if decision.error:
+            raise Refusal(
+                ReasonCode.POLICY_ERROR,
+                f"disclosure to {recipient.value}: the policy engine could not decide "
+                "(refused, fail closed); tell the broker's operators",
             )
-        )
         if not decision.allowed:
             raise Refusal(
                 ReasonCode.POLICY_DENIED, f"disclosure to {recipient.value}: {decision.reason}"
@@ -170,6 +178,8 @@ def decide(env: Envelope, policy: PolicyEngine) -> dict[Agency, Decision]:
     return decisions
 
 
-def minimise(payload: dict[str, Any], _recipient: Agency) -> tuple[dict[str, Any], list[str]]:
-    """Placeholder until the minimisation tables land (issue 3): everything passes."""
-    return json.loads(json.dumps(payload)), []
+def minimise(
+    payload: dict[str, Any], env: Envelope, recipient: Agency, policy: PolicyEngine
+) -> tuple[dict[str, Any], list[str]]:
+    """Only the fields the recipient's minimisation rule allows; the names of the rest."""
+    return policy.minimise(payload, policy_request(env, recipient))

@@ -47,9 +47,11 @@ from broker.runtime import Started
 from broker.sdk import AgencyClient
 from broker.settings import Settings
 from broker.transport import raw_jetstream_baseline
+from policies import decision_latency
 
 WINDOW = 256  # publishes in flight at once, in both the pipeline and the raw baseline
 LATENCY_SECONDS = 5.0
+DECISIONS = 20_000
 PAYLOAD_BYTES = 500
 RECEIPT_TIMEOUT = 120.0
 _T = TypeVar("_T")
@@ -113,6 +115,7 @@ class Report:
     throughput: Throughput
     latency: Latency
     raw: Raw
+    decision: dict[str, float]
 
     @property
     def ok(self) -> bool:
@@ -131,6 +134,7 @@ class Report:
             "latency": asdict(self.latency),
             "raw_jetstream": with_rate(self.raw),
             "pipeline_over_raw": self.throughput.rate / self.raw.rate if self.raw.rate else None,
+            "policy_decision": self.decision,
             "ok": self.ok,
         }
 
@@ -438,7 +442,8 @@ async def measure(messages: int, rate: int) -> Report:
         async with plain_nats_server(root / "raw") as url:
             seconds = await raw_jetstream_baseline(url, messages, sealing.frame_bytes, WINDOW)
             raw = Raw(messages, sealing.frame_bytes, seconds)
-    return Report(sealing, throughput, latency, raw)
+    decision = await asyncio.to_thread(decision_latency, DECISIONS)
+    return Report(sealing, throughput, latency, raw, decision)
 
 
 def render_table(report: Report) -> str:
@@ -479,6 +484,11 @@ def render_table(report: Report) -> str:
         "",
         summary,
         latency,
+        (
+            f"s 284 policy decision ({report.decision['decisions']:.0f} decisions, parse once, "
+            f"decide many): median {report.decision['median_us']:.0f} us, "
+            f"p99 {report.decision['p99_us']:.0f} us"
+        ),
         verdict,
     ]
     return "\n".join(lines)

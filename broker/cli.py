@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from broker import logs
-from broker.envelope import Agency, Kind, Purpose, Sender
+from broker.cli_policy import policy
+from broker.envelope import Agency, Kind, OrderStatus, Purpose, Sender
 from broker.errors import BrokerError
 from broker.runtime import Started, run_embedded, run_gateway
 from broker.sdk import AgencyClient
@@ -145,6 +146,13 @@ def _read_payload(source: str) -> dict[str, Any]:
 @click.option(
     "--law-reference", default=None, help="Citation of the other law (authorised_by_law)."
 )
+@click.option(
+    "--order-status",
+    default="none",
+    show_default=True,
+    type=click.Choice([s.value for s in OrderStatus]),
+    help="The offender's order (csp_preparation/csp_service_delivery need one).",
+)
 @click.option("--person", default="cli-user", show_default=True, help="Sender's staff id.")
 @click.option("--role", default="case_manager", show_default=True, help="Sender's role.")
 @click.option("--unit", default="hq", show_default=True, help="Sender's unit.")
@@ -160,6 +168,7 @@ def send(
     justification: str | None,
     consent_reference: str | None,
     law_reference: str | None,
+    order_status: str,
     person: str,
     role: str,
     unit: str,
@@ -185,6 +194,7 @@ def send(
                 justification=justification,
                 consent_reference=consent_reference,
                 law_reference=law_reference,
+                order_status=order_status,
             )
         click.echo(receipt.model_dump_json(indent=2, exclude_none=True))
         return 0 if receipt.accepted else 3
@@ -265,6 +275,9 @@ def bench(messages: int, rate: int, as_json: bool) -> None:
     from broker.benchmark import run_bench  # noqa: PLC0415
 
     sys.exit(_run(run_bench(messages, rate, as_json)))
+
+
+cli.add_command(policy)
 
 
 def main() -> None:

@@ -117,6 +117,7 @@ HOUSING = Step(
         "placement_ref": "HSG-DEMO-0042",
         "tenancy_review_in_days": 28,
     },
+    extra={"order_status": "supervision_order"},
 )
 UNLISTED = Step(
     f"Corrections risk.update to Police for unlisted purpose {UNLISTED_PURPOSE!r}",

@@ -58,6 +58,17 @@ class Purpose(StrEnum):
     RISK_REDUCTION = "risk_reduction"
 
 
+class OrderStatus(StrEnum):
+    """The offender's post-sentence order, as the sender knows it (decides the CSP grounds)."""
+
+    SUPERVISION_ORDER = "supervision_order"
+    INTERIM_SUPERVISION_ORDER = "interim_supervision_order"
+    DETENTION_ORDER = "detention_order"
+    INTERIM_DETENTION_ORDER = "interim_detention_order"
+    APPLICATION_PENDING = "application_pending"
+    NONE = "none"
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamps must carry a UTC offset")
@@ -94,6 +105,7 @@ class Envelope(_Strict):
     kind: Kind
     purpose: Purpose
     offender: OffenderRef
+    order_status: OrderStatus = OrderStatus.NONE
     recipients: Annotated[list[Agency], Field(min_length=1, max_length=4)]
     justification: ShortText | None = None
     consent_reference: ShortText | None = None
@@ -132,6 +144,7 @@ class DisclosureDecision(_Strict):
     policy_ids: list[str]
     reason: str
     policy_version: str
+    review_required: bool = False
 
 
 class DeliveredContent(_Strict):

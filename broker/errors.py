@@ -27,6 +27,7 @@ class ReasonCode(StrEnum):
     SEAL_UNDECRYPTABLE = "seal.undecryptable"
     RECIPIENT_UNKNOWN = "recipient.unknown"
     POLICY_DENIED = "policy.denied"
+    POLICY_ERROR = "policy.error"
     INTERNAL_DEAD_LETTER = "internal.dead_letter"
 
 

@@ -47,7 +47,7 @@ from broker.natsconf import (
 from broker.sealing import seal_delivery, sign_receipt
 from broker.settings import Settings
 from broker.transport import Connection, Inbound
-from policies import Decision, PolicyEngine
+from policies import Decision, EngineHolder, PolicyEngine
 
 log = structlog.get_logger("s284.gateway")
 _R = TypeVar("_R")
@@ -66,6 +66,7 @@ class Work:
     deliveries: list[tuple[str, bytes, DeliveryRef]] = field(default_factory=list)
     retry: bool = False
     dead_letter: bool = False
+    engine: PolicyEngine | None = None  # the bundle that decides this message, fixed once
 
     @property
     def key(self) -> str:
@@ -103,6 +104,13 @@ class Gateway:
         self._identity = identity
         self._directory = directory
         self.state = GatewayState()
+
+    def _engine_now(self) -> PolicyEngine:
+        """A reload swaps bundles between messages, never within one."""
+        return self._policy.current if isinstance(self._policy, EngineHolder) else self._policy
+
+    def _version_for(self, work: Work) -> str:
+        return (work.engine or self._policy).version
 
     def store_ok(self) -> bool:
         return self._store.ping()
@@ -206,7 +214,8 @@ class Gateway:
             return
         try:
             work.content = steps.open_payload(work.claims, self._identity)
-            decisions = steps.decide(work.content.envelope, self._policy)
+            work.engine = self._engine_now()
+            decisions = steps.decide(work.content.envelope, work.engine)
         except Refusal as refusal:
             work.refusal = refusal
             self._record_refusal(work)
@@ -218,12 +227,14 @@ class Gateway:
         if work.content is None:
             raise RuntimeError("delivery prepared before the payload was opened")
         env = work.content.envelope
-        payload, withheld = steps.minimise(work.content.payload, recipient)
+        engine = work.engine or self._engine_now()
+        payload, withheld = steps.minimise(work.content.payload, env, recipient, engine)
         delivery_id = delivery_id_for(env.id, recipient)
         why = DisclosureDecision(
             policy_ids=list(decision.policy_ids),
             reason=decision.reason,
-            policy_version=self._policy.version,
+            policy_version=engine.version,
+            review_required=decision.review_required,
         )
         # Every part was validated on the way in; skip re-validating the envelope per recipient.
         content = DeliveredContent.model_construct(
@@ -238,10 +249,15 @@ class Gateway:
         work.deliveries.append(
             (subject, frame, DeliveryRef(delivery_id=delivery_id, recipient=recipient))
         )
-        work.records.append(self._record(work, "disclosed", recipient, decision))
+        work.records.append(self._record(work, "disclosed", recipient, decision, withheld))
 
     def _record(
-        self, work: Work, event: str, recipient: Agency | None, decision: Decision | None
+        self,
+        work: Work,
+        event: str,
+        recipient: Agency | None,
+        decision: Decision | None,
+        withheld: list[str] | None = None,
     ) -> AuditRecord:
         env = work.content.envelope if work.content is not None else None
         refusal = work.refusal
@@ -271,7 +287,9 @@ class Gateway:
             justification=env.justification if env else None,
             correlation_id=env.correlation_id if env else None,
             policy_ids=tuple(decision.policy_ids) if decision else (),
-            policy_version=self._policy.version,
+            policy_version=self._version_for(work),
+            review_required=bool(decision and decision.review_required),
+            withheld=tuple(withheld or ()),
             payload_digest=hashlib.sha256(work.claims.sealed.encode()).hexdigest()
             if work.claims
             else None,
@@ -316,7 +334,7 @@ class Gateway:
             detail=refusal.detail if refusal else None,
             deliveries=[ref for _, _, ref in work.deliveries],
             decided_at=datetime.now(UTC),
-            policy_version=self._policy.version,
+            policy_version=self._version_for(work),
         )
         self._log_outcome(work)
         if work.agency is None:

@@ -21,7 +21,7 @@ from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.natsserver import NatsServer
 from broker.settings import Settings
 from broker.transport import Connection, StreamLimits
-from policies import AllowListPolicy
+from policies import EngineHolder, PolicyBundleError
 
 log = structlog.get_logger("s284.runtime")
 
@@ -55,6 +55,22 @@ def stop_event_on_signals() -> asyncio.Event:
     return stop
 
 
+def reload_on_sighup(engine: EngineHolder) -> None:
+    """SIGHUP re-reads the policy bundle; one that fails its schema or test tables is
+    rejected (logged with file and line) and the running bundle stays."""
+    loop = asyncio.get_running_loop()
+
+    def reload() -> None:
+        task = loop.create_task(asyncio.to_thread(engine.reload))
+        _RELOADS.add(task)
+        task.add_done_callback(_RELOADS.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+
+
+_RELOADS: set[asyncio.Task[bool]] = set()
+
+
 @contextlib.asynccontextmanager
 async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncIterator[Gateway]:
     home = Home(settings.home)
@@ -66,13 +82,17 @@ async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncItera
         AGENCY_NAMES,
     )
     store = await asyncio.to_thread(AuditStore.open, settings.database_url)
-    gateway = Gateway(
-        settings, conn, store, AllowListPolicy(), home.identity(GATEWAY), home.directory()
-    )
+    try:
+        engine = EngineHolder.load(settings.policy_bundle)
+    except PolicyBundleError as exc:
+        raise ConfigError(f"policy bundle: {exc}") from None
+    gateway = Gateway(settings, conn, store, engine, home.identity(GATEWAY), home.directory())
     task = asyncio.create_task(gateway.run(stop))
+    reload_on_sighup(engine)
     try:
         yield gateway
     finally:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         stop.set()
         await task
         await conn.close()

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8284
     db_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home")
+    policy_bundle: Path | None = Field(
+        default=None, description="s 284 policy bundle directory; default: the one shipped"
+    )
     max_frame_bytes: int = MIB
     replay_window_s: float = 300.0
     ack_wait_s: float = 30.0

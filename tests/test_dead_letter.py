@@ -13,18 +13,25 @@ from broker.gateway import Gateway
 from broker.keys import GATEWAY
 from broker.natsconf import STREAM_DLQ, inbox_prefix
 from broker.transport import Connection, StreamLimits
-from policies import AllowListPolicy
+from policies import Decision, PolicyRequest, load_bundle
 
 pytestmark = pytest.mark.nats
 
 
-class _BrokenForOneOffender(AllowListPolicy):
-    """A policy engine with a bug that only one offender's messages trigger."""
+class _BrokenForOneKind:
+    """The real engine, wrapped so that one kind of message hits a bug (an exception)."""
 
-    def decide(self, request):
+    def __init__(self):
+        self._engine = load_bundle()
+        self.version = self._engine.version
+
+    def decide(self, request: PolicyRequest) -> Decision:
         if request.kind == "order.breach":
             raise RuntimeError("engine bug")
-        return super().decide(request)
+        return self._engine.decide(request)
+
+    def minimise(self, payload, request):
+        return self._engine.minimise(payload, request)
 
 
 async def test_poison_message_is_dead_lettered_and_refused(deployment):
@@ -38,7 +45,7 @@ async def test_poison_message_is_dead_lettered_and_refused(deployment):
     )
     store = AuditStore.open(settings.database_url)
     gw = Gateway(
-        settings, conn, store, _BrokenForOneOffender(), home.identity(GATEWAY), home.directory()
+        settings, conn, store, _BrokenForOneKind(), home.identity(GATEWAY), home.directory()
     )
     stop = asyncio.Event()
     task = asyncio.create_task(gw.run(stop))

@@ -70,6 +70,7 @@ async def test_agency_cannot_read_another_agencys_deliveries(deployment, gateway
             offender="S284-000200",
             to=["dffh"],
             payload={"step": 1},
+            order_status="supervision_order",
         )
     assert receipt.accepted
     with pytest.raises((nats.errors.Error, asyncio.TimeoutError)):

@@ -1,4 +1,4 @@
-"""Fast unit tests: ids, envelope validation, the placeholder policy, key handling."""
+"""Fast unit tests: ids, envelope validation, key handling."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pydantic import ValidationError
 from broker.envelope import Agency, Envelope, Sender
 from broker.ids import is_id, new_id
 from broker.keys import Identity
-from policies import AllowListPolicy, PolicyRequest
 
 SENDER = Sender(agency=Agency.CORRECTIONS, unit="north", person_id="staff-1", role="case_manager")
 
@@ -53,36 +52,6 @@ def test_envelope_refuses_bad_fields(field, value):
 def test_envelope_refuses_unknown_fields():
     with pytest.raises(ValidationError):
         Envelope.model_validate({**_env().model_dump(), "nickname": "x"})
-
-
-@pytest.mark.parametrize(
-    ("purpose", "extra", "allowed"),
-    [
-        ("offender_management", {}, True),
-        ("risk_reduction", {}, False),
-        ("risk_reduction", {"justification": "Threat to a named victim reported today"}, True),
-        ("consent", {}, False),
-        ("consent", {"consent_reference": "CONSENT-2026-0042"}, True),
-        ("authorised_by_law", {}, False),
-        ("authorised_by_law", {"law_reference": "Family Violence Protection Act 2008 s 144"}, True),
-        ("csp_preparation", {}, False),  # not listed for risk.update: default deny
-    ],
-)
-def test_placeholder_policy(purpose, extra, allowed):
-    """Each ground needs its evidence; anything not listed is refused."""
-    decision = AllowListPolicy().decide(
-        PolicyRequest(
-            sender_agency="corrections",
-            sender_role="case_manager",
-            recipient_agency="police",
-            kind="risk.update",
-            purpose=purpose,
-            **extra,
-        )
-    )
-    assert decision.allowed is allowed
-    assert decision.policy_ids
-    assert decision.reason
 
 
 def test_identity_repr_and_saved_file_keep_private_keys_private(tmp_path):
