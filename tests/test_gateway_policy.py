@@ -1,0 +1,101 @@
+"""The s 284 engine inside the running gateway: minimisation, review flags, reload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from audit import AuditStore
+from broker.envelope import Sender
+from broker.runtime import gateway_running
+from broker.sdk import AgencyClient
+from policies import load_bundle
+
+pytestmark = pytest.mark.nats
+
+BUNDLE = Path(load_bundle().path)
+JUSTIFIED = "Victim reported a credible threat to the case manager this morning"
+
+
+async def test_recipient_receives_only_allowed_fields_and_log_names_the_rest(deployment, gateway):
+    """Police get attendance from a progress report, not the clinical notes; the disclosure
+    record names the withheld field, never its value."""
+    payload = {"programme": "MBCP", "sessions_attended": 7, "clinical_notes": "synthetic"}
+    async with await deployment.client("corrections") as sender:
+        receipt = await sender.send(
+            kind="service.progress",
+            purpose="offender_management",
+            offender="S284-000410",
+            to=["police"],
+            payload=payload,
+        )
+    assert receipt.accepted
+    async with await deployment.client("police") as police:
+        [item] = [d async for d in police.inbox()]
+    assert item.payload == {"programme": "MBCP", "sessions_attended": 7}
+    assert item.withheld == ["clinical_notes"]
+    [record] = AuditStore.open(deployment.settings.database_url).records(receipt.message_id)
+    assert record["withheld"] == '["clinical_notes"]'
+    assert "synthetic" not in str(record)
+
+
+async def test_risk_reduction_is_flagged_for_privacy_review(deployment, gateway):
+    """A justified risk_reduction disclosure is delivered and marked for review in the log
+    and in the recipient's copy of the decision. (It rests on a person's belief, so the
+    sender is a staff member, not the SDK's default `system` role.)"""
+    officer = Sender(agency="corrections", unit="north", person_id="staff-7", role="case_manager")
+    async with await AgencyClient.from_home(deployment.home.path, "corrections", officer) as sender:
+        receipt = await sender.send(
+            kind="risk.alert",
+            purpose="risk_reduction",
+            offender="S284-000411",
+            to=["police"],
+            payload={"summary": "synthetic"},
+            justification=JUSTIFIED,
+        )
+    assert receipt.accepted
+    async with await deployment.client("police") as police:
+        [item] = [d async for d in police.inbox()]
+    assert item.content.decision.review_required is True
+    [record] = AuditStore.open(deployment.settings.database_url).records(receipt.message_id)
+    assert record["review_required"] is True or record["review_required"] == 1
+    assert record["policy_version"] == receipt.policy_version
+
+
+async def test_sighup_reload_keeps_the_running_bundle_when_the_new_one_is_bad(deployment, tmp_path):
+    """An operator edits the bundle and sends SIGHUP: a broken bundle is rejected and messages
+    keep being decided by the running one; a valid edit takes effect without a restart."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    settings = deployment.settings.model_copy(update={"policy_bundle": bundle})
+    stop = asyncio.Event()
+    async with gateway_running(settings, stop), await deployment.client("corrections") as sender:
+
+        async def send() -> str | None:
+            r = await sender.send(
+                kind="risk.update",
+                purpose="offender_management",
+                offender="S284-000412",
+                to=["police"],
+                payload={},
+            )
+            assert r.accepted
+            return r.policy_version
+
+        before = await send()
+        cedar = min(bundle.glob("*.cedar"))
+        good = cedar.read_text()
+        cedar.write_text(good + "\npermit (principal, action, resource) when { oops };\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        await asyncio.sleep(1.5)
+        assert await send() == before
+        cedar.write_text(good + "\n// reviewed by the privacy officer, synthetic note\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        await asyncio.sleep(1.5)
+        after = await send()
+    assert after != before
