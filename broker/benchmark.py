@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from broker import logs
 from broker.envelope import Agency, Receipt, Sender
 from broker.errors import BrokerError
 from broker.home import Home
-from broker.natsserver import nats_server_binary
+from broker.natsserver import free_loopback_ports, nats_server_binary
 from broker.runtime import Started
 from broker.sdk import AgencyClient
 from broker.settings import Settings
@@ -146,15 +145,6 @@ def _rate(count: int, seconds: float) -> float:
 # -- helpers ---------------------------------------------------------------------------
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so none repeats)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-
-
 def _windows(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -209,7 +199,7 @@ def _logs_to(path: Path) -> Iterator[None]:
 async def embedded(root: Path) -> AsyncIterator[Started]:
     """`s284 up` as its own process (as in production, the gateway does not share a core
     with the agency system), on free ports in root/home; SIGTERM-ed and reaped on exit."""
-    nats_port, http_port = free_ports(2)
+    nats_port, http_port = free_loopback_ports(2)
     home = root / "home"
     with (root / "deployment.log").open("wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
@@ -367,7 +357,7 @@ async def latency_at_rate(client: AgencyClient, sealed: Sealed, rate: int) -> La
 @contextlib.asynccontextmanager
 async def plain_nats_server(store: Path) -> AsyncIterator[str]:
     """A plain nats-server with JetStream on a free port; terminated and reaped on exit."""
-    (port,) = free_ports(1)
+    (port,) = free_loopback_ports(1)
     proc = await asyncio.create_subprocess_exec(
         str(nats_server_binary()),
         "-a",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import tempfile
 import time
 from collections import Counter
@@ -39,6 +38,7 @@ from broker.errors import BrokerError, ConfigError, ReasonCode, ReceiptTimeoutEr
 from broker.home import GATEWAY, Home
 from broker.ids import new_id
 from broker.jose import b64u, b64u_decode, jwe_encrypt, jws_sign
+from broker.natsserver import free_loopback_ports
 from broker.runtime import Started, run_embedded
 from broker.sdk import AgencyClient
 from broker.sealing import TYP_INGRESS, VerifiedDelivery, seal_ingress
@@ -424,15 +424,6 @@ def _print(report: Report, as_json: bool) -> None:
 # -- the embedded deployment -------------------------------------------------------------
 
 
-def _free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so they cannot coincide)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-
-
 async def _until_started(task: asyncio.Task[None], ready: asyncio.Future[Started]) -> Started:
     either: set[asyncio.Future[Any]] = {task, ready}
     await asyncio.wait(either, timeout=START_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
@@ -469,7 +460,7 @@ async def _embedded(settings: Settings) -> AsyncIterator[Started]:
 
 
 def _fresh_settings(home: Path) -> Settings:
-    nats_port, http_port = _free_ports(2)
+    nats_port, http_port = free_loopback_ports(2)
     return Settings(home=home, nats_port=nats_port, http_port=http_port, nats_url=None, db_url=None)
 
 

@@ -32,6 +32,15 @@ def nats_server_binary() -> Path:
     )
 
 
+def free_loopback_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (held open together so none repeats)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -14,16 +13,14 @@ from pathlib import Path
 import pytest
 
 from broker.home import Home
-from broker.natsserver import NatsServer
+from broker.natsserver import NatsServer, free_loopback_ports
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
 from broker.settings import Settings
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_loopback_ports(1)[0]
 
 
 @dataclass
