@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, TypeVar
 
 import structlog
@@ -71,6 +72,13 @@ class Work:
     @property
     def key(self) -> str:
         return f"{self.msg.stream_seq}:{self.msg.stored_at.timestamp():.6f}"
+
+    @cached_property
+    def payload_digest(self) -> str | None:
+        """SHA-256 of the sealed payload (never the payload), once per message."""
+        if self.claims is None:
+            return None
+        return hashlib.sha256(self.claims.sealed.encode()).hexdigest()
 
     @property
     def message_ref(self) -> str | None:
@@ -290,9 +298,7 @@ class Gateway:
             policy_version=self._version_for(work),
             review_required=bool(decision and decision.review_required),
             withheld=tuple(withheld or ()),
-            payload_digest=hashlib.sha256(work.claims.sealed.encode()).hexdigest()
-            if work.claims
-            else None,
+            payload_digest=work.payload_digest,
         )
 
     def _record_refusal(self, work: Work) -> None:

@@ -30,6 +30,8 @@ def store_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'audit.db'}"
         return
     if not _pg_reachable():
+        if os.environ.get("CI"):  # CI's machine has PostgreSQL: its absence is a failure there
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL} (required when CI is set)")
         pytest.skip("PostgreSQL not reachable at S284_TEST_PG_URL")
     schema = f"s284_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_URL)
