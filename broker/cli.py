@@ -17,6 +17,7 @@ import click
 
 from broker import logs
 from broker.cli_policy import policy
+from broker.cli_token import token
 from broker.envelope import Agency, Kind, OrderStatus, Purpose, Sender
 from broker.errors import BrokerError
 from broker.runtime import Started, run_embedded, run_gateway
@@ -278,6 +279,7 @@ def bench(messages: int, rate: int, as_json: bool) -> None:
 
 
 cli.add_command(policy)
+cli.add_command(token)
 
 
 def main() -> None:

@@ -1,0 +1,320 @@
+"""Read side of the disclosure log for privacy officers and auditors.
+
+Who may see which record is decided in SQL (`_visible`), never by filtering rows in
+Python, so a page is always full and a count is always honest. Every search walks a
+`(column, seq)` index newest first (`WHERE col = ? AND seq < :cursor ORDER BY seq DESC
+LIMIT n`), so its cost follows the page size, not the size of the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    true,
+)
+
+from audit._records import PERSONAL_FIELDS, Event
+from audit._schema import audit_access, audit_log, audit_personal
+
+ROLES = ("privacy_officer", "auditor", "admin", "contact")
+MAX_LIMIT = 500
+
+
+class InvalidCursorError(ValueError):
+    """A pagination cursor was not one this API handed out."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: decides, in SQL, which records they may see."""
+
+    role: str
+    agency: str | None
+    subject: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role {self.role!r}")
+        if self.role == "privacy_officer" and not self.agency:
+            raise ValueError("a privacy officer belongs to an agency")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Search filters; `None` means any. Dates bound `occurred_at`, inclusive-exclusive."""
+
+    offender: str | None = None
+    sender_agency: str | None = None
+    recipient_agency: str | None = None
+    purpose: str | None = None
+    kind: str | None = None
+    event: str | None = None
+    decision: str | None = None
+    policy_id: str | None = None
+    occurred_from: datetime | None = None
+    occurred_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page, newest first; `next_cursor` is None on the last page."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+# -- cursors ---------------------------------------------------------------------------
+
+
+def encode_cursor(kind: str, position: int) -> str:
+    raw = json.dumps({kind: position}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(kind: str, cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))[kind]
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        raise InvalidCursorError("the cursor is not one this API handed out") from None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidCursorError("the cursor is not one this API handed out")
+    return value
+
+
+# -- visibility and filters --------------------------------------------------------------
+
+
+def _visible(viewer: Viewer) -> ColumnElement[bool]:
+    """Restricted records: only privacy officers of the sender or recipient agency.
+    Otherwise privacy officers see their agency's records and every review-marked one;
+    auditors and admins see everything else."""
+    log = audit_log.c
+    unrestricted = log.restricted == false()
+    if viewer.role in ("auditor", "admin"):
+        return unrestricted
+    if viewer.role != "privacy_officer" or viewer.agency is None:
+        return false()
+    agency = viewer.agency
+    # Wrapped so no index serves this OR: SQLite would otherwise union three index scans
+    # and sort them, where walking the filter's (column, seq) index stops after one page.
+    sender, recipient = _unindexed(log.sender_agency), _unindexed(log.recipient_agency)
+    involved = or_(sender == agency, recipient == agency)
+    ours = or_(_unindexed(log.ingress_agency) == agency, log.review_required == true())
+    return or_(involved, and_(unrestricted, ours))
+
+
+def _unindexed(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.coalesce(column, column)
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
+    log = audit_log.c
+    equal = {
+        log.sender_agency: filters.sender_agency,
+        log.recipient_agency: filters.recipient_agency,
+        log.purpose: filters.purpose,
+        log.kind: filters.kind,
+        log.event: filters.event,
+        log.decision: filters.decision,
+        audit_personal.c.offender: filters.offender,
+    }
+    conds: list[ColumnElement[bool]] = [col == value for col, value in equal.items() if value]
+    if filters.policy_id:
+        # policy_ids is a JSON array of strings; a quoted member cannot match a substring.
+        pattern = "%" + _like_literal(json.dumps(filters.policy_id)) + "%"
+        conds.append(log.policy_ids.like(pattern, escape="\\"))
+    # With an equality filter, walk its (column, seq) index and test dates on the way:
+    # a date index would need every row in the range sorted by seq first.
+    occurred = _unindexed(log.occurred_at) if conds else log.occurred_at
+    if filters.occurred_from is not None:
+        conds.append(occurred >= _utc(filters.occurred_from))
+    if filters.occurred_before is not None:
+        conds.append(occurred < _utc(filters.occurred_before))
+    return conds
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite keeps no offset: every stored time is UTC, so compare in UTC.
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _base(viewer: Viewer, filters: Filters) -> Select[Any]:
+    personal = audit_personal
+    joined = (
+        audit_log.join(personal, personal.c.seq == audit_log.c.seq)
+        if filters.offender  # inner join: the planner may drive from the offender index
+        else audit_log.outerjoin(personal, personal.c.seq == audit_log.c.seq)
+    )
+    return (
+        select(
+            audit_log.c.seq,
+            audit_log.c.canonical,
+            personal.c.seq.label("personal_seq"),
+            personal.c.fields,
+        )
+        .select_from(joined)
+        .where(_visible(viewer), *_conditions(filters))
+    )
+
+
+def _render(row: Any) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(row.canonical)
+    if row.personal_seq is None:  # erased after the retention period
+        record.update(dict.fromkeys(PERSONAL_FIELDS))
+        record["expired"] = True
+    else:
+        record.update(json.loads(row.fields))
+        record["expired"] = False
+    return record
+
+
+def _page(engine: Engine, query: Select[Any], cursor: str | None, limit: int) -> Page:
+    limit = max(1, min(limit, MAX_LIMIT))
+    before = decode_cursor("seq", cursor)
+    if before is not None:
+        query = query.where(audit_log.c.seq < before)
+    query = query.order_by(audit_log.c.seq.desc()).limit(limit + 1)
+    with engine.connect() as conn:
+        rows = list(conn.execute(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor("seq", rows[-1].seq) if more else None
+    return Page([_render(r) for r in rows], next_cursor)
+
+
+# -- queries -------------------------------------------------------------------------------
+
+
+def search(
+    engine: Engine, viewer: Viewer, filters: Filters, cursor: str | None = None, limit: int = 100
+) -> Page:
+    """Records matching every filter that `viewer` may see, newest first."""
+    return _page(engine, _base(viewer, filters), cursor, limit)
+
+
+def accounting(
+    engine: Engine, viewer: Viewer, offender: str, cursor: str | None = None, limit: int = 100
+) -> Page:
+    """Every disclosure about one offender (the accounting an offender may ask for)."""
+    filters = Filters(offender=offender, event=Event.DISCLOSED.value)
+    return _page(engine, _base(viewer, filters), cursor, limit)
+
+
+def refusals(
+    engine: Engine,
+    viewer: Viewer,
+    filters: Filters = Filters(),  # frozen, so a shared default is safe
+    cursor: str | None = None,
+    limit: int = 100,
+) -> Page:
+    """Refused messages (the gateway's denials), with their reasons."""
+    filters = Filters(**{**filters.__dict__, "event": Event.REFUSED.value})
+    return _page(engine, _base(viewer, filters), cursor, limit)
+
+
+def review_queue(
+    engine: Engine, viewer: Viewer, cursor: str | None = None, limit: int = 100
+) -> Page:
+    """Disclosures marked for privacy review that no `reviewed` record refers to yet."""
+    review = audit_log.alias("review")
+    reviewed = exists().where(
+        review.c.refers_to == audit_log.c.record_id, review.c.event == Event.REVIEWED.value
+    )
+    query = _base(viewer, Filters(event=Event.DISCLOSED.value)).where(
+        audit_log.c.review_required == true(), not_(reviewed)
+    )
+    return _page(engine, query, cursor, limit)
+
+
+def record_by_id(engine: Engine, viewer: Viewer, record_id: str) -> dict[str, Any] | None:
+    """One record, or None when it does not exist or `viewer` may not see it."""
+    query = _base(viewer, Filters()).where(audit_log.c.record_id == record_id)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else _render(row)
+
+
+# -- the API access log ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """One API request: who, what, and how it ended. Never a token."""
+
+    subject: str
+    role: str
+    agency: str | None
+    method: str
+    path: str
+    query: str
+    status: int
+    results: int | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AccessFilters:
+    subject: str | None = None
+    agency: str | None = None
+    status: int | None = None
+    since: datetime | None = None
+
+
+def record_access(engine: Engine, entry: AccessEntry) -> None:
+    values = {**entry.__dict__, "at": _utc(entry.at)}
+    values["path"] = values["path"][:256]
+    with engine.begin() as conn:
+        conn.execute(insert(audit_access).values(values))
+
+
+def access_log(
+    engine: Engine, filters: AccessFilters, cursor: str | None = None, limit: int = 100
+) -> Page:
+    """The API access log, newest first."""
+    acc = audit_access.c
+    limit = max(1, min(limit, MAX_LIMIT))
+    query = select(audit_access)
+    if filters.subject:
+        query = query.where(acc.subject == filters.subject)
+    if filters.agency:
+        query = query.where(acc.agency == filters.agency)
+    if filters.status is not None:
+        query = query.where(acc.status == filters.status)
+    if filters.since is not None:
+        query = query.where(acc.at >= _utc(filters.since))
+    before = decode_cursor("access", cursor)
+    if before is not None:
+        query = query.where(acc.id < before)
+    with engine.connect() as conn:
+        rows = [
+            dict(r) for r in conn.execute(query.order_by(acc.id.desc()).limit(limit + 1)).mappings()
+        ]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    for row in rows:
+        row["at"] = _utc(row["at"]).isoformat()
+    return Page(rows, encode_cursor("access", rows[-1]["id"]) if more else None)

@@ -1,0 +1,288 @@
+"""Bearer-token authentication for the audit API (OIDC-compatible JWTs).
+
+A token is verified in four steps, each labelled below: (1) the header names an
+allowed algorithm and a key the configured issuer published, (2) the signature,
+issuer, audience and expiry check out, (3) the s284 claims name a known role (and an
+agency where the role needs one), (4) only then does a `Principal` exist.
+
+Claims (documented in the OpenAPI description of the audit API too):
+
+- `sub`: who is asking (a staff id or name); recorded in the access log.
+- `s284_role`: `privacy_officer`, `auditor`, `admin` or `contact`.
+- `s284_agency`: the agency of a privacy officer or designated contact.
+- `iss`, `aud`, `exp`, `iat`: standard; `iss` and `aud` must match `AuthConfig`.
+
+Embedded mode has a local issuer: an Ed25519 key pair in the home, used by
+`s284 token`. Tokens are never logged or put in error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from threading import Lock
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from broker.errors import BrokerError
+from broker.jose import thumbprint
+
+ALGORITHMS = ("EdDSA", "ES256", "RS256")
+LOCAL_ISSUER = "s284-local"
+AUDIENCE = "s284-audit"
+CLAIM_ROLE = "s284_role"
+CLAIM_AGENCY = "s284_agency"
+MAX_TTL_S = 24 * 3600
+
+
+class Role(StrEnum):
+    PRIVACY_OFFICER = "privacy_officer"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    CONTACT = "contact"  # a designated contact (the future web inbox)
+
+
+AGENCY_ROLES = frozenset({Role.PRIVACY_OFFICER, Role.CONTACT})
+
+
+class AuthError(BrokerError):
+    """A request is not authenticated (401), not allowed (403), or cannot be checked (503)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def unauthenticated(detail: str, code: str = "auth.invalid_token") -> AuthError:
+    return AuthError(401, code, detail)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A verified caller. Only `TokenVerifier.verify` makes one."""
+
+    subject: str
+    role: Role
+    agency: str | None
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Which issuer's tokens the API accepts. `jwks` is a file path or an https URL."""
+
+    issuer: str
+    audience: str
+    jwks: str
+    leeway_s: float = 30.0
+
+    @classmethod
+    def from_env_and_home(cls, home: Path) -> AuthConfig:
+        """S284_AUTH_ISSUER, S284_AUTH_AUDIENCE, S284_AUTH_JWKS; defaults: the local issuer."""
+        default_jwks = str(LocalIssuer.for_home(home).public_path)
+        return cls(
+            issuer=os.environ.get("S284_AUTH_ISSUER", LOCAL_ISSUER),
+            audience=os.environ.get("S284_AUTH_AUDIENCE", AUDIENCE),
+            jwks=os.environ.get("S284_AUTH_JWKS") or default_jwks,
+        )
+
+    @property
+    def jwks_is_url(self) -> bool:
+        return self.jwks.startswith(("https://", "http://"))
+
+
+# -- the local issuer (embedded mode) -----------------------------------------------------
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+@dataclass(frozen=True)
+class LocalIssuer:
+    """The embedded deployment's token issuer: one Ed25519 key, created on first use."""
+
+    private_path: Path
+    public_path: Path
+
+    @classmethod
+    def for_home(cls, home: Path) -> LocalIssuer:
+        keys = home / "keys"
+        return cls(keys / "token-issuer.private.jwks.json", keys / "token-issuer.jwks.json")
+
+    def ensure(self) -> None:
+        if self.private_path.exists():
+            return
+        key = Ed25519PrivateKey.generate()
+        private = jwt.algorithms.OKPAlgorithm.to_jwk(key, as_dict=True)
+        public = jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        meta = {"kid": thumbprint(key.public_key()), "alg": "EdDSA", "use": "sig"}
+        _write_private(self.private_path, json.dumps({"keys": [{**private, **meta}]}))
+        self.public_path.write_text(json.dumps({"keys": [{**public, **meta}]}, indent=2))
+
+    def issue(
+        self, config: AuthConfig, subject: str, role: Role, agency: str | None, ttl_s: int
+    ) -> str:
+        if not 0 < ttl_s <= MAX_TTL_S:
+            raise AuthError(400, "auth.bad_ttl", f"a token lives 1 to {MAX_TTL_S} seconds")
+        self.ensure()
+        key = jwt.PyJWKSet.from_json(self.private_path.read_text()).keys[0]
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": config.issuer,
+            "aud": config.audience,
+            "sub": subject,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_s,
+            CLAIM_ROLE: role.value,
+        }
+        if agency is not None:
+            claims[CLAIM_AGENCY] = agency
+        return jwt.encode(claims, key.key, algorithm="EdDSA", headers={"kid": key.key_id})
+
+
+# -- verification ------------------------------------------------------------------------
+
+
+class _FileKeys:
+    """A JWKS file, re-read when it changes (key rotation without a restart)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = Lock()
+        self._stamp: float | None = None
+        self._keys: list[jwt.PyJWK] = []
+
+    def find(self, kid: str | None) -> jwt.PyJWK:
+        keys = self._load()
+        matches = [k for k in keys if kid is None or k.key_id == kid]
+        if kid is None and len(keys) != 1:
+            raise unauthenticated("the token names no key id (kid)")
+        if not matches:
+            raise unauthenticated("the token was signed by a key the issuer does not publish")
+        return matches[0]
+
+    def _load(self) -> list[jwt.PyJWK]:
+        try:
+            stamp = self._path.stat().st_mtime
+            with self._lock:
+                if stamp != self._stamp:
+                    self._keys = list(jwt.PyJWKSet.from_json(self._path.read_text()).keys)
+                    self._stamp = stamp
+                return self._keys
+        except (OSError, jwt.PyJWTError) as exc:
+            raise AuthError(
+                503, "auth.unavailable", "the token issuer's keys cannot be read"
+            ) from exc
+
+
+class _UrlKeys:
+    def __init__(self, url: str) -> None:
+        self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=10)
+
+    def find(self, kid: str | None) -> jwt.PyJWK:
+        if kid is None:
+            raise unauthenticated("the token names no key id (kid)")
+        try:
+            return self._client.get_signing_key(kid)
+        except jwt.PyJWKClientConnectionError as exc:
+            raise AuthError(
+                503, "auth.unavailable", "the token issuer's keys cannot be fetched"
+            ) from exc
+        except jwt.PyJWKClientError:
+            raise unauthenticated(
+                "the token was signed by a key the issuer does not publish"
+            ) from None
+
+
+class TokenVerifier:
+    """Verifies bearer tokens against one issuer's published keys."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        if config.jwks.startswith("http://"):
+            raise AuthError(503, "auth.misconfigured", "S284_AUTH_JWKS must be an https URL")
+        self.config = config
+        self._keys = _UrlKeys(config.jwks) if config.jwks_is_url else _FileKeys(Path(config.jwks))
+
+    def verify(self, token: str) -> Principal:
+        # 1. header: an allowed algorithm and a key the issuer publishes
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise unauthenticated("the bearer token is not a JWT") from None
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
+            raise unauthenticated(f"token algorithm must be one of {', '.join(ALGORITHMS)}")
+        key = self._keys.find(header.get("kid"))
+        if key.algorithm_name != alg:
+            raise unauthenticated("the token's algorithm does not match its key")
+        # 2. signature, issuer, audience, expiry
+        claims = self._decode(token, key, alg)
+        # 3. the s284 claims; 4. the principal
+        return _principal(claims)
+
+    def _decode(self, token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
+        try:
+            return jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                audience=self.config.audience,
+                issuer=self.config.issuer,
+                leeway=self.config.leeway_s,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthenticated("the token has expired", "auth.expired_token") from None
+        except jwt.InvalidAudienceError:
+            raise unauthenticated("the token is not meant for this API (audience)") from None
+        except jwt.InvalidIssuerError:
+            raise unauthenticated(
+                "the token comes from an issuer this API does not trust"
+            ) from None
+        except jwt.PyJWTError:
+            raise unauthenticated("the token's signature or claims do not verify") from None
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    subject, role, agency = claims.get("sub"), claims.get(CLAIM_ROLE), claims.get(CLAIM_AGENCY)
+    if not isinstance(subject, str) or not subject:
+        raise unauthenticated("the token names no subject (sub)")
+    if not isinstance(role, str) or role not in {r.value for r in Role}:
+        raise unauthenticated(f"the token's {CLAIM_ROLE} claim is not a known role")
+    if agency is not None and not isinstance(agency, str):
+        raise unauthenticated(f"the token's {CLAIM_AGENCY} claim must be a string")
+    if Role(role) in AGENCY_ROLES and not agency:
+        raise unauthenticated(f"a {role} token must carry the {CLAIM_AGENCY} claim")
+    return Principal(subject, Role(role), agency)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token from an `Authorization: Bearer ...` header, or a 401."""
+    if not authorization:
+        raise unauthenticated(
+            "send a bearer token: Authorization: Bearer <token>", "auth.missing_token"
+        )
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthenticated(
+            "the Authorization header must be: Bearer <token>", "auth.missing_token"
+        )
+    return token.strip()
+
+
+def require_role(principal: Principal, roles: frozenset[Role]) -> None:
+    if principal.role not in roles:
+        allowed = ", ".join(sorted(r.value for r in roles))
+        raise AuthError(403, "auth.forbidden", f"this needs one of the roles: {allowed}")
