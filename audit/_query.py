@@ -34,6 +34,9 @@ from audit._records import PERSONAL_FIELDS, Event
 from audit._schema import audit_access, audit_log, audit_personal
 
 ROLES = ("privacy_officer", "auditor", "admin", "contact")
+RFC3339 = "%Y-%m-%dT%H:%M:%S.%fZ"  # as audit._records.rfc3339 writes occurred_at
+# Filters served by a (column, seq) index; without one, a date range walks the date index.
+_INDEXED = ("offender", "sender_agency", "recipient_agency", "purpose", "kind", "event")
 MAX_LIMIT = 500
 
 
@@ -83,22 +86,47 @@ class Page:
 # -- cursors ---------------------------------------------------------------------------
 
 
-def encode_cursor(kind: str, position: int) -> str:
-    raw = json.dumps({kind: position}, separators=(",", ":")).encode()
+def _encode(payload: dict[str, Any]) -> str:
+    raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(kind: str, cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
+def _decode(cursor: str) -> dict[str, Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))[kind]
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
         raise InvalidCursorError("the cursor is not one this API handed out") from None
+    if not isinstance(payload, dict):
+        raise InvalidCursorError("the cursor is not one this API handed out")
+    return payload
+
+
+def _position(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise InvalidCursorError("the cursor is not one this API handed out")
     return value
+
+
+def encode_cursor(kind: str, position: int) -> str:
+    return _encode({kind: position})
+
+
+def decode_cursor(kind: str, cursor: str | None) -> int | None:
+    return None if cursor is None else _position(_decode(cursor).get(kind))
+
+
+def _time_cursor(row: dict[str, Any]) -> str:
+    return _encode({"t": row["occurred_at"], "seq": row["seq"]})
+
+
+def _decode_time_cursor(cursor: str) -> tuple[datetime, int]:
+    payload = _decode(cursor)
+    try:
+        at = datetime.strptime(payload["t"], RFC3339).replace(tzinfo=UTC)
+    except (KeyError, TypeError, ValueError):
+        raise InvalidCursorError("the cursor is not one this API handed out") from None
+    return at, _position(payload.get("seq"))
 
 
 # -- visibility and filters --------------------------------------------------------------
@@ -147,14 +175,21 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
         # policy_ids is a JSON array of strings; a quoted member cannot match a substring.
         pattern = "%" + _like_literal(json.dumps(filters.policy_id)) + "%"
         conds.append(log.policy_ids.like(pattern, escape="\\"))
-    # With an equality filter, walk its (column, seq) index and test dates on the way:
-    # a date index would need every row in the range sorted by seq first.
-    occurred = _unindexed(log.occurred_at) if conds else log.occurred_at
+    # With an indexed equality filter, walk its (column, seq) index and test dates on
+    # the way; otherwise walk the date index itself (see `by_time`).
+    occurred = log.occurred_at if by_time(filters) else _unindexed(log.occurred_at)
     if filters.occurred_from is not None:
         conds.append(occurred >= _utc(filters.occurred_from))
     if filters.occurred_before is not None:
         conds.append(occurred < _utc(filters.occurred_before))
     return conds
+
+
+def by_time(filters: Filters) -> bool:
+    """A date range with no indexed filter: results come newest *occurred* first, walking
+    the occurred_at index (ordering by seq would sort every row in the range first)."""
+    ranged = filters.occurred_from is not None or filters.occurred_before is not None
+    return ranged and not any(getattr(filters, name) for name in _INDEXED)
 
 
 def _utc(value: datetime) -> datetime:
@@ -192,18 +227,33 @@ def _render(row: Any) -> dict[str, Any]:
     return record
 
 
-def _page(engine: Engine, query: Select[Any], cursor: str | None, limit: int) -> Page:
+def _page(
+    engine: Engine, query: Select[Any], cursor: str | None, limit: int, *, timed: bool = False
+) -> Page:
     limit = max(1, min(limit, MAX_LIMIT))
+    query = _after_time(query, cursor) if timed else _after_seq(query, cursor)
+    with engine.connect() as conn:
+        rows = [_render(r) for r in conn.execute(query.limit(limit + 1))]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not more:
+        return Page(rows, None)
+    return Page(rows, _time_cursor(rows[-1]) if timed else encode_cursor("seq", rows[-1]["seq"]))
+
+
+def _after_seq(query: Select[Any], cursor: str | None) -> Select[Any]:
     before = decode_cursor("seq", cursor)
     if before is not None:
         query = query.where(audit_log.c.seq < before)
-    query = query.order_by(audit_log.c.seq.desc()).limit(limit + 1)
-    with engine.connect() as conn:
-        rows = list(conn.execute(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor("seq", rows[-1].seq) if more else None
-    return Page([_render(r) for r in rows], next_cursor)
+    return query.order_by(audit_log.c.seq.desc())
+
+
+def _after_time(query: Select[Any], cursor: str | None) -> Select[Any]:
+    log = audit_log.c
+    if cursor is not None:
+        at, seq = _decode_time_cursor(cursor)
+        query = query.where(or_(log.occurred_at < at, and_(log.occurred_at == at, log.seq < seq)))
+    return query.order_by(log.occurred_at.desc(), log.seq.desc())
 
 
 # -- queries -------------------------------------------------------------------------------
@@ -212,8 +262,9 @@ def _page(engine: Engine, query: Select[Any], cursor: str | None, limit: int) ->
 def search(
     engine: Engine, viewer: Viewer, filters: Filters, cursor: str | None = None, limit: int = 100
 ) -> Page:
-    """Records matching every filter that `viewer` may see, newest first."""
-    return _page(engine, _base(viewer, filters), cursor, limit)
+    """Records matching every filter that `viewer` may see, newest first (by seq; by
+    occurred time when `by_time(filters)`)."""
+    return _page(engine, _base(viewer, filters), cursor, limit, timed=by_time(filters))
 
 
 def accounting(

@@ -17,7 +17,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from audit import AuditRecord, AuditStore, checkpoint, verify_consistency, verify_inclusion
-from audit._query import Filters, Viewer, accounting, record_by_id, review_queue, search
+from audit._query import (
+    Filters,
+    Viewer,
+    accounting,
+    by_time,
+    record_by_id,
+    review_queue,
+    search,
+)
 from broker.api_audit import audit_router
 from broker.auth import AuthConfig, LocalIssuer, Role
 from broker.ids import new_id
@@ -125,6 +133,7 @@ def test_each_viewer_sees_exactly_what_the_visibility_rule_allows(populated):
         Filters(policy_id="permit-csp"),  # a prefix of an id is not that id
         Filters(occurred_from=T0 + timedelta(days=10), occurred_before=T0 + timedelta(days=20)),
         Filters(sender_agency="dffh", occurred_from=T0 + timedelta(days=5)),
+        Filters(decision="permit", occurred_before=T0 + timedelta(days=30)),
     ],
     ids=lambda f: ",".join(k for k, v in f.__dict__.items() if v),
 )
@@ -150,6 +159,10 @@ def test_filters_with_cursor_paging_return_every_matching_row_exactly_once(popul
         rows = _all_pages(lambda c, n, v=viewer: search(store.engine, v, filters, c, n), limit=3)
         ids = [r["record_id"] for r in rows]
         expected = [r.record_id for r in reversed(records) if matches(r) and _may_see(viewer, r)]
+        if by_time(filters):  # a bare date range lists newest occurred first
+            seqs = {r.record_id: i for i, r in enumerate(records)}
+            occurred = {r.record_id: r.occurred_at for r in records}
+            expected.sort(key=lambda rid: (occurred[rid], seqs[rid]), reverse=True)
         assert ids == expected
         assert len(set(ids)) == len(ids)
     if filters.policy_id == "permit-csp":
