@@ -228,10 +228,11 @@ def _render(row: Any) -> dict[str, Any]:
 
 
 def _page(
-    engine: Engine, query: Select[Any], cursor: str | None, limit: int, *, timed: bool = False
+    engine: Engine, query: Select[Any], cursor: str | None, limit: int, filters: Filters
 ) -> Page:
     limit = max(1, min(limit, MAX_LIMIT))
-    query = _after_time(query, cursor) if timed else _after_seq(query, cursor)
+    timed = by_time(filters)
+    query = _after_time(query, cursor) if timed else _after_seq(query, cursor, _seq_key(filters))
     with engine.connect() as conn:
         rows = [_render(r) for r in conn.execute(query.limit(limit + 1))]
     more = len(rows) > limit
@@ -241,11 +242,17 @@ def _page(
     return Page(rows, _time_cursor(rows[-1]) if timed else encode_cursor("seq", rows[-1]["seq"]))
 
 
-def _after_seq(query: Select[Any], cursor: str | None) -> Select[Any]:
+def _seq_key(filters: Filters) -> ColumnElement[int]:
+    # Equal through the join; ordering by the driving table's seq lets SQLite walk the
+    # (offender, seq) index in order instead of sorting an offender's whole history.
+    return audit_personal.c.seq if filters.offender else audit_log.c.seq
+
+
+def _after_seq(query: Select[Any], cursor: str | None, key: ColumnElement[int]) -> Select[Any]:
     before = decode_cursor("seq", cursor)
     if before is not None:
-        query = query.where(audit_log.c.seq < before)
-    return query.order_by(audit_log.c.seq.desc())
+        query = query.where(key < before)
+    return query.order_by(key.desc())
 
 
 def _after_time(query: Select[Any], cursor: str | None) -> Select[Any]:
@@ -264,7 +271,7 @@ def search(
 ) -> Page:
     """Records matching every filter that `viewer` may see, newest first (by seq; by
     occurred time when `by_time(filters)`)."""
-    return _page(engine, _base(viewer, filters), cursor, limit, timed=by_time(filters))
+    return _page(engine, _base(viewer, filters), cursor, limit, filters)
 
 
 def accounting(
@@ -272,7 +279,7 @@ def accounting(
 ) -> Page:
     """Every disclosure about one offender (the accounting an offender may ask for)."""
     filters = Filters(offender=offender, event=Event.DISCLOSED.value)
-    return _page(engine, _base(viewer, filters), cursor, limit)
+    return _page(engine, _base(viewer, filters), cursor, limit, filters)
 
 
 def refusals(
@@ -284,7 +291,7 @@ def refusals(
 ) -> Page:
     """Refused messages (the gateway's denials), with their reasons."""
     filters = Filters(**{**filters.__dict__, "event": Event.REFUSED.value})
-    return _page(engine, _base(viewer, filters), cursor, limit)
+    return _page(engine, _base(viewer, filters), cursor, limit, filters)
 
 
 def review_queue(
@@ -295,10 +302,9 @@ def review_queue(
     reviewed = exists().where(
         review.c.refers_to == audit_log.c.record_id, review.c.event == Event.REVIEWED.value
     )
-    query = _base(viewer, Filters(event=Event.DISCLOSED.value)).where(
-        audit_log.c.review_required == true(), not_(reviewed)
-    )
-    return _page(engine, query, cursor, limit)
+    filters = Filters(event=Event.DISCLOSED.value)
+    query = _base(viewer, filters).where(audit_log.c.review_required == true(), not_(reviewed))
+    return _page(engine, query, cursor, limit, filters)
 
 
 def record_by_id(engine: Engine, viewer: Viewer, record_id: str) -> dict[str, Any] | None:
