@@ -18,6 +18,7 @@ Embedded mode has a local issuer: an Ed25519 key pair in the home, used by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -121,14 +122,17 @@ class LocalIssuer:
         return cls(keys / "token-issuer.private.jwks.json", keys / "token-issuer.jwks.json")
 
     def ensure(self) -> None:
-        if self.private_path.exists():
-            return
-        key = Ed25519PrivateKey.generate()
-        private = jwt.algorithms.OKPAlgorithm.to_jwk(key, as_dict=True)
-        public = jwt.algorithms.OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
-        meta = {"kid": thumbprint(key.public_key()), "alg": "EdDSA", "use": "sig"}
-        _write_private(self.private_path, json.dumps({"keys": [{**private, **meta}]}))
-        self.public_path.write_text(json.dumps({"keys": [{**public, **meta}]}, indent=2))
+        """Create the key pair on first use; (re)write the public JWKS from the private key."""
+        if not self.private_path.exists():
+            key = Ed25519PrivateKey.generate()
+            jwk = jwt.algorithms.OKPAlgorithm.to_jwk(key, as_dict=True)
+            meta = {"kid": thumbprint(key.public_key()), "alg": "EdDSA", "use": "sig"}
+            with contextlib.suppress(FileExistsError):  # another process won the race
+                _write_private(self.private_path, json.dumps({"keys": [{**jwk, **meta}]}))
+        if not self.public_path.exists():
+            private = json.loads(self.private_path.read_text())["keys"][0]
+            public = {k: v for k, v in private.items() if k != "d"}
+            self.public_path.write_text(json.dumps({"keys": [public]}, indent=2))
 
     def issue(
         self, config: AuthConfig, subject: str, role: Role, agency: str | None, ttl_s: int

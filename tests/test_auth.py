@@ -61,13 +61,17 @@ def _local_key(issuer: LocalIssuer):
 
 
 def test_local_issuer_keeps_its_private_key_owner_only(issuer):
-    """The home's token-issuer private key is a 0600 file; the public JWKS has no secret."""
+    """The home's token-issuer private key is a 0600 file; the public JWKS has no secret
+    and is rebuilt if lost."""
     mode = stat.S_IMODE(issuer.private_path.stat().st_mode)
     assert mode == 0o600
     public = json.loads(issuer.public_path.read_text())["keys"][0]
     assert "d" not in public
     assert public["alg"] == "EdDSA"
     assert public["kid"]
+    issuer.public_path.unlink()  # a lost public JWKS is rebuilt from the private key
+    issuer.ensure()
+    assert json.loads(issuer.public_path.read_text())["keys"][0] == public
 
 
 def test_config_reads_the_environment_with_local_defaults(tmp_path, monkeypatch):
