@@ -1,10 +1,48 @@
-"""The disclosure log: one append-only record per disclosure and per refusal.
+"""The disclosure log: an append-only, verifiable record of every disclosure and refusal.
 
-Placeholder store for the core broker; the verifiable Merkle log arrives in issue 4
-behind the same `AuditStore.append` interface. Knows nothing of NATS or HTTP.
+Records are hashed into an RFC 9162 Merkle tree whose checkpoints are signed in the C2SP
+signed-note format (docs/audit-format.md). Knows nothing of NATS or HTTP.
 """
 
-from audit._records import AuditRecord, SeenMessage
-from audit._store import AuditStore
+from audit._checkpoints import (
+    Announcement,
+    CheckpointKeeper,
+    LogForkError,
+    announce,
+    checkpoint,
+)
+from audit._errors import AuditError, NoteError, ProofError
+from audit._merkle import leaf_hash, verify_consistency, verify_inclusion
+from audit._note import Checkpoint, NoteVerifier, parse_verifier_key, verifier_key
+from audit._records import GROUNDS, AuditRecord, Event, SeenMessage
+from audit._store import AppendResult, AuditStore, CheckpointRow, InclusionProof
+from audit._verify import Problem, VerifyReport, verify_log
 
-__all__ = ["AuditRecord", "AuditStore", "SeenMessage"]
+__all__ = [
+    "GROUNDS",
+    "Announcement",
+    "AppendResult",
+    "AuditError",
+    "AuditRecord",
+    "AuditStore",
+    "Checkpoint",
+    "CheckpointKeeper",
+    "CheckpointRow",
+    "Event",
+    "InclusionProof",
+    "LogForkError",
+    "NoteError",
+    "NoteVerifier",
+    "Problem",
+    "ProofError",
+    "SeenMessage",
+    "VerifyReport",
+    "announce",
+    "checkpoint",
+    "leaf_hash",
+    "parse_verifier_key",
+    "verifier_key",
+    "verify_consistency",
+    "verify_inclusion",
+    "verify_log",
+]

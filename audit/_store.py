@@ -1,108 +1,126 @@
+"""The disclosure log's store: append (group commit), proofs, checkpoints, retention.
+
+Synchronous by design: the gateway calls it from a worker thread, one transaction per
+batch, and acknowledges NATS only after `append` returns. Appends are serialised (an
+advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite) because each needs the tree's
+right edge; several gateway workers may share one database.
+"""
+
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import fields
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    DateTime,
+    Connection,
     Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     create_engine,
+    delete,
     event,
     func,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from audit._records import AuditRecord, SeenMessage
-
-_metadata = MetaData()
-
-disclosure_log = Table(
-    "disclosure_log",
-    _metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("record_id", String(32), nullable=False, unique=True),
-    Column("dedupe_key", String(128), nullable=False, unique=True),
-    Column("event", String(16), nullable=False),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("ingress_agency", String(32), nullable=False),
-    Column("message_id", String(32), index=True),
-    Column("ingress_seq", Integer),
-    Column("sender_agency", String(32)),
-    Column("sender_person", String(64)),
-    Column("recipient_agency", String(32)),
-    Column("offender", String(32), index=True),
-    Column("kind", String(32)),
-    Column("purpose", String(32)),
-    Column("justification", Text),
-    Column("correlation_id", String(32)),
-    Column("decision", String(8), nullable=False),
-    Column("reason_code", String(48)),
-    Column("reason", Text, nullable=False),
-    Column("policy_ids", Text, nullable=False),
-    Column("policy_version", String(64)),
-    Column("review_required", Boolean, nullable=False, default=False),
-    Column("payload_digest", String(64)),
-    Column("withheld", Text, nullable=False),
-    Column("node", String(64), nullable=False),
+from audit import _merkle as merkle
+from audit._errors import AuditError
+from audit._records import (
+    AuditRecord,
+    Event,
+    SeenMessage,
+    canonical_json,
+    canonical_record,
+    new_salt,
+)
+from audit._schema import (
+    PG_TRIGGERS,
+    SQLITE_TRIGGERS,
+    audit_checkpoints,
+    audit_log,
+    audit_nodes,
+    audit_personal,
+    metadata,
+    seen_messages,
 )
 
-seen_messages = Table(
-    "seen_messages",
-    _metadata,
-    Column("message_id", String(32), primary_key=True),
-    Column("ingress_seq", Integer, nullable=False),
-)
-
-_SQLITE_TRIGGERS = [
-    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-    for table in ("disclosure_log", "seen_messages")
-    for op in ("UPDATE", "DELETE")
-]
-_PG_TRIGGERS = [
-    (
-        "CREATE OR REPLACE FUNCTION s284_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
-    ),
-    *[
-        f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION s284_append_only()"
-        for table in ("disclosure_log", "seen_messages")
-    ],
-]
+_PG_APPEND_LOCK = 284_284  # pg_advisory_xact_lock key: one appender at a time
+_CHUNK = 500  # bound on bound parameters per IN (...) query
 
 
-def _row(record: AuditRecord, recorded_at: datetime) -> dict[str, Any]:
-    row = {f.name: getattr(record, f.name) for f in fields(record)}  # shallow: no deep copy
-    row["policy_ids"] = json.dumps(list(record.policy_ids))
-    row["withheld"] = json.dumps(list(record.withheld))
-    row["recorded_at"] = recorded_at
-    return row
+@dataclass(frozen=True)
+class AppendResult:
+    """Tree size before and after; `added` new records (redelivered ones are skipped)."""
+
+    size_before: int
+    size: int
+
+    @property
+    def added(self) -> int:
+        return self.size - self.size_before
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    seq: int
+    leaf_hash: bytes
+    tree_size: int
+    root: bytes
+    proof: list[bytes]
+    checkpoint_note: str | None  # the signed checkpoint of tree_size, when there is one
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    size: int
+    root: bytes
+    note: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One row as the verifier reads it: nothing here is trusted yet."""
+
+    seq: int
+    canonical: str
+    leaf_hash: bytes
+    projection: dict[str, Any]
+    salt: bytes | None
+    personal: str | None
+
+
+class _Nodes:
+    """A `merkle.NodeSource` over one open connection."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get_nodes(self, positions: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        found: dict[tuple[int, int], bytes] = {}
+        wanted = list(dict.fromkeys(positions))
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            query = select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).where(
+                tuple_(audit_nodes.c.level, audit_nodes.c.idx).in_(chunk)
+            )
+            found.update({(r.level, r.idx): bytes(r.hash) for r in self._conn.execute(query)})
+        missing = [p for p in wanted if p not in found]
+        if missing:
+            raise AuditError(f"the log's tree is missing stored node(s) {missing[:3]}")
+        return {p: found[p] for p in wanted}  # in the order asked: callers fold frontiers
 
 
 class AuditStore:
-    """Append-only disclosure log through SQLAlchemy (SQLite by default, PostgreSQL too).
-
-    Synchronous by design: the gateway calls it from a worker thread, one transaction
-    per batch (group commit), and acknowledges NATS only after `append` returns.
-    """
+    """Append-only, verifiable disclosure log through SQLAlchemy (SQLite or PostgreSQL)."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        self.engine = engine
         self._dialect = engine.dialect.name
 
     @classmethod
@@ -110,33 +128,101 @@ class AuditStore:
         """Connect, create the tables and the append-only triggers if missing."""
         engine = create_engine(url, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
         store = cls(engine)
         store._create_schema()
         return store
 
     def _create_schema(self) -> None:
-        _metadata.create_all(self._engine)
-        triggers = _SQLITE_TRIGGERS if self._dialect == "sqlite" else _PG_TRIGGERS
-        with self._engine.begin() as conn:
+        triggers = SQLITE_TRIGGERS if self._dialect == "sqlite" else PG_TRIGGERS
+        with self.engine.connect() as conn:
+            _take_append_lock(conn, self._dialect)  # two processes starting at once
+            metadata.create_all(conn)
             for ddl in triggers:
                 conn.execute(text(ddl))
+            conn.commit()
 
-    def _insert(self, table: Table) -> Any:
+    def _insert(self, table: Any) -> Any:
         dialect = postgresql if self._dialect == "postgresql" else sqlite
         return dialect.insert(table).on_conflict_do_nothing()
 
-    def append(self, records: Sequence[AuditRecord], seen: Sequence[SeenMessage] = ()) -> None:
-        """Durably record a batch in one transaction; rows already present are skipped."""
-        now = datetime.now(UTC)
-        with self._engine.begin() as conn:
-            if records:
-                conn.execute(self._insert(disclosure_log), [_row(r, now) for r in records])
+    # -- append ----------------------------------------------------------------
+
+    def append(
+        self, records: Sequence[AuditRecord], seen: Sequence[SeenMessage] = ()
+    ) -> AppendResult:
+        """Durably record a batch in one transaction; records already present are skipped."""
+        with self.engine.connect() as conn:
+            _take_append_lock(conn, self._dialect)
+            size = _size(conn)
+            fresh = _unrecorded(conn, records)
+            if fresh:
+                self._write(conn, size, fresh)
             if seen:
                 conn.execute(
                     self._insert(seen_messages),
                     [{"message_id": s.message_id, "ingress_seq": s.ingress_seq} for s in seen],
                 )
+            conn.commit()
+        return AppendResult(size, size + len(fresh))
+
+    def _write(self, conn: Connection, size: int, records: list[AuditRecord]) -> None:
+        recorded_at = datetime.now(UTC)
+        rows, personal, leaves = [], [], []
+        for seq, record in enumerate(records, start=size):
+            salt = new_salt()
+            canonical = canonical_json(canonical_record(record, seq, recorded_at, salt))
+            leaf = merkle.leaf_hash(canonical)
+            leaves.append(leaf)
+            rows.append(_log_row(record, seq, recorded_at, canonical, leaf))
+            personal.append(_personal_row(record, seq, salt))
+        positions = merkle.frontier_positions(size)
+        frontier = _Nodes(conn).get_nodes(positions)
+        nodes = merkle.completed_nodes(size, leaves, [frontier[p] for p in positions])
+        conn.execute(audit_log.insert(), rows)
+        conn.execute(audit_personal.insert(), personal)
+        conn.execute(
+            audit_nodes.insert(), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes]
+        )
+
+    # -- reading ---------------------------------------------------------------
+
+    def size(self) -> int:
+        with self.engine.connect() as conn:
+            return _size(conn)
+
+    def root(self, size: int | None = None) -> tuple[int, bytes]:
+        with self.engine.connect() as conn:
+            size = _size(conn) if size is None else size
+            return size, merkle.tree_root(size, _Nodes(conn))
+
+    def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
+        """Proof against `size`, by default the latest checkpoint that covers `seq`."""
+        with self.engine.connect() as conn:
+            checkpoint = _latest_checkpoint(conn)
+            if size is None:
+                covered = checkpoint is not None and checkpoint.size > seq
+                size = checkpoint.size if covered and checkpoint else _size(conn)
+            if not 0 <= seq < size:
+                raise AuditError(f"record {seq} is not in a tree of size {size}")
+            nodes = _Nodes(conn)
+            proof = merkle.inclusion_proof(seq, size, nodes)
+            leaf = nodes.get_nodes([(0, seq)])[(0, seq)]
+            root = merkle.tree_root(size, nodes)
+            note = _checkpoint_note(conn, size)
+        return InclusionProof(seq, leaf, size, root, proof, note)
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        with self.engine.connect() as conn:
+            if not 0 <= old <= new <= _size(conn):
+                raise AuditError(f"no consistency proof from size {old} to size {new}")
+            return merkle.consistency_proof(old, new, _Nodes(conn))
+
+    def seq_of(self, record_id: str) -> int | None:
+        query = select(audit_log.c.seq).where(audit_log.c.record_id == record_id)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
 
     def first_seen(self, message_ids: Iterable[str]) -> dict[str, int]:
         """For each already-authenticated id, the ingress sequence that first carried it."""
@@ -146,38 +232,228 @@ class AuditStore:
         query = select(seen_messages.c.message_id, seen_messages.c.ingress_seq).where(
             seen_messages.c.message_id.in_(ids)
         )
-        with self._engine.connect() as conn:
+        with self.engine.connect() as conn:
             return {row.message_id: row.ingress_seq for row in conn.execute(query)}
 
     def records(self, message_id: str | None = None, limit: int = 10_000) -> list[dict[str, Any]]:
-        query = select(disclosure_log).order_by(disclosure_log.c.seq).limit(limit)
+        """Records oldest first, canonical members merged with their personal fields."""
+        query = (
+            select(audit_log.c.canonical, audit_personal.c.fields)
+            .outerjoin(audit_personal, audit_personal.c.seq == audit_log.c.seq)
+            .order_by(audit_log.c.seq)
+            .limit(limit)
+        )
         if message_id is not None:
-            query = query.where(disclosure_log.c.message_id == message_id)
-        with self._engine.connect() as conn:
-            return [dict(row) for row in conn.execute(query).mappings()]
+            query = query.where(audit_log.c.message_id == message_id)
+        with self.engine.connect() as conn:
+            return [
+                {**json.loads(r.canonical), **(json.loads(r.fields) if r.fields else {})}
+                for r in conn.execute(query)
+            ]
 
     def count(self, event_name: str | None = None) -> int:
-        query = select(func.count()).select_from(disclosure_log)
+        query = select(func.count()).select_from(audit_log)
         if event_name is not None:
-            query = query.where(disclosure_log.c.event == event_name)
-        with self._engine.connect() as conn:
+            query = query.where(audit_log.c.event == event_name)
+        with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    def iter_stored(self, batch: int = 20_000) -> Iterator[StoredRecord]:
+        """Every row in seq order, with its personal fields if not erased (for verify)."""
+        after = -1
+        columns = [c for c in audit_log.c if c.name not in {"canonical", "leaf_hash"}]
+        while True:
+            query = (
+                select(
+                    *columns,
+                    audit_log.c.canonical,
+                    audit_log.c.leaf_hash,
+                    audit_personal.c.salt,
+                    audit_personal.c.fields,
+                )
+                .outerjoin(audit_personal, audit_personal.c.seq == audit_log.c.seq)
+                .where(audit_log.c.seq > after)
+                .order_by(audit_log.c.seq)
+                .limit(batch)
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                return
+            for row in rows:
+                m = row._mapping  # noqa: SLF001 - SQLAlchemy's public row mapping accessor
+                yield StoredRecord(
+                    seq=m["seq"],
+                    canonical=m["canonical"],
+                    leaf_hash=bytes(m["leaf_hash"]),
+                    projection={c.name: m[c.name] for c in columns},
+                    salt=bytes(m["salt"]) if m["salt"] is not None else None,
+                    personal=m["fields"],
+                )
+            after = rows[-1].seq
+
+    # -- checkpoints -------------------------------------------------------------
+
+    def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
+        row = {"size": size, "root": root, "note": note, "signed_at": datetime.now(UTC)}
+        with self.engine.begin() as conn:
+            conn.execute(self._insert(audit_checkpoints), [row])
+
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        with self.engine.connect() as conn:
+            return _latest_checkpoint(conn)
+
+    def checkpoint_before(self, size: int) -> CheckpointRow | None:
+        query = (
+            select(audit_checkpoints)
+            .where(audit_checkpoints.c.size < size)
+            .order_by(audit_checkpoints.c.size.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _checkpoint(row) if row is not None else None
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        query = select(audit_checkpoints).order_by(audit_checkpoints.c.size)
+        with self.engine.connect() as conn:
+            return [_checkpoint(r) for r in conn.execute(query).mappings()]
+
+    # -- retention ---------------------------------------------------------------
+
+    def expire(self, before: datetime, node: str, record_id: str) -> int:
+        """Erase personal fields and salts of records that occurred before `before`.
+
+        Leaf hashes commit to the salted hash only, so every proof stays valid; the
+        erasure is itself appended to the log.
+        """
+        doomed = (
+            select(audit_log.c.seq)
+            .where(audit_log.c.occurred_at < before)
+            .where(audit_log.c.event != Event.EXPIRED.value)
+        )
+        with self.engine.begin() as conn:
+            erased = conn.execute(
+                delete(audit_personal).where(audit_personal.c.seq.in_(doomed))
+            ).rowcount
+        if erased:
+            self.append([_expiry_record(before, erased, node, record_id)])
+        return int(erased)
 
     def ping(self) -> bool:
         try:
-            with self._engine.connect() as conn:
+            with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except SQLAlchemyError:
             return False
         return True
 
     def close(self) -> None:
-        self._engine.dispose()
+        self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _take_append_lock(conn: Connection, dialect: str) -> None:
+    if dialect == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_APPEND_LOCK})
+    else:
+        conn.info["s284_write"] = True
+        conn.begin()
+
+
+def _size(conn: Connection) -> int:
+    top = conn.execute(select(func.max(audit_log.c.seq))).scalar_one_or_none()
+    return 0 if top is None else int(top) + 1
+
+
+def _unrecorded(conn: Connection, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+    batch = {r.dedupe_key: r for r in records}  # also collapses duplicates in one batch
+    keys = list(batch)
+    for i in range(0, len(keys), _CHUNK):
+        query = select(audit_log.c.dedupe_key).where(
+            audit_log.c.dedupe_key.in_(keys[i : i + _CHUNK])
+        )
+        for key in conn.execute(query).scalars():
+            batch.pop(key, None)
+    return list(batch.values())
+
+
+def _log_row(
+    record: AuditRecord, seq: int, recorded_at: datetime, canonical: bytes, leaf: bytes
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "record_id": record.record_id,
+        "dedupe_key": record.dedupe_key,
+        "event": record.event,
+        "occurred_at": record.occurred_at.astimezone(UTC),
+        "recorded_at": recorded_at,
+        "message_id": record.message_id,
+        "correlation_id": record.correlation_id,
+        "ingress_agency": record.ingress_agency,
+        "sender_agency": record.sender_agency,
+        "recipient_agency": record.recipient_agency,
+        "kind": record.kind,
+        "purpose": record.purpose,
+        "decision": record.decision,
+        "reason_code": record.reason_code,
+        "policy_ids": json.dumps(list(record.policy_ids)),
+        "review_required": record.review_required,
+        "restricted": record.restricted,
+        "refers_to": record.refers_to,
+        "canonical": canonical.decode(),
+        "leaf_hash": leaf,
+    }
+
+
+def _personal_row(record: AuditRecord, seq: int, salt: bytes) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "salt": salt,
+        "fields": canonical_json(record.personal()).decode(),
+        "offender": record.offender,
+    }
+
+
+def _expiry_record(before: datetime, erased: int, node: str, record_id: str) -> AuditRecord:
+    cutoff = before.astimezone(UTC).date().isoformat()
+    return AuditRecord(
+        record_id=record_id,
+        dedupe_key=f"expired:{record_id}",
+        event=Event.EXPIRED.value,
+        occurred_at=datetime.now(UTC),
+        ingress_agency="broker",
+        decision="none",
+        reason_code="retention.expired",
+        reason=f"personal fields of {erased} record(s) that occurred before {cutoff} erased",
+        node=node,
+    )
+
+
+def _latest_checkpoint(conn: Connection) -> CheckpointRow | None:
+    query = select(audit_checkpoints).order_by(audit_checkpoints.c.size.desc()).limit(1)
+    row = conn.execute(query).mappings().first()
+    return _checkpoint(row) if row is not None else None
+
+
+def _checkpoint_note(conn: Connection, size: int) -> str | None:
+    query = select(audit_checkpoints.c.note).where(audit_checkpoints.c.size == size)
+    return conn.execute(query).scalar_one_or_none()
+
+
+def _checkpoint(row: Any) -> CheckpointRow:
+    return CheckpointRow(row["size"], bytes(row["root"]), row["note"], row["signed_at"])
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN itself
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")  # a record acked to NATS survives power loss
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Appenders take the write lock up front; readers begin deferred (WAL: no blocking)."""
+    immediate = conn.info.pop("s284_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from broker import logs
+from broker.cli_audit import audit
 from broker.cli_policy import policy
 from broker.cli_token import token
 from broker.envelope import Agency, Kind, OrderStatus, Purpose, Sender
@@ -279,6 +280,7 @@ def bench(messages: int, rate: int, as_json: bool) -> None:
 
 
 cli.add_command(policy)
+cli.add_command(audit)
 cli.add_command(token)
 
 

@@ -112,6 +112,9 @@ class Envelope(_Strict):
     law_reference: ShortText | None = None
     correlation_id: MessageId | None = None
     in_reply_to: MessageId | None = None
+    # Covert or otherwise sensitive: the disclosure record is visible only to the privacy
+    # officers of the agencies involved.
+    restricted: bool = False
 
     @field_validator("recipients")
     @classmethod

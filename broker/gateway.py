@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from audit import AuditRecord, AuditStore, SeenMessage
 from broker import _steps as steps
+from broker.checkpoints import Checkpointer
 from broker.envelope import (
     Agency,
     DeliveredContent,
@@ -104,6 +105,7 @@ class Gateway:
         policy: PolicyEngine,
         identity: Identity,
         directory: KeyDirectory,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self._settings = settings
         self._conn = conn
@@ -111,6 +113,7 @@ class Gateway:
         self._policy = policy
         self._identity = identity
         self._directory = directory
+        self._checkpointer = checkpointer
         self.state = GatewayState()
 
     def _engine_now(self) -> PolicyEngine:
@@ -293,6 +296,9 @@ class Gateway:
             kind=env.kind.value if env else None,
             purpose=env.purpose.value if env else None,
             justification=env.justification if env else None,
+            consent_reference=env.consent_reference if env else None,
+            law_reference=env.law_reference if env else None,
+            restricted=bool(env and env.restricted),
             correlation_id=env.correlation_id if env else None,
             policy_ids=tuple(decision.policy_ids) if decision else (),
             policy_version=self._version_for(work),
@@ -314,7 +320,9 @@ class Gateway:
             for w in works
             if w.claims is not None and (w.refusal is None or w.refusal.code not in _NOT_SEEN)
         ]
-        await self._db(self._store.append, records, seen)
+        result = await self._db(self._store.append, records, seen)
+        if self._checkpointer is not None:
+            await self._checkpointer.added(result.added)
 
     async def _deliver(self, works: list[Work]) -> None:
         publishes = [

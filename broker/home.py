@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from broker.envelope import Agency
 from broker.errors import ConfigError
-from broker.keys import GATEWAY, Identity, KeyDirectory, write_directory
+from broker.keys import GATEWAY, Identity, KeyDirectory, LogSigner, write_directory
 from broker.natsconf import ALL_USERS, render_config
 
 
@@ -61,6 +61,30 @@ class Home:
         return self.path / "deployment.json"
 
     @property
+    def log_key_path(self) -> Path:
+        return self.path / "keys" / "audit-log.private.json"
+
+    @property
+    def log_vkey_path(self) -> Path:
+        """The log's public verifier key (C2SP note format), for agencies and auditors."""
+        return self.path / "keys" / "audit-log.vkey"
+
+    def log_signer(self) -> LogSigner:
+        """The disclosure log's checkpoint key, created on first use."""
+        if not self.log_key_path.is_file():
+            signer = LogSigner.generate()
+            _write_private(self.log_key_path, signer.private_json())
+            self.log_vkey_path.write_text(signer.vkey + "\n")
+            return signer
+        return LogSigner.load(self.log_key_path)
+
+    def log_vkey(self) -> str:
+        self.require()
+        if not self.log_vkey_path.is_file():
+            return self.log_signer().vkey
+        return self.log_vkey_path.read_text().strip()
+
+    @property
     def exists(self) -> bool:
         return self.deployment_path.is_file()
 
@@ -80,6 +104,7 @@ class Home:
             hashes[user] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10, b"2a")).decode()
         self.jetstream_dir.mkdir(parents=True, exist_ok=True)
         _write_private(self.nats_conf, render_config(nats_port, self.jetstream_dir, hashes))
+        self.log_signer()
         self.deployment_path.write_text(
             json.dumps({"nats_url": f"nats://127.0.0.1:{nats_port}"}, indent=2)
         )

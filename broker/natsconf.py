@@ -15,6 +15,8 @@ STREAM_INGRESS = "S284_INGRESS"
 STREAM_DELIVER = "S284_DELIVER"
 STREAM_RECEIPTS = "S284_RECEIPTS"
 STREAM_DLQ = "S284_DLQ"
+STREAM_CHECKPOINTS = "S284_CHECKPOINTS"
+CHECKPOINT_SUBJECT = "s284.checkpoint"
 GATEWAY_CONSUMER = "gateway"
 MAX_PAYLOAD = 8 * 1024 * 1024  # a delivery carries the sender's original frame (<= 1 MiB)
 
@@ -39,6 +41,10 @@ def receipt_consumer(agency: str) -> str:
     return f"receipt-{agency}"
 
 
+def checkpoint_consumer(agency: str) -> str:
+    return f"checkpoints-{agency}"
+
+
 def inbox_prefix(user: str) -> str:
     return f"_INBOX_{user}"
 
@@ -47,6 +53,7 @@ def agency_permissions(agency: str) -> dict[str, Any]:
     consumers = [
         (STREAM_DELIVER, deliver_consumer(agency)),
         (STREAM_RECEIPTS, receipt_consumer(agency)),
+        (STREAM_CHECKPOINTS, checkpoint_consumer(agency)),
     ]
     publish = [ingress_subject(agency)]
     for stream, consumer in consumers:
@@ -69,6 +76,7 @@ def gateway_permissions() -> dict[str, Any]:
                 "s284.receipt.>",
                 "s284.alert.>",
                 "s284.dlq.>",
+                CHECKPOINT_SUBJECT,
                 "$JS.API.>",
                 f"$JS.ACK.{STREAM_INGRESS}.{GATEWAY_CONSUMER}.>",
             ],

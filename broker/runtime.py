@@ -15,6 +15,7 @@ import uvicorn
 
 from audit import AuditStore
 from broker.api import create_app
+from broker.checkpoints import Checkpointer
 from broker.errors import ConfigError
 from broker.gateway import Gateway
 from broker.home import AGENCY_NAMES, GATEWAY, Home
@@ -86,8 +87,18 @@ async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncItera
         engine = EngineHolder.load(settings.policy_bundle)
     except PolicyBundleError as exc:
         raise ConfigError(f"policy bundle: {exc}") from None
-    gateway = Gateway(settings, conn, store, engine, home.identity(GATEWAY), home.directory())
+    checkpointer = Checkpointer(
+        store,
+        home.log_signer(),
+        conn,
+        settings.checkpoint_every_records,
+        settings.checkpoint_every_s,
+    )
+    gateway = Gateway(
+        settings, conn, store, engine, home.identity(GATEWAY), home.directory(), checkpointer
+    )
     task = asyncio.create_task(gateway.run(stop))
+    checkpoints = asyncio.create_task(checkpointer.run(stop))
     reload_on_sighup(engine)
     try:
         yield gateway
@@ -95,6 +106,7 @@ async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncItera
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         stop.set()
         await task
+        await checkpoints
         await conn.close()
         store.close()
 

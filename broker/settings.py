@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     ack_wait_s: float = 30.0
     max_deliver: int = 10
     fetch_batch: int = 256
+    checkpoint_every_records: int = Field(
+        default=1000, ge=1, description="sign a log checkpoint after this many new records"
+    )
+    checkpoint_every_s: float = Field(
+        default=5.0, gt=0, description="and at least this often while the log grows"
+    )
     node: str = Field(default_factory=socket.gethostname)
 
     @property

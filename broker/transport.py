@@ -28,12 +28,15 @@ from nats.js.client import JetStreamContext
 from broker.errors import TransportError
 from broker.home import Credentials
 from broker.natsconf import (
+    CHECKPOINT_SUBJECT,
     GATEWAY_CONSUMER,
     MAX_PAYLOAD,
+    STREAM_CHECKPOINTS,
     STREAM_DELIVER,
     STREAM_DLQ,
     STREAM_INGRESS,
     STREAM_RECEIPTS,
+    checkpoint_consumer,
     deliver_consumer,
     inbox_prefix,
     receipt_consumer,
@@ -247,6 +250,7 @@ class Connection:
             (STREAM_DELIVER, ["s284.deliver.>", "s284.alert.>"], 30 * _DAY),
             (STREAM_RECEIPTS, ["s284.receipt.>"], 7 * _DAY),
             (STREAM_DLQ, ["s284.dlq.>"], 90 * _DAY),
+            (STREAM_CHECKPOINTS, [CHECKPOINT_SUBJECT], 0.0),  # kept for ever
         ):
             await self._stream(
                 api.StreamConfig(
@@ -270,6 +274,9 @@ class Connection:
             )
             await self._consumer(
                 STREAM_RECEIPTS, receipt_consumer(agency), f"s284.receipt.{agency}.>", limits
+            )
+            await self._consumer(
+                STREAM_CHECKPOINTS, checkpoint_consumer(agency), CHECKPOINT_SUBJECT, limits
             )
 
     async def _stream(self, config: api.StreamConfig) -> None:

@@ -6,11 +6,13 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from broker.home import Home
 from broker.natsserver import NatsServer, free_loopback_ports
@@ -81,3 +83,35 @@ def s284(
 @pytest.fixture
 def cli() -> Iterator[object]:
     yield s284
+
+
+PG_URL = os.environ.get("S284_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_reachable() -> bool:
+    try:
+        with sa.create_engine(PG_URL).connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means: no PostgreSQL here
+        return False
+    return True
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path):
+    """An empty audit database: SQLite in tmp_path, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'audit.db'}"
+        return
+    if not _pg_reachable():
+        if os.environ.get("CI"):  # CI's machine has PostgreSQL: its absence is a failure there
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL} (required when CI is set)")
+        pytest.skip("PostgreSQL not reachable at S284_TEST_PG_URL")
+    schema = f"s284_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()

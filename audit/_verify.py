@@ -1,0 +1,232 @@
+"""`s284 audit verify`: re-hash every record, rebuild the tree, check every checkpoint.
+
+The steps, each labelled inline:
+
+    1 checkpoints  every stored checkpoint is signed by the log's key and says what its row says
+    2 records      each record sits at its own position, parses, is canonical, hashes to the
+                   leaf the log stored, agrees with its search columns and personal fields
+    3 roots        the rebuilt tree's root at each checkpoint's size is the signed root
+                   (so consecutive checkpoints are consistent: both are prefixes of one tree)
+    4 coverage     no checkpoint covers records the store no longer has (truncation)
+    5 tree         the stored Merkle nodes (used for proofs) give the rebuilt root
+
+The verifier stops at the first problem and names the record: later positions are
+meaningless once one is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from audit import _merkle as merkle
+from audit._errors import NoteError
+from audit._note import NoteVerifier, open_checkpoint
+from audit._records import canonical_json, personal_commitment, rfc3339
+from audit._store import AuditStore, CheckpointRow, StoredRecord
+
+# Search columns whose value must equal the canonical member of the same name.
+_PLAIN_COLUMNS = (
+    "record_id",
+    "event",
+    "message_id",
+    "correlation_id",
+    "ingress_agency",
+    "sender_agency",
+    "recipient_agency",
+    "kind",
+    "purpose",
+    "decision",
+    "reason_code",
+    "review_required",
+    "restricted",
+    "refers_to",
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    detail: str
+    seq: int | None = None
+
+
+@dataclass
+class VerifyReport:
+    records: int = 0
+    checkpoints: int = 0
+    seconds: float = 0.0
+    root: bytes = merkle.EMPTY_ROOT
+    problem: Problem | None = None
+    checked_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+class _Failed(Exception):  # noqa: N818 - internal control flow, carries the first problem
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
+
+
+def verify_log(
+    store: AuditStore, verifier: NoteVerifier, extra: Sequence[str] = ()
+) -> VerifyReport:
+    """`extra`: checkpoints held elsewhere (e.g. by an agency) to check as well."""
+    report = VerifyReport()
+    started = time.perf_counter()
+    try:
+        checkpoints = _checked_checkpoints(store.checkpoints(), extra, verifier)  # 1
+        report.checkpoints = len(checkpoints)
+        builder = _rebuild(store, checkpoints, report)  # 2, 3
+        _check_coverage(checkpoints, builder.size)  # 4
+        _check_stored_tree(store, builder)  # 5
+        report.root = builder.root()
+    except _Failed as failed:
+        report.problem = failed.problem
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _checked_checkpoints(
+    rows: list[CheckpointRow], extra: Sequence[str], verifier: NoteVerifier
+) -> dict[int, bytes]:
+    roots: dict[int, bytes] = {}
+    notes = [(row.note, row) for row in rows] + [(note, None) for note in extra]
+    for note, row in notes:
+        where = f"checkpoint of size {row.size}" if row else "a checkpoint given to verify"
+        try:
+            cp = open_checkpoint(note, verifier)
+        except NoteError as exc:
+            raise _Failed(Problem("checkpoint.bad_signature", f"{where}: {exc}")) from None
+        if row is not None and (cp.size, cp.root) != (row.size, row.root):
+            raise _Failed(Problem("checkpoint.mismatch", f"{where}: signed note says otherwise"))
+        if roots.get(cp.size, cp.root) != cp.root:
+            raise _Failed(
+                Problem("checkpoint.fork", f"two signed checkpoints of size {cp.size} disagree")
+            )
+        roots[cp.size] = cp.root
+    return roots
+
+
+def _rebuild(
+    store: AuditStore, checkpoints: dict[int, bytes], report: VerifyReport
+) -> merkle.TreeBuilder:
+    builder = merkle.TreeBuilder()
+    if 0 in checkpoints:
+        _check_root(builder, checkpoints[0], report)
+    for stored in store.iter_stored():
+        builder.append(_checked_leaf(stored, builder.size))  # 2
+        report.records += 1
+        if builder.size in checkpoints:
+            _check_root(builder, checkpoints[builder.size], report)  # 3
+    return builder
+
+
+def _check_root(builder: merkle.TreeBuilder, signed: bytes, report: VerifyReport) -> None:
+    if builder.root() != signed:
+        raise _Failed(
+            Problem(
+                "checkpoint.root_mismatch",
+                f"records 0..{builder.size - 1} do not hash to the root signed at size "
+                f"{builder.size}: a record was altered, inserted, removed or reordered",
+                builder.size - 1,
+            )
+        )
+    report.checked_sizes.append(builder.size)
+
+
+def _checked_leaf(stored: StoredRecord, expected_seq: int) -> bytes:
+    seq = stored.seq
+    if seq != expected_seq:
+        raise _Failed(Problem("record.missing", f"record {expected_seq} is missing", expected_seq))
+    try:
+        data: dict[str, Any] = json.loads(stored.canonical)
+    except ValueError:
+        raise _Failed(Problem("record.unparseable", f"record {seq} is not JSON", seq)) from None
+    if data.get("seq") != seq:
+        raise _Failed(
+            Problem(
+                "record.out_of_place",
+                f"record {seq} says it is record {data.get('seq')}: inserted or reordered",
+                seq,
+            )
+        )
+    encoded = stored.canonical.encode()
+    leaf = merkle.leaf_hash(encoded)
+    if canonical_json(data) != encoded or leaf != stored.leaf_hash:
+        raise _Failed(
+            Problem("record.altered", f"record {seq} no longer hashes to its stored leaf", seq)
+        )
+    _check_projection(stored, data)
+    _check_personal(stored, data)
+    return leaf
+
+
+def _check_projection(stored: StoredRecord, data: dict[str, Any]) -> None:
+    row = stored.projection
+    differs = [name for name in _PLAIN_COLUMNS if row[name] != data.get(name)]
+    if json.loads(row["policy_ids"]) != data.get("policy_ids"):
+        differs.append("policy_ids")
+    differs += [
+        name for name in ("occurred_at", "recorded_at") if _as_rfc3339(row[name]) != data[name]
+    ]
+    if differs:
+        names = ", ".join(differs)
+        raise _Failed(
+            Problem(
+                "record.altered",
+                f"record {stored.seq}: column(s) {names} differ from the hashed record",
+                stored.seq,
+            )
+        )
+
+
+def _as_rfc3339(value: datetime) -> str:
+    # SQLite hands back naive datetimes; the store writes UTC only.
+    return rfc3339(value.replace(tzinfo=UTC) if value.tzinfo is None else value)
+
+
+def _check_personal(stored: StoredRecord, data: dict[str, Any]) -> None:
+    if stored.salt is None or stored.personal is None:
+        return  # erased by retention: the commitment stays, nothing to compare
+    fields = json.loads(stored.personal)
+    if personal_commitment(stored.salt, fields) != data.get("personal"):
+        raise _Failed(
+            Problem(
+                "record.personal_altered",
+                f"record {stored.seq}: personal fields differ from their commitment",
+                stored.seq,
+            )
+        )
+
+
+def _check_coverage(checkpoints: dict[int, bytes], size: int) -> None:
+    largest = max(checkpoints, default=0)
+    if largest > size:
+        raise _Failed(
+            Problem(
+                "log.truncated",
+                f"a signed checkpoint covers {largest} records but the store has {size}: "
+                f"record {size} onwards is missing",
+                size,
+            )
+        )
+
+
+def _check_stored_tree(store: AuditStore, builder: merkle.TreeBuilder) -> None:
+    size, stored_root = store.root(builder.size)
+    if stored_root != builder.root():
+        raise _Failed(
+            Problem(
+                "tree.nodes_altered",
+                f"the stored Merkle nodes of size {size} do not give the rebuilt root; "
+                "proofs served from them would not verify",
+            )
+        )

@@ -1,0 +1,88 @@
+"""Signed checkpoints of the disclosure log: made by the gateway every N records or T
+seconds, stored, and announced on the `S284_CHECKPOINTS` stream (no delete, no purge),
+where every agency's SDK reads them and checks each extends the last it holds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import structlog
+
+from audit import Announcement, AuditStore, announce, checkpoint
+from broker.errors import TransportError
+from broker.keys import LogSigner
+from broker.natsconf import CHECKPOINT_SUBJECT
+from broker.transport import Connection
+
+log = structlog.get_logger("s284.checkpoints")
+
+
+class Checkpointer:
+    """Signs a checkpoint once `every_records` records have been added since the last one,
+    and at least every `every_s` seconds while the log grows."""
+
+    def __init__(
+        self,
+        store: AuditStore,
+        signer: LogSigner,
+        conn: Connection,
+        every_records: int,
+        every_s: float,
+    ) -> None:
+        self._store = store
+        self._signer = signer
+        self._conn = conn
+        self._every_records = every_records
+        self._every_s = every_s
+        self._pending = 0
+        self._last = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def added(self, count: int) -> None:
+        """Called after each committed batch with the number of new records."""
+        self._pending += count
+        if self._pending >= self._every_records:
+            await self.checkpoint_now()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.republish_latest()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._every_s / 4)
+            if time.monotonic() - self._last >= self._every_s:
+                await self.checkpoint_now()
+        await self.checkpoint_now()  # the newest records are covered before we stop
+
+    async def checkpoint_now(self) -> None:
+        async with self._lock:
+            self._pending = 0
+            self._last = time.monotonic()
+            try:
+                made = await asyncio.to_thread(
+                    checkpoint, self._store, self._signer.origin, self._signer.key
+                )
+            except Exception:  # noqa: BLE001 - the next tick retries; records are durable
+                log.warning("checkpoint_failed")
+                return
+            if made is not None:
+                await self._publish(made)
+
+    async def republish_latest(self) -> None:
+        """A crash between storing and announcing a checkpoint is repaired at start."""
+        latest = await asyncio.to_thread(self._store.latest_checkpoint)
+        if latest is None:
+            return
+        previous = await asyncio.to_thread(self._store.checkpoint_before, latest.size)
+        made = await asyncio.to_thread(announce, self._store, latest.note, latest.size, previous)
+        await self._publish(made)
+
+    async def _publish(self, made: Announcement) -> None:
+        size = made.note.split("\n", 2)[1]
+        try:
+            await self._conn.publish(CHECKPOINT_SUBJECT, made.to_json(), f"checkpoint:{size}")
+        except TransportError:
+            log.warning("checkpoint_publish_failed", size=size)
+            return
+        log.info("checkpoint_published", size=size)

@@ -1,0 +1,161 @@
+"""`s284 audit ...`: verify the disclosure log, sign a checkpoint, expire personal fields."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from audit import AuditError, AuditStore, checkpoint, parse_verifier_key, verify_log
+from broker.errors import BrokerError, ConfigError
+from broker.home import Home
+from broker.ids import new_id
+from broker.settings import Settings
+
+HOME_HELP = "Deployment home (audit.db and the log key). Env: S284_HOME."
+EXIT_TAMPERED = 4
+
+
+class LogVerificationError(BrokerError):
+    """`s284 audit verify` found a record or checkpoint that does not check out."""
+
+    exit_code = EXIT_TAMPERED
+
+
+def _store(home: Path | None, db: str | None) -> AuditStore:
+    settings = Settings(home=home) if home is not None else Settings()
+    url = db or settings.database_url
+    if db is None and not (settings.home / "audit.db").is_file():
+        raise ConfigError(f"no audit log at {settings.home}; pass --home DIR or --db URL")
+    try:
+        return AuditStore.open(url)
+    except Exception as exc:  # noqa: BLE001 - any driver error becomes one clear line
+        raise ConfigError(f"cannot open the audit log: {exc.__class__.__name__}") from None
+
+
+def _home(home: Path | None) -> Home:
+    return Home(home if home is not None else Settings().home)
+
+
+@click.group()
+def audit() -> None:
+    """The disclosure log: verify it, sign a checkpoint, erase expired personal fields.
+
+    \b
+    s284 audit verify --home var/s284        re-hash everything, check every checkpoint
+    s284 audit verify --db postgresql+psycopg://... --log-key audit-log.vkey
+    s284 audit expire --before 2019-01-01 --yes
+    """
+
+
+@audit.command()
+@click.option("--home", type=click.Path(path_type=Path), envvar="S284_HOME", help=HOME_HELP)
+@click.option("--db", default=None, help="SQLAlchemy URL of the log (default: the home's).")
+@click.option(
+    "--log-key",
+    default=None,
+    help="The log's verifier key (text or a file holding it); default: the home's.",
+)
+@click.option(
+    "--checkpoint",
+    "held",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A signed checkpoint held elsewhere (e.g. by an agency) to check too; repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(
+    home: Path | None, db: str | None, log_key: str | None, held: tuple[Path, ...], as_json: bool
+) -> None:
+    """Re-hash every record, rebuild the Merkle tree, check every signed checkpoint.
+
+    Exit 0 when the log checks out; 4 naming the first bad record or checkpoint
+    (altered, missing, inserted or reordered records, a truncated log, a forged
+    checkpoint); 1 when the log cannot be read.
+    """
+    verifier = parse_verifier_key(_vkey(home, log_key))
+    store = _store(home, db)
+    try:
+        report = verify_log(store, verifier, [p.read_text() for p in held])
+    finally:
+        store.close()
+    summary = {
+        "ok": report.ok,
+        "records": report.records,
+        "checkpoints": report.checkpoints,
+        "root": report.root.hex(),
+        "seconds": round(report.seconds, 3),
+        "problem": None if report.problem is None else report.problem.__dict__,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    elif report.ok:
+        rate = report.records / report.seconds if report.seconds else 0.0
+        click.echo(
+            f"ok: {report.records} records and {report.checkpoints} signed checkpoints verified "
+            f"in {report.seconds:.2f} s ({rate:,.0f} records/s); root {report.root.hex()}"
+        )
+    if report.problem is not None:
+        problem = report.problem
+        at = f"record {problem.seq}: " if problem.seq is not None else ""
+        raise LogVerificationError(f"log verification FAILED: {at}{problem.code}: {problem.detail}")
+
+
+def _vkey(home: Path | None, log_key: str | None) -> str:
+    if log_key is None:
+        return _home(home).log_vkey()
+    path = Path(log_key)
+    return path.read_text().strip() if path.is_file() else log_key
+
+
+@audit.command(name="checkpoint")
+@click.option("--home", type=click.Path(path_type=Path), envvar="S284_HOME", help=HOME_HELP)
+def checkpoint_cmd(home: Path | None) -> None:
+    """Sign a checkpoint of the log as it is now (the gateway also does this on its own)."""
+    h = _home(home)
+    h.require()
+    signer = h.log_signer()
+    store = _store(home, None)
+    try:
+        made = checkpoint(store, signer.origin, signer.key)
+    finally:
+        store.close()
+    click.echo(made.note if made else "no new records since the last checkpoint", nl=False)
+    if made is None:
+        click.echo()
+
+
+@audit.command()
+@click.option("--home", type=click.Path(path_type=Path), envvar="S284_HOME", help=HOME_HELP)
+@click.option("--db", default=None, help="SQLAlchemy URL of the log (default: the home's).")
+@click.option(
+    "--before",
+    required=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Erase personal fields of records that occurred before this date (UTC).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def expire(home: Path | None, db: str | None, before: datetime, yes: bool) -> None:
+    """Erase the personal fields and salts of records past their retention period.
+
+    Every record stays in the log with its commitment to those fields, so every proof
+    and checkpoint stays valid; the erasure is itself recorded in the log.
+    """
+    cutoff = before.replace(tzinfo=UTC)
+    if not yes:
+        click.confirm(
+            f"Erase personal fields of every record before {cutoff.date()}? This cannot be undone",
+            abort=True,
+        )
+    store = _store(home, db)
+    try:
+        erased = store.expire(cutoff, Settings().node, new_id())
+    except AuditError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        store.close()
+    click.echo(f"erased personal fields of {erased} record(s) before {cutoff.date()}")
+    sys.stdout.flush()
