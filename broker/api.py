@@ -1,4 +1,4 @@
-"""HTTP API (FastAPI). For now: liveness and readiness; the audit API lands in issue 4."""
+"""HTTP API (FastAPI): liveness, readiness and, under /api/v1/audit, the disclosure log."""
 
 from __future__ import annotations
 
@@ -8,10 +8,21 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from audit import AuditStore
+from broker.api_audit import audit_router
+from broker.auth import AuthConfig
 
-def create_app(ready_checks: dict[str, Callable[[], bool]]) -> FastAPI:
-    """`ready_checks`: name -> cheap probe (NATS connected, gateway consuming, audit store)."""
+
+def create_app(
+    ready_checks: dict[str, Callable[[], bool]],
+    store: AuditStore | None = None,
+    auth: AuthConfig | None = None,
+) -> FastAPI:
+    """`ready_checks`: name -> cheap probe (NATS connected, gateway consuming, audit store).
+    With a store and an auth config, the privacy officers' audit API is mounted too."""
     app = FastAPI(title="s284-broker", version="0.1.0", docs_url="/docs", redoc_url=None)
+    if store is not None and auth is not None:
+        app.include_router(audit_router(store, auth))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -91,8 +91,9 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
     def announce(started: Started) -> None:
         click.echo(f"s284 broker up (home {started.home.path.resolve()})")
         click.echo(f"  NATS        {started.nats_url}  (config {started.home.nats_conf})")
-        click.echo(f"  HTTP API    {started.http_url}  (/healthz, /readyz)")
-        click.echo(f"  audit log   {started.database_url}")
+        click.echo(f"  HTTP API    {started.http_url}  (/healthz, /readyz, /docs)")
+        click.echo(f"  audit API   {started.http_url}/api/v1/audit  (token: s284 token --help)")
+        click.echo(f"  audit log   {started.database_url}  (check: s284 audit verify)")
         click.echo(f"  keys        {started.home.directory_path.parent}")
         click.echo("Press Ctrl-C to stop.")
         if demo:
@@ -266,17 +267,43 @@ def demo(as_json: bool) -> None:
     sys.exit(_run(run_demo(as_json)))
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--messages", "-n", default=5000, show_default=True, help="Messages to send.")
 @click.option(
     "--rate", default=500, show_default=True, help="Offered rate (msg/s) for the latency run."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench(messages: int, rate: int, as_json: bool) -> None:
-    """Measure the full pipeline against raw NATS JetStream in the same run (not a test)."""
+@click.pass_context
+def bench(ctx: click.Context, messages: int, rate: int, as_json: bool) -> None:
+    """Measure the full pipeline against raw NATS JetStream in the same run (not a test).
+
+    \b
+    s284 bench                  the pipeline (these options)
+    s284 bench audit            the disclosure log: append, verify, search
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from broker.benchmark import run_bench  # noqa: PLC0415
 
     sys.exit(_run(run_bench(messages, rate, as_json)))
+
+
+@bench.command("audit")
+@click.option(
+    "--records", default=1_000_000, show_default=True, help="Records to append, then search."
+)
+@click.option(
+    "--db",
+    default=None,
+    help="SQLAlchemy URL of an empty log (default: a temporary SQLite file).",
+)
+@click.option("--keep", is_flag=True, help="Keep the temporary SQLite file (its path is printed).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_audit(records: int, db: str | None, keep: bool, as_json: bool) -> None:
+    """Measure the disclosure log: append rate, verify rate, search latency (not a test)."""
+    from broker.bench_audit import run_bench_audit  # noqa: PLC0415 - keeps `s284 --help` fast
+
+    sys.exit(run_bench_audit(records, db, keep, as_json))
 
 
 cli.add_command(policy)

@@ -49,6 +49,11 @@ class AuditUnavailableError(BrokerError):
     """The disclosure log could not durably record; nothing may be delivered."""
 
 
+class LogIntegrityError(BrokerError):
+    """A checkpoint of the disclosure log is forged, or does not extend those held: the log
+    was forked or rewritten. Tell the broker's operators and the privacy officers."""
+
+
 class CryptoError(BrokerError):
     """A JOSE object could not be parsed, verified or decrypted."""
 

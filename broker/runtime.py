@@ -15,6 +15,7 @@ import uvicorn
 
 from audit import AuditStore
 from broker.api import create_app
+from broker.auth import AuthConfig
 from broker.checkpoints import Checkpointer
 from broker.errors import ConfigError
 from broker.gateway import Gateway
@@ -133,7 +134,12 @@ async def run_embedded(
     await server.start()
     try:
         async with gateway_running(settings, stop) as gateway:
-            app = create_app({"gateway": lambda: gateway.state.ready, "audit": gateway.store_ok})
+            api_store = await asyncio.to_thread(AuditStore.open, settings.database_url)
+            app = create_app(
+                {"gateway": lambda: gateway.state.ready, "audit": gateway.store_ok},
+                api_store,
+                AuthConfig.from_env_and_home(home.path),
+            )
             config = uvicorn.Config(
                 app,
                 host=settings.http_host,
@@ -154,5 +160,6 @@ async def run_embedded(
             await stop.wait()
             http.should_exit = True
             await http_task
+            api_store.close()
     finally:
         await server.stop()

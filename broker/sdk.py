@@ -19,15 +19,35 @@ from typing import Any, Self
 
 import structlog
 
+from audit import Announcement, AuditError, CheckpointKeeper, parse_verifier_key
 from broker.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
-from broker.errors import CryptoError, ReceiptTimeoutError
+from broker.errors import CryptoError, LogIntegrityError, ReceiptTimeoutError
 from broker.home import Credentials, Home
 from broker.keys import Identity, KeyDirectory
-from broker.natsconf import STREAM_DELIVER, deliver_consumer, ingress_subject
+from broker.natsconf import (
+    STREAM_CHECKPOINTS,
+    STREAM_DELIVER,
+    checkpoint_consumer,
+    deliver_consumer,
+    ingress_subject,
+)
 from broker.sealing import VerifiedDelivery, open_delivery, seal_ingress, verify_receipt
 from broker.transport import Connection
 
 log = structlog.get_logger("s284.sdk")
+
+
+def _load_keeper(state: Path, log_key: str) -> CheckpointKeeper:
+    verifier = parse_verifier_key(log_key)
+    if not state.is_file():
+        return CheckpointKeeper(verifier, {})
+    return CheckpointKeeper.from_json(verifier, state.read_text())
+
+
+def _save_keeper(state: Path, keeper: CheckpointKeeper) -> None:
+    tmp = state.with_suffix(".tmp")
+    tmp.write_text(keeper.to_json())
+    tmp.replace(state)  # atomic: a crash never leaves half a file
 _MAX_UNCLAIMED = 10_000
 
 
@@ -183,6 +203,28 @@ class AgencyClient:
                     continue
                 yield item
                 await msg.ack()
+
+    async def sync_checkpoints(self, state: Path, log_key: str, idle_timeout: float = 1.0) -> int:
+        """Fetch the log's new signed checkpoints and check each extends those kept in
+        `state` (a JSON file this agency keeps); return how many were new.
+
+        Raises LogIntegrityError on a forged checkpoint or a forked or rewritten log; the
+        offending checkpoint is not acknowledged, so it stays for an operator to inspect.
+        """
+        keeper = _load_keeper(state, log_key)
+        consumer = self._conn.pull(STREAM_CHECKPOINTS, checkpoint_consumer(self.agency.value))
+        new = 0
+        while msgs := await consumer.fetch(64, timeout=idle_timeout):
+            for msg in msgs:
+                try:
+                    keeper.accept(Announcement.from_json(msg.data))
+                except AuditError as exc:
+                    _save_keeper(state, keeper)
+                    raise LogIntegrityError(f"disclosure log checkpoint refused: {exc}") from None
+                new += 1
+                _save_keeper(state, keeper)
+                await msg.ack()
+        return new
 
     async def close(self) -> None:
         for fut in self._waiting.values():

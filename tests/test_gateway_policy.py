@@ -40,7 +40,7 @@ async def test_recipient_receives_only_allowed_fields_and_log_names_the_rest(dep
     assert item.payload == {"programme": "MBCP", "sessions_attended": 7}
     assert item.withheld == ["clinical_notes"]
     [record] = AuditStore.open(deployment.settings.database_url).records(receipt.message_id)
-    assert record["withheld"] == '["clinical_notes"]'
+    assert record["withheld"] == ["clinical_notes"]
     assert "synthetic" not in str(record)
 
 
