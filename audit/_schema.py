@@ -140,6 +140,11 @@ PG_TRIGGERS = [
         "FOR EACH STATEMENT EXECUTE FUNCTION s284_append_only()"
         for table in APPEND_ONLY
     ],
+    *[
+        f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION s284_append_only()"
+        for table in (*APPEND_ONLY, "audit_personal")
+    ],
     (
         "CREATE OR REPLACE TRIGGER audit_personal_erase_only BEFORE UPDATE ON audit_personal "
         "FOR EACH STATEMENT EXECUTE FUNCTION s284_append_only()"

@@ -332,13 +332,25 @@ class AuditStore:
             .where(audit_log.c.occurred_at < before)
             .where(audit_log.c.event != Event.EXPIRED.value)
         )
-        with self.engine.begin() as conn:
-            erased = conn.execute(
-                delete(audit_personal).where(audit_personal.c.seq.in_(doomed))
-            ).rowcount
-        if erased:
-            self.append([_expiry_record(before, erased, node, record_id)])
-        return int(erased)
+        with self.engine.connect() as conn:  # erasure and its record commit together
+            _take_append_lock(conn, self._dialect)
+            erased = int(
+                conn.execute(
+                    delete(audit_personal).where(audit_personal.c.seq.in_(doomed))
+                ).rowcount
+            )
+            if erased:
+                self._write(conn, _size(conn), [_expiry_record(before, erased, node, record_id)])
+            conn.commit()
+        return erased
+
+    def nodes_between(self, level: int, first: int, last: int) -> dict[int, bytes]:
+        """Stored perfect-subtree hashes of one level, index `first`..`last` inclusive."""
+        query = select(audit_nodes.c.idx, audit_nodes.c.hash).where(
+            audit_nodes.c.level == level, audit_nodes.c.idx.between(first, last)
+        )
+        with self.engine.connect() as conn:
+            return {row.idx: bytes(row.hash) for row in conn.execute(query)}
 
     def ping(self) -> bool:
         try:

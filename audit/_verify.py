@@ -8,7 +8,7 @@ The steps, each labelled inline:
     3 roots        the rebuilt tree's root at each checkpoint's size is the signed root
                    (so consecutive checkpoints are consistent: both are prefixes of one tree)
     4 coverage     no checkpoint covers records the store no longer has (truncation)
-    5 tree         the stored Merkle nodes (used for proofs) give the rebuilt root
+    5 tree         every stored Merkle node (used for proofs) is the one the records give
 
 The verifier stops at the first problem and names the record: later positions are
 meaningless once one is wrong.
@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit import _merkle as merkle
-from audit._errors import NoteError
+from audit._errors import AuditError, NoteError
 from audit._note import NoteVerifier, open_checkpoint
 from audit._records import canonical_json, personal_commitment, rfc3339
 from audit._store import AuditStore, CheckpointRow, StoredRecord
@@ -119,14 +119,60 @@ def _rebuild(
     store: AuditStore, checkpoints: dict[int, bytes], report: VerifyReport
 ) -> merkle.TreeBuilder:
     builder = merkle.TreeBuilder()
+    batch = _NodeBatch(store, builder)
     if 0 in checkpoints:
         _check_root(builder, checkpoints[0], report)
     for stored in store.iter_stored():
-        builder.append(_checked_leaf(stored, builder.size))  # 2
+        leaf = _checked_leaf(stored, builder.size)  # 2
+        builder.append(leaf)
+        batch.add(leaf)
         report.records += 1
         if builder.size in checkpoints:
             _check_root(builder, checkpoints[builder.size], report)  # 3
+    batch.check()
     return builder
+
+
+class _NodeBatch:
+    """Every Merkle node the rebuilt leaves complete must equal the stored one (5), checked
+    a batch at a time with one range query per tree level."""
+
+    SIZE = 8192
+
+    def __init__(self, store: AuditStore, builder: merkle.TreeBuilder) -> None:
+        self._store = store
+        self._builder = builder
+        self._start = 0
+        self._frontier: list[bytes] = []
+        self._leaves: list[bytes] = []
+
+    def add(self, leaf: bytes) -> None:
+        self._leaves.append(leaf)
+        if len(self._leaves) >= self.SIZE:
+            self.check()
+
+    def check(self) -> None:
+        nodes = merkle.completed_nodes(self._start, self._leaves, self._frontier)
+        by_level: dict[int, dict[int, bytes]] = {}
+        for level, index, digest in nodes:
+            by_level.setdefault(level, {})[index] = digest
+        for level, rebuilt in by_level.items():
+            stored = self._store.nodes_between(level, min(rebuilt), max(rebuilt))
+            for index, digest in rebuilt.items():
+                if stored.get(index) != digest:
+                    raise _Failed(_bad_node(level, index))
+        self._start, self._frontier = self._builder.size, self._builder.frontier()
+        self._leaves = []
+
+
+def _bad_node(level: int, index: int) -> Problem:
+    first = index << level
+    return Problem(
+        "tree.nodes_altered",
+        f"the stored Merkle node over records {first}..{first + (1 << level) - 1} is missing "
+        "or wrong; proofs served from it would not verify",
+        first,
+    )
 
 
 def _check_root(builder: merkle.TreeBuilder, signed: bytes, report: VerifyReport) -> None:
@@ -221,7 +267,10 @@ def _check_coverage(checkpoints: dict[int, bytes], size: int) -> None:
 
 
 def _check_stored_tree(store: AuditStore, builder: merkle.TreeBuilder) -> None:
-    size, stored_root = store.root(builder.size)
+    try:
+        size, stored_root = store.root(builder.size)
+    except AuditError as exc:
+        raise _Failed(Problem("tree.nodes_altered", str(exc))) from None
     if stored_root != builder.root():
         raise _Failed(
             Problem(

@@ -10,10 +10,20 @@ import time
 
 import structlog
 
-from audit import Announcement, AuditStore, announce, checkpoint
+from audit import (
+    Announcement,
+    AuditStore,
+    VerifyReport,
+    announce,
+    checkpoint,
+    parse_verifier_key,
+    verify_log,
+)
 from broker.errors import TransportError
+from broker.home import Home
 from broker.keys import LogSigner
 from broker.natsconf import CHECKPOINT_SUBJECT
+from broker.settings import Settings
 from broker.transport import Connection
 
 log = structlog.get_logger("s284.checkpoints")
@@ -86,3 +96,12 @@ class Checkpointer:
             log.warning("checkpoint_publish_failed", size=size)
             return
         log.info("checkpoint_published", size=size)
+
+
+def verify_home_log(home: Home) -> VerifyReport:
+    """`s284 audit verify` of a deployment home's own SQLite log."""
+    store = AuditStore.open(Settings(home=home.path).database_url)
+    try:
+        return verify_log(store, parse_verifier_key(home.log_vkey()))
+    finally:
+        store.close()

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from audit import AuditError
 from broker import logs
 from broker.cli_audit import audit
 from broker.cli_policy import policy
@@ -323,6 +324,9 @@ def main() -> None:
     except BrokerError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except AuditError as exc:  # e.g. a malformed log key given on the command line
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
 

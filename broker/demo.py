@@ -17,13 +17,15 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import click
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from audit import VerifyReport
+from broker.checkpoints import verify_home_log
 from broker.envelope import (
     Agency,
     Envelope,
@@ -330,6 +332,7 @@ class Report:
     inboxes: dict[Agency, list[VerifiedDelivery]]
     strict: bool  # a fresh deployment: nothing but the demo's messages may arrive
     elapsed_s: float
+    log: VerifyReport | None = None  # `s284 audit verify` of a fresh deployment's log
 
     def ours(self, agency: Agency) -> list[VerifiedDelivery]:
         ids = {s.message_id for s in self.sent}
@@ -358,13 +361,24 @@ class Report:
 
     @property
     def expectations(self) -> list[Expectation]:
-        return [_step_expectation(s) for s in self.sent] + [
-            self.inbox_expectation(a) for a in Agency
+        log = [] if self.log is None else [_log_expectation(self.log)]
+        return [
+            *(_step_expectation(s) for s in self.sent),
+            *(self.inbox_expectation(a) for a in Agency),
+            *log,
         ]
 
     @property
     def ok(self) -> bool:
         return all(e.held for e in self.expectations)
+
+
+def _log_expectation(log: VerifyReport) -> Expectation:
+    return Expectation(
+        f"the disclosure log verifies: {log.records} records re-hashed, "
+        f"{log.checkpoints} signed checkpoint(s) match",
+        log.ok and log.records > 0 and log.checkpoints > 0,
+    )
 
 
 def _figures(report: Report) -> dict[str, Any]:
@@ -469,6 +483,8 @@ async def run_demo(as_json: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="s284-demo-") as tmp:
         async with _embedded(_fresh_settings(Path(tmp) / "home")) as started:
             report = await _scenario(started.home.path, strict=True)
+        log = await asyncio.to_thread(verify_home_log, started.home)  # after the last checkpoint
+        report = replace(report, log=log)
     _print(report, as_json)
     return 0 if report.ok else 1
 

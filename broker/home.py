@@ -79,10 +79,16 @@ class Home:
         return LogSigner.load(self.log_key_path)
 
     def log_vkey(self) -> str:
+        """The log's verifier key; never created here: a new key would verify nothing."""
         self.require()
-        if not self.log_vkey_path.is_file():
-            return self.log_signer().vkey
-        return self.log_vkey_path.read_text().strip()
+        if self.log_vkey_path.is_file():
+            return self.log_vkey_path.read_text().strip()
+        if self.log_key_path.is_file():
+            return LogSigner.load(self.log_key_path).vkey
+        raise ConfigError(
+            f"no disclosure-log key in {self.path / 'keys'}; pass the log's verifier key "
+            "with --log-key"
+        )
 
     @property
     def exists(self) -> bool:

@@ -213,3 +213,15 @@ def test_an_edited_checkpoint_root_is_caught(log):
             {"r": first.root, "n": "\n".join(lines)},
         )
     assert _problem(store).code == "checkpoint.bad_signature"
+
+
+def test_an_altered_stored_tree_node_is_named(log):
+    """A stored inner node that proofs are built from, once changed, is reported."""
+    store, engine = log
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE audit_nodes SET hash = :h WHERE level = 1 AND idx = 2"),
+            {"h": bytes(32)},
+        )
+    problem = _problem(store)
+    assert (problem.code, problem.seq) == ("tree.nodes_altered", 4)

@@ -8,7 +8,14 @@ import asyncio
 import nats
 import pytest
 
-from broker.natsconf import STREAM_DELIVER, STREAM_INGRESS, deliver_consumer, inbox_prefix
+from broker.natsconf import (
+    CHECKPOINT_SUBJECT,
+    STREAM_CHECKPOINTS,
+    STREAM_DELIVER,
+    STREAM_INGRESS,
+    deliver_consumer,
+    inbox_prefix,
+)
 
 pytestmark = pytest.mark.nats
 
@@ -84,11 +91,22 @@ async def test_agency_cannot_read_another_agencys_deliveries(deployment, gateway
 
 
 @pytest.mark.parametrize("user", ["police", "gateway"])
-async def test_nobody_can_delete_or_purge_streams(deployment, gateway, user):
-    """Neither an agency nor the gateway itself may delete or purge a stream."""
+@pytest.mark.parametrize("stream", [STREAM_DELIVER, STREAM_CHECKPOINTS])
+async def test_nobody_can_delete_or_purge_streams(deployment, gateway, user, stream):
+    """Neither an agency nor the gateway itself may delete or purge a stream, the log's
+    checkpoints included."""
     nc, _ = await _raw(deployment, user)
     js = nc.jetstream()
     for call in (js.delete_stream, js.purge_stream):
         with pytest.raises((nats.errors.Error, nats.js.errors.Error, asyncio.TimeoutError)):
-            await asyncio.wait_for(call(STREAM_DELIVER), 2)
+            await asyncio.wait_for(call(stream), 2)
     await nc.close()
+
+
+async def test_agencies_cannot_publish_log_checkpoints(deployment, gateway):
+    """Only the gateway announces checkpoints: an agency's forged one is refused by NATS."""
+    nc, errors = await _raw(deployment, "police")
+    with pytest.raises((nats.errors.Error, asyncio.TimeoutError)):
+        await nc.jetstream().publish(CHECKPOINT_SUBJECT, b"{}", timeout=1.5)
+    await nc.close()
+    assert any("permissions violation" in str(e).lower() for e in errors)
