@@ -13,7 +13,7 @@ pytestmark = pytest.mark.nats
 EVENTS = 12
 
 
-class Crash(RuntimeError):
+class SimulatedCrashError(RuntimeError):
     """The adapter process dying at a chosen point."""
 
 
@@ -25,7 +25,7 @@ def _crash_on(client, method: str, call: int) -> None:
         nonlocal calls
         calls += 1
         if calls == call:
-            raise Crash(method)
+            raise SimulatedCrashError(method)
         return await original(*args, **kwargs)
 
     setattr(client, method, wrapper)
@@ -47,7 +47,7 @@ async def test_crash_mid_stream_then_restart_delivers_each_record_once(
     (path,) = generate(config.source, LOCAL_IDS["police"], EVENTS)
     async with adapter(config) as a:
         _crash_on(a.client, method, 5)
-        with pytest.raises(Crash):
+        with pytest.raises(SimulatedCrashError):
             await a.poll_once()
         assert len(a.state.pending()) == 1, where
     async with adapter(config) as a:
