@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import structlog
 
-from adapters._config import AdapterConfig
+from adapters._config import AdapterConfig, write_offender_map
 from adapters._core import Adapter
 from adapters._model import AgencyModule
 from adapters._state import AdapterState
@@ -72,3 +73,35 @@ async def run_until_stopped(config: AdapterConfig, stop: asyncio.Event | None = 
         await asyncio.gather(*tasks)
     log.info("adapter_stopped", agency=config.agency.value)
     return 0
+
+
+_LOCAL_PREFIX = {
+    Agency.HEALTH: "UR-9",
+    Agency.POLICE: "VP-P-7",
+    Agency.CORRECTIONS: "CCS-5",
+    Agency.DFFH: "DFFH-C-3",
+}
+
+
+def synthetic_offender_map(agency: Agency, offenders: int) -> dict[str, str]:
+    """Invented local ids for scheme references S284-000101 onwards: the same offenders in
+    every agency's map, each under that agency's own kind of id."""
+    return {f"{_LOCAL_PREFIX[agency]}{i:04d}": f"S284-{i + 101:06d}" for i in range(offenders)}
+
+
+def generate_sources(
+    config: AdapterConfig, count: int, seed: int, offenders: int = 5
+) -> list[Path]:
+    """Synthetic source files in `config.source`, and the offender map if it has none yet."""
+    from adapters import corrections, dffh, health, police  # noqa: PLC0415
+
+    pairs = synthetic_offender_map(config.agency, offenders)
+    if config.mapping is not None and not config.mapping.exists():
+        write_offender_map(config.mapping, pairs)
+    generators = {
+        Agency.HEALTH: health.generate,
+        Agency.POLICE: police.generate,
+        Agency.CORRECTIONS: corrections.generate,
+        Agency.DFFH: dffh.generate,
+    }
+    return generators[config.agency](config.source, sorted(pairs), count, seed)

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from broker import logs
+from broker.cli_adapter import adapter
 from broker.cli_policy import policy
 from broker.envelope import Agency, Kind, OrderStatus, Purpose, Sender
 from broker.errors import BrokerError
@@ -278,6 +279,7 @@ def bench(messages: int, rate: int, as_json: bool) -> None:
 
 
 cli.add_command(policy)
+cli.add_command(adapter)
 
 
 def main() -> None:
