@@ -13,7 +13,9 @@ Inbound, for each source record, in file order:
 
 Outbound: each verified delivery is written atomically to the destination folder in the
 agency's format, named by its delivery id; NATS is acknowledged only after the write (the
-SDK acks a delivery when the next is requested).
+SDK acks a delivery when the next is requested). A delivery the format cannot hold is
+written as plain JSON under `unrenderable/` and listed in the quarantine; a failed write
+leaves it unacknowledged, so NATS redelivers it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import structlog
 from pydantic import ValidationError
 
 from adapters._config import AdapterConfig, read_offender_map
+from adapters._files import delivery_document, json_bytes
 from adapters._model import AgencyModule, Outbound, Outgoing, SourceRecord, Unmappable
 from adapters._state import AdapterState, SendStatus
 from broker.envelope import Receipt
@@ -37,6 +40,7 @@ from broker.sealing import VerifiedDelivery
 
 log = structlog.get_logger("s284.adapter")
 FILE_RECORD = "#file"
+UNRENDERABLE = "unrenderable"  # destination subfolder for deliveries the format cannot hold
 
 
 class Stalled(Exception):  # noqa: N818 - a pause, not a failure
@@ -101,7 +105,7 @@ class Adapter:
         if row is not None and row.status is not SendStatus.PENDING:
             return
         try:
-            out = self.module.map_in(record)  # 2 map
+            out = self._map(record)  # 2 map
             if out is None:
                 log.info("record_kept_local", key=record.key, type=record.record_type)
                 return
@@ -115,6 +119,16 @@ class Adapter:
             self.state.record_pending(record.key, message_id)  # 4 record
         receipt = await self._send(out, offender, message_id)  # 5 send
         self._settle(source, record.key, message_id, receipt, resend=row is not None)  # 6
+
+    def _map(self, record: SourceRecord) -> Outgoing | None:
+        try:
+            return self.module.map_in(record)
+        except Unmappable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one odd record must not stop the rest
+            raise Unmappable(
+                "record.mapping_error", f"the mapping failed ({type(exc).__name__})"
+            ) from None
 
     def _offender(self, out: Outgoing) -> str:
         ref = self.state.offender_ref(out.local_offender_id)
@@ -192,11 +206,20 @@ class Adapter:
         return written
 
     def write(self, item: VerifiedDelivery) -> int:
+        """Write one delivery; an OSError propagates, leaving it unacknowledged."""
         if self.state.was_written(item.delivery_id):
             return 0  # redelivered after the write but before the ack
         out = _outbound(item, self.state.local_id(item.envelope.offender))
-        suffix, content = self.module.render(out)
-        path = self.config.destination / f"{item.delivery_id}{suffix}"
+        try:
+            suffix, content = self.module.render(out)
+            path = self.config.destination / f"{item.delivery_id}{suffix}"
+        except Exception as exc:  # noqa: BLE001 - kept for a person, never dropped
+            path = self.config.destination / UNRENDERABLE / f"{item.delivery_id}.json"
+            content = json_bytes(delivery_document(out))
+            self.state.quarantine(
+                "outbound", item.delivery_id, "outbound.unrenderable", type(exc).__name__
+            )
+            log.warning("delivery_unrenderable", delivery_id=item.delivery_id)
         _atomic_write(path, content)
         self.state.mark_written(item.delivery_id, path.name)
         log.info("delivery_written", delivery_id=item.delivery_id, kind=out.kind.value)
@@ -204,7 +227,10 @@ class Adapter:
 
     async def run_outbound(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.drain_outbound()
+            try:
+                await self.drain_outbound()
+            except OSError as exc:  # unacknowledged: NATS redelivers it after ack_wait
+                log.warning("delivery_write_failed", error=type(exc).__name__)
             await _wait(stop, self.config.poll_interval_s)
 
 

@@ -201,6 +201,27 @@ class AdapterState:
         with self._engine.begin() as conn:
             conn.execute(stmt)
 
+    def requeue(self) -> int:
+        """Release every inbound quarantined record for another try (after the operator fixed
+        the offender map or the source): their files are read again from the start. Keys
+        already sent stay sent; a refused key gets a new message id (its old one was seen).
+        """
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                select(_quarantine.c.source, _quarantine.c.record_key).where(
+                    _quarantine.c.source != "outbound"
+                )
+            ).all()
+            keys = [r[1] for r in rows]
+            conn.execute(_quarantine.delete().where(_quarantine.c.record_key.in_(keys)))
+            conn.execute(
+                _sent.delete().where(
+                    _sent.c.key.in_(keys), _sent.c.status == SendStatus.REFUSED.value
+                )
+            )
+            conn.execute(_positions.delete().where(_positions.c.source.in_({r[0] for r in rows})))
+        return len(keys)
+
     def quarantined(self) -> list[QuarantineRow]:
         with self._engine.connect() as conn:
             rows = conn.execute(

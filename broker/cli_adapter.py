@@ -47,6 +47,7 @@ def adapter() -> None:
     \b
       s284 adapter health --config health.yaml              run it (Ctrl-C stops it)
       s284 adapter health quarantine --config health.yaml   records that could not be sent
+      s284 adapter health requeue --config health.yaml      retry them once their cause is fixed
       s284 adapter health generate --config health.yaml     synthetic source files
       s284 adapter corrections counts --config corr.yaml    new cases per month and program
 
@@ -103,6 +104,21 @@ def _agency_group(agency: Agency) -> click.Group:
             }
             click.echo(json.dumps(record) if as_json else "  ".join(map(str, record.values())))
         click.echo(f"{len(rows)} record(s) in quarantine.", err=True)
+
+    @group.command()
+    @click.option("--config", type=_CONFIG, required=True, help="The adapter's config file.")
+    def requeue(config: Path) -> None:
+        """Give every quarantined record another try, once you have fixed its cause (e.g.
+        added the offender to the mapping file). Stop the adapter first; records already
+        sent are never sent again."""
+        from adapters import AdapterState  # noqa: PLC0415
+
+        state = AdapterState.open(_load(config, agency).state_dir)
+        try:
+            released = state.requeue()
+        finally:
+            state.close()
+        click.echo(f"{released} record(s) released; the adapter retries them when it next runs.")
 
     @group.command()
     @click.option("--config", type=_CONFIG, required=True, help="The adapter's config file.")

@@ -75,3 +75,28 @@ async def test_order_status_written_as_csv(deployment, gateway, tmp_path):
     assert row["local_id"] == "DFFH-C-3002"
     assert json.loads(row["payload_json"]) == {"residence_restrictions": ["r1"]}
     assert row["withheld"] == "order_type"
+
+
+async def test_requeue_after_fixing_the_offender_map(deployment, gateway, tmp_path, cli):
+    """A record quarantined for an unmapped client is sent after the operator adds the client
+    to the mapping file and runs `requeue`; records sent before are not sent again."""
+    config = make_config(tmp_path, deployment.home.path, "dffh")
+    (config.source / "tenancy-01.csv").write_text(
+        "record_id,client_id,housing_status\nT1,DFFH-C-3001,crisis\nT2,DFFH-C-4444,crisis\n"
+    )
+    async with adapter(config) as a:
+        await a.poll_once()
+    assert config.mapping is not None
+    with config.mapping.open("a") as fh:
+        fh.write("DFFH-C-4444,S284-000150\n")
+    config_file = tmp_path / "dffh.yaml"
+    config_file.write_text(json.dumps({**config.model_dump(mode="json")}))
+    done = cli("adapter", "dffh", "requeue", "--config", str(config_file))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("1 record(s) released")
+    async with adapter(config) as a:
+        await a.poll_once()
+        assert a.state.quarantined() == []
+    async with await deployment.client("corrections") as c:
+        offenders = sorted(i.envelope.offender for i in await drain(c))
+    assert offenders == ["S284-000101", "S284-000150"]
