@@ -40,6 +40,7 @@ from broker.sealing import VerifiedDelivery
 
 log = structlog.get_logger("s284.adapter")
 FILE_RECORD = "#file"
+_IDLE_S = 0.2  # how long an empty fetch waits before the outbound pass ends
 UNRENDERABLE = "unrenderable"  # destination subfolder for deliveries the format cannot hold
 
 
@@ -201,7 +202,7 @@ class Adapter:
     async def drain_outbound(self) -> int:
         """Write everything delivered so far; each acknowledged after its write. Returns count."""
         written = 0
-        async for item in self.client.inbox(follow=False, idle_timeout=0.5):
+        async for item in self.client.inbox(follow=False, idle_timeout=_IDLE_S):
             written += self.write(item)
         return written
 

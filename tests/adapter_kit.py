@@ -48,4 +48,4 @@ async def adapter(config: AdapterConfig) -> AsyncIterator[Adapter]:
 
 
 async def drain(client: AgencyClient) -> list[VerifiedDelivery]:
-    return [item async for item in client.inbox(follow=False, idle_timeout=0.5)]
+    return [item async for item in client.inbox(follow=False, idle_timeout=0.2)]

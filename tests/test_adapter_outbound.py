@@ -34,7 +34,7 @@ async def test_failed_write_is_not_acknowledged(deployment, gateway, tmp_path):
     await _send_order_status(deployment)
     config.destination.write_text("a file where the folder should be")
     async with adapter(config) as a:
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="out"):
             await a.drain_outbound()
         config.destination.unlink()
         await asyncio.sleep(deployment.settings.ack_wait_s + 0.5)
@@ -43,7 +43,7 @@ async def test_failed_write_is_not_acknowledged(deployment, gateway, tmp_path):
 
 
 class _BrokenFormat(DffhModule):
-    def render(self, delivery):
+    def render(self, _delivery):
         raise ValueError("this format cannot hold it")
 
 
