@@ -222,7 +222,7 @@ class Adapter:
             )
             log.warning("delivery_unrenderable", delivery_id=item.delivery_id)
         _atomic_write(path, content)
-        self.state.mark_written(item.delivery_id, path.name)
+        self.state.mark_written(item.delivery_id, path.name, out.sender.value)
         log.info("delivery_written", delivery_id=item.delivery_id, kind=out.kind.value)
         return 1
 

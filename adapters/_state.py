@@ -10,6 +10,7 @@ keys, ids, reason codes and counts only.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -66,6 +67,7 @@ _written = Table(
     _meta,
     Column("delivery_id", String, primary_key=True),
     Column("file", String, nullable=False),
+    Column("sender", String, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
 )
 _offenders = Table(
@@ -244,14 +246,19 @@ class AdapterState:
             ).first()
         return row is not None
 
-    def mark_written(self, delivery_id: str, file: str) -> None:
+    def mark_written(self, delivery_id: str, file: str, sender: str) -> None:
         stmt = (
             sqlite_insert(_written)
-            .values(delivery_id=delivery_id, file=file, at=_now())
+            .values(delivery_id=delivery_id, file=file, sender=sender, at=_now())
             .on_conflict_do_nothing(index_elements=["delivery_id"])
         )
         with self._engine.begin() as conn:
             conn.execute(stmt)
+
+    def written_by_sender(self) -> dict[str, int]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(_written.c.sender)).all()
+        return dict(sorted(Counter(r[0] for r in rows).items()))
 
     # -- offender identity ---------------------------------------------------------------
 

@@ -77,7 +77,11 @@ def cli(log_level: str) -> None:
     default=None,
     help="Embedded NATS port, used when the home is first created (default 4284).",
 )
-@click.option("--demo", is_flag=True, help="Run the demo scenario once the broker is up.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Once up, run the demo scenario, then the four agency adapters on synthetic data.",
+)
 def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bool) -> None:
     """Start the embedded broker: nats-server, policy gateway and HTTP API, on loopback.
 
@@ -95,9 +99,14 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
         click.echo(f"  keys        {started.home.directory_path.parent}")
         click.echo("Press Ctrl-C to stop.")
         if demo:
+            from adapters.demo import run_adapter_demo_against  # noqa: PLC0415 - when asked
             from broker.demo import run_demo_against  # noqa: PLC0415 - only when asked
 
-            task = asyncio.get_running_loop().create_task(run_demo_against(started.home.path))
+            async def both(home: Path) -> None:
+                await run_demo_against(home)
+                await run_adapter_demo_against(home)
+
+            task = asyncio.get_running_loop().create_task(both(started.home.path))
             _BACKGROUND.add(task)
             task.add_done_callback(_BACKGROUND.discard)
 
