@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from pathlib import Path
 
 import structlog
 from pydantic import ValidationError
 
 from adapters._config import AdapterConfig, read_offender_map
-from adapters._files import delivery_document, json_bytes
+from adapters._files import delivery_document, json_bytes, publish_file
 from adapters._model import AgencyModule, Outbound, Outgoing, SourceRecord, Unmappable
 from adapters._state import AdapterState, SendStatus
 from broker.envelope import Receipt
@@ -221,7 +220,7 @@ class Adapter:
                 "outbound", item.delivery_id, "outbound.unrenderable", type(exc).__name__
             )
             log.warning("delivery_unrenderable", delivery_id=item.delivery_id)
-        _atomic_write(path, content)
+        publish_file(path, content)
         self.state.mark_written(item.delivery_id, path.name, out.sender.value)
         log.info("delivery_written", delivery_id=item.delivery_id, kind=out.kind.value)
         return 1
@@ -262,17 +261,6 @@ def _local_refusal(message_id: str, detail: str) -> Receipt:
         detail=detail,
         decided_at=datetime.now(UTC),
     )
-
-
-def _atomic_write(path: Path, content: bytes) -> None:
-    """Write-then-rename, fsynced: the agency system never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(content)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

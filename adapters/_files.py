@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,14 @@ def json_bytes(value: Any) -> bytes:
 
 
 def publish_file(path: Path, content: bytes) -> None:
-    """How a source system should drop a file: write a dot-file, then rename it."""
+    """Write a dot-file, fsync it, then rename it: readers never see half a file, and the
+    file survives a crash once this returns. Source systems should drop files this way."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(content)
+    with tmp.open("wb") as fh:
+        fh.write(content)
+        fh.flush()
+        os.fsync(fh.fileno())
     tmp.replace(path)
 
 

@@ -4,23 +4,27 @@ gateway."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 
+import httpx
 import pytest
 import yaml
 
 from tests.adapter_kit import drain
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.nats
 
 
-def _config(tmp_path, home, agency: str):
+def _config(tmp_path, home, agency: str, **extra):
     path = tmp_path / f"{agency}.yaml"
     path.write_text(
         yaml.safe_dump(
             {
+                **extra,
                 "agency": agency,
                 "home": str(home),
                 "source": f"{agency}/in",
@@ -36,8 +40,10 @@ def _config(tmp_path, home, agency: str):
 
 async def test_run_generate_and_quarantine_from_the_cli(deployment, gateway, tmp_path, cli):
     """`generate` writes synthetic sources and an offender map; the long-running adapter sends
-    them and stops cleanly on SIGTERM (exit 0); `quarantine` lists an unmappable record."""
-    config = _config(tmp_path, deployment.home.path, "police")
+    them and an event POSTed to its webhook, and stops cleanly on SIGTERM (exit 0);
+    `quarantine` lists an unmappable record."""
+    port = free_port()
+    config = _config(tmp_path, deployment.home.path, "police", webhook_port=port)
     done = cli("adapter", "police", "generate", "--config", str(config), "--count", "6")
     assert done.returncode == 0, done.stderr
     bad = {
@@ -60,16 +66,24 @@ async def test_run_generate_and_quarantine_from_the_cli(deployment, gateway, tmp
         stderr=asyncio.subprocess.PIPE,
     )
     received = []
+    posted = {**bad, "event_id": "W1", "person_id": "VP-P-70000"}
     async with await deployment.client("corrections") as corrections:
         for _ in range(60):
             received += await drain(corrections)
-            if len(received) >= 6:
+            if len(received) >= 7:
                 break
+            with contextlib.suppress(httpx.TransportError):
+                if posted:
+                    url = f"http://127.0.0.1:{port}/events"
+                    async with httpx.AsyncClient(trust_env=False) as http:
+                        assert (await http.post(url, json=posted)).status_code == 202
+                    posted = {}
             await asyncio.sleep(0.25)
     proc.send_signal(signal.SIGTERM)
     _, stderr = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, stderr.decode()
-    assert len(received) == 6
+    assert len(received) == 7
+    assert "W1" in {i.payload["event_id"] for i in received}
     listed = cli("adapter", "police", "quarantine", "--config", str(config), "--json")
     assert listed.returncode == 0
     (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
