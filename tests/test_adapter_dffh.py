@@ -30,15 +30,17 @@ async def test_tenancy_and_child_safety_concerns(deployment, gateway, tmp_path):
     assert alert.payload["safety_concerns_at_address"] is True
 
 
-async def test_bad_rows_and_files_quarantined(deployment, gateway, tmp_path):
-    """A referral to an unknown service, an unmapped client and an export with a wrong
-    header are quarantined with reasons; the good referral is sent."""
+async def test_quarantine_then_requeue_after_a_fix(deployment, gateway, tmp_path, cli):
+    """A referral to an unknown service, an unmapped client and an export with a wrong header
+    are quarantined with reasons while the good referral is sent; once the operator adds the
+    client to the mapping file and runs `requeue`, that record is sent, and nothing sent
+    before is sent again."""
     config = make_config(tmp_path, deployment.home.path, "dffh")
     (config.source / "referrals-01.csv").write_text(
         "record_id,client_id,service,referred_on,status\n"
         "R1,DFFH-C-3001,housing,2026-01-05,accepted\n"
         "R2,DFFH-C-3001,gardening,2026-01-05,accepted\n"
-        "R3,DFFH-C-0000,disability,2026-01-05,accepted\n"
+        "R3,DFFH-C-4444,disability,2026-01-05,accepted\n"
     )
     (config.source / "outcomes-01.csv").write_text("id,who\n1,2\n")
     async with adapter(config) as a:
@@ -49,9 +51,21 @@ async def test_bad_rows_and_files_quarantined(deployment, gateway, tmp_path):
         "dffh:referrals:R3": "offender.unmapped",
         "outcomes-01.csv#file": "file.bad_header",
     }
+    assert config.mapping is not None
+    with config.mapping.open("a") as fh:
+        fh.write("DFFH-C-4444,S284-000150\n")
+    config_file = tmp_path / "dffh.yaml"
+    config_file.write_text(json.dumps(config.model_dump(mode="json")))
+    done = cli("adapter", "dffh", "requeue", "--config", str(config_file))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("3 record(s) released")
+    async with adapter(config) as a:
+        await a.poll_once()
+        still = {r.record_key for r in a.state.quarantined()}
+    assert still == {"dffh:referrals:R2", "outcomes-01.csv#file"}
     async with await deployment.client("corrections") as c:
-        (item,) = await drain(c)
-    assert item.payload["record_type"] == "referral"
+        offenders = sorted(i.envelope.offender for i in await drain(c))
+    assert offenders == ["S284-000101", "S284-000150"]
 
 
 async def test_order_status_written_as_csv(deployment, gateway, tmp_path):
@@ -75,28 +89,3 @@ async def test_order_status_written_as_csv(deployment, gateway, tmp_path):
     assert row["local_id"] == "DFFH-C-3002"
     assert json.loads(row["payload_json"]) == {"residence_restrictions": ["r1"]}
     assert row["withheld"] == "order_type"
-
-
-async def test_requeue_after_fixing_the_offender_map(deployment, gateway, tmp_path, cli):
-    """A record quarantined for an unmapped client is sent after the operator adds the client
-    to the mapping file and runs `requeue`; records sent before are not sent again."""
-    config = make_config(tmp_path, deployment.home.path, "dffh")
-    (config.source / "tenancy-01.csv").write_text(
-        "record_id,client_id,housing_status\nT1,DFFH-C-3001,crisis\nT2,DFFH-C-4444,crisis\n"
-    )
-    async with adapter(config) as a:
-        await a.poll_once()
-    assert config.mapping is not None
-    with config.mapping.open("a") as fh:
-        fh.write("DFFH-C-4444,S284-000150\n")
-    config_file = tmp_path / "dffh.yaml"
-    config_file.write_text(json.dumps({**config.model_dump(mode="json")}))
-    done = cli("adapter", "dffh", "requeue", "--config", str(config_file))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("1 record(s) released")
-    async with adapter(config) as a:
-        await a.poll_once()
-        assert a.state.quarantined() == []
-    async with await deployment.client("corrections") as c:
-        offenders = sorted(i.envelope.offender for i in await drain(c))
-    assert offenders == ["S284-000101", "S284-000150"]

@@ -78,19 +78,23 @@ async def test_hl7_example_observation_reaches_corrections(deployment, gateway, 
     assert payload["fhir_id"] == "example"
 
 
-async def test_generated_bundles_delivered_once_each(deployment, gateway, tmp_path):
-    """Every generated CarePlan, Encounter and Observation is delivered exactly once, and a
-    second poll sends nothing again."""
+async def test_generated_bundles_delivered_once_across_restarts(deployment, gateway, tmp_path):
+    """Every generated CarePlan, Encounter and Observation is delivered exactly once: a second
+    poll sends nothing again, and a restarted adapter skips finished files but reads a
+    bundle dropped while it was down."""
     config = make_config(tmp_path, deployment.home.path, "health")
-    generate(config.source, LOCAL_IDS["health"], 9)
+    generate(config.source, LOCAL_IDS["health"], 9, seed=1)
     async with adapter(config) as a:
         await a.poll_once()
+        await a.poll_once()
+    generate(config.source, LOCAL_IDS["health"], 3, seed=2)
+    async with adapter(config) as a:
         await a.poll_once()
         counts = a.state.counts()
     async with await deployment.client("corrections") as corrections:
         items = await drain(corrections)
-    assert counts[SendStatus.SENT] == 9
-    assert len({i.envelope.id for i in items}) == len(items) == 9
+    assert counts[SendStatus.SENT] == 12
+    assert len({i.envelope.id for i in items}) == len(items) == 12
     assert {i.payload["record_type"] for i in items} == {"careplan", "encounter", "observation"}
 
 

@@ -60,18 +60,3 @@ async def test_crash_mid_stream_then_restart_delivers_each_record_once(
     delivered = sorted(i.envelope.id for i in items)
     assert delivered == sorted(r.message_id for r in rows if r is not None)
     assert len(delivered) == EVENTS
-
-
-async def test_position_survives_restart(deployment, gateway, tmp_path):
-    """After a clean stop, a restarted adapter neither re-reads finished files nor resends,
-    and picks up a file dropped while it was down."""
-    config = make_config(tmp_path, deployment.home.path, "police")
-    generate(config.source, LOCAL_IDS["police"], 4, seed=1)
-    async with adapter(config) as a:
-        await a.poll_once()
-    generate(config.source, LOCAL_IDS["police"], 3, seed=2)
-    async with adapter(config) as a:
-        await a.poll_once()
-        assert a.state.counts()[SendStatus.SENT] == 7
-    async with await deployment.client("corrections") as corrections:
-        assert len(await drain(corrections)) == 7
