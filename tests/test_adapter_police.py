@@ -3,12 +3,15 @@ gateway)."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import httpx
 import pytest
+import structlog
 
 from adapters.police import generate, webhook_app
+from broker import logs
 from tests.adapter_kit import LOCAL_IDS, adapter, drain, make_config
 
 pytestmark = pytest.mark.nats
@@ -110,3 +113,41 @@ async def test_deliveries_written_as_json_in_police_ids(deployment, gateway, tmp
     doc = json.loads(path.read_text())
     assert path.stem == doc["delivery_id"]
     assert (doc["local_id"], doc["kind"], doc["from"]) == ("VP-P-70003", "risk.alert", "dffh")
+
+
+async def test_adapter_logs_hold_no_payload_or_offender(deployment, gateway, tmp_path):
+    """Sent, quarantined and written records leave only keys, ids and reason codes in the
+    adapter's JSON log: no payload content, no person id, no offender reference."""
+    sentinel = "synthetic-sentinel-4c1d"
+    config = make_config(tmp_path, deployment.home.path, "police")
+    event = {
+        "event_id": "E1",
+        "event_type": "incident",
+        "person_id": "VP-P-70001",
+        "occurred_at": "2026-02-01T21:00:00+11:00",
+        "incident_type": sentinel,
+    }
+    unmapped = {**event, "event_id": "E2", "person_id": "VP-P-99999"}
+    (config.source / "d.ndjson").write_text(f"{json.dumps(event)}\n{json.dumps(unmapped)}\n")
+    async with await deployment.client("dffh") as dffh:
+        await dffh.send(
+            kind="risk.alert",
+            purpose="offender_management",
+            offender="S284-000102",
+            to=["police"],
+            payload={"alert_level": sentinel},
+        )
+    out = io.StringIO()
+    logs.configure("DEBUG", json=True)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=out))
+    try:
+        async with adapter(config) as a:
+            await a.poll_once()
+            await a.drain_outbound()
+    finally:
+        logs.configure("INFO")
+    text = out.getvalue()
+    events = {json.loads(line)["event"] for line in text.splitlines()}
+    assert {"record_sent", "record_quarantined", "delivery_written"} <= events
+    for secret in (sentinel, "VP-P-70001", "VP-P-99999", "VP-P-70002", "S284-000101"):
+        assert secret not in text
