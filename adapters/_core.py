@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -252,8 +253,6 @@ def _outbound(item: VerifiedDelivery, local_id: str | None) -> Outbound:
 
 def _local_refusal(message_id: str, detail: str) -> Receipt:
     """The SDK refused to build the envelope: settle it as the gateway would have."""
-    from datetime import UTC, datetime  # noqa: PLC0415 - only on this rare path
-
     return Receipt(
         message_id=message_id,
         status="refused",

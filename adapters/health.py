@@ -52,12 +52,15 @@ class HealthModule:
             raise Unmappable("fhir.not_a_resource", f"{path.name} is not a FHIR resource")
         if data.get("resourceType") != "Bundle":
             return [_record(path, 0, data)]
-        entries = data.get("entry") or []
-        resources = [e.get("resource") if isinstance(e, dict) else None for e in entries]
+        entries = [e if isinstance(e, dict) else {} for e in data.get("entry") or []]
+        patients = _bundle_patients(entries)
         return [
-            _record(path, i, r)
-            for i, r in enumerate(resources)
-            if not (isinstance(r, dict) and r.get("resourceType") in _CONTEXT)
+            _record(path, i, _resolve_subject(e.get("resource"), patients))
+            for i, e in enumerate(entries)
+            if not (
+                isinstance(e.get("resource"), dict)
+                and e["resource"].get("resourceType") in _CONTEXT
+            )
         ]
 
     def map_in(self, record: SourceRecord) -> Outgoing | None:
@@ -108,6 +111,31 @@ def _record(path: Path, index: int, resource: Any) -> SourceRecord:
     version = (resource.get("meta") or {}).get("versionId")
     key = f"health:{rtype}/{rid}" if rid else f"health:{path.name}#{index}"
     return SourceRecord(f"{key}/_history/{version}" if version else key, rtype, resource)
+
+
+def _bundle_patients(entries: list[dict[str, Any]]) -> dict[str, str]:
+    """fullUrl (e.g. `urn:uuid:...` in a transaction bundle) -> the Patient's local id."""
+    out = {}
+    for entry in entries:
+        res = entry.get("resource")
+        if isinstance(res, dict) and res.get("resourceType") == "Patient" and entry.get("fullUrl"):
+            idents = res.get("identifier") or [{}]
+            local = res.get("id") or (
+                idents[0].get("value") if isinstance(idents[0], dict) else None
+            )
+            if local:
+                out[str(entry["fullUrl"])] = str(local)
+    return out
+
+
+def _resolve_subject(resource: Any, patients: dict[str, str]) -> Any:
+    """A subject that points at a Patient entry of the same bundle, as `Patient/<id>`."""
+    if not isinstance(resource, dict) or not isinstance(resource.get("subject"), dict):
+        return resource
+    ref = resource["subject"].get("reference")
+    if ref in patients:
+        return {**resource, "subject": {"reference": f"Patient/{patients[ref]}"}}
+    return resource
 
 
 def _patient_id(resource: Any) -> str:

@@ -8,7 +8,7 @@ import json
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from adapters import SendStatus, SourceRecord
+from adapters import SendStatus, SourceRecord, Unmappable
 from adapters.health import HealthModule, generate
 from tests.adapter_kit import LOCAL_IDS, adapter, drain, make_config
 
@@ -153,3 +153,25 @@ def test_module_never_copies_narrative():
     out = HealthModule().map_in(SourceRecord("health:Observation/example", "Observation", obs))
     assert out is not None
     assert "<div>" not in json.dumps(out.payload)
+
+
+def test_bundle_internal_patient_reference_resolved(tmp_path):
+    """In a transaction bundle, a subject `urn:uuid:...` pointing at the bundle's Patient entry
+    resolves to that patient's id; an unresolvable subject is quarantined, never guessed."""
+    patient = {"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient", "id": "UR-900003"}}
+    obs = {**HL7_EXAMPLE_OBSERVATION, "subject": {"reference": "urn:uuid:p1"}}
+    lost = {**HL7_EXAMPLE_OBSERVATION, "id": "o9", "subject": {"reference": "urn:uuid:nobody"}}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [patient, {"fullUrl": "urn:uuid:o1", "resource": obs}, {"resource": lost}],
+    }
+    (tmp_path / "t.json").write_text(json.dumps(bundle))
+    module = HealthModule()
+    first, second = module.records(tmp_path / "t.json")
+    out = module.map_in(first)
+    assert out is not None
+    assert out.local_offender_id == "UR-900003"
+    with pytest.raises(Unmappable) as err:
+        module.map_in(second)
+    assert err.value.reason == "record.no_subject"
