@@ -17,6 +17,7 @@ import click
 
 from audit import AuditError
 from broker import logs
+from broker.cli_adapter import adapter
 from broker.cli_audit import audit
 from broker.cli_policy import policy
 from broker.cli_token import token
@@ -79,7 +80,11 @@ def cli(log_level: str) -> None:
     default=None,
     help="Embedded NATS port, used when the home is first created (default 4284).",
 )
-@click.option("--demo", is_flag=True, help="Run the demo scenario once the broker is up.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Once up, run the demo scenario, then the four agency adapters on synthetic data.",
+)
 def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bool) -> None:
     """Start the embedded broker: nats-server, policy gateway and HTTP API, on loopback.
 
@@ -98,9 +103,14 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
         click.echo(f"  keys        {started.home.directory_path.parent}")
         click.echo("Press Ctrl-C to stop.")
         if demo:
+            from adapters.demo import run_adapter_demo_against  # noqa: PLC0415 - when asked
             from broker.demo import run_demo_against  # noqa: PLC0415 - only when asked
 
-            task = asyncio.get_running_loop().create_task(run_demo_against(started.home.path))
+            async def both(home: Path) -> None:
+                await run_demo_against(home)
+                await run_adapter_demo_against(home)
+
+            task = asyncio.get_running_loop().create_task(both(started.home.path))
             _BACKGROUND.add(task)
             task.add_done_callback(_BACKGROUND.discard)
 
@@ -310,6 +320,7 @@ def bench_audit(records: int, db: str | None, keep: bool, as_json: bool) -> None
 cli.add_command(policy)
 cli.add_command(audit)
 cli.add_command(token)
+cli.add_command(adapter)
 
 
 def main() -> None:

@@ -27,9 +27,11 @@ from broker.keys import Identity, KeyDirectory
 from broker.natsconf import (
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,
+    STREAM_RECEIPTS,
     checkpoint_consumer,
     deliver_consumer,
     ingress_subject,
+    receipt_consumer,
 )
 from broker.sealing import VerifiedDelivery, open_delivery, seal_ingress, verify_receipt
 from broker.transport import Connection
@@ -150,7 +152,12 @@ class AgencyClient:
         timeout: float = 15.0,  # noqa: ASYNC109
         **extra: Any,
     ) -> Receipt:
-        """Seal, publish and wait for the gateway's signed receipt (accepted or refused)."""
+        """Seal, publish and wait for the gateway's signed receipt (accepted or refused).
+
+        `id=` (an envelope field, passed through `extra`) reuses a message id: a system
+        resending after a crash does so under the id it recorded, so JetStream de-duplicates
+        the publish and the gateway refuses a second copy as `replay.duplicate_id`.
+        """
         env = self.envelope(kind=kind, purpose=purpose, offender=offender, to=to, **extra)
         await self.publish_frame(self.seal(env, payload), env.id)
         return await self.receipt(env.id, timeout)
@@ -182,6 +189,23 @@ class AgencyClient:
             self._early[ref] = receipt
             while len(self._early) > _MAX_UNCLAIMED:
                 self._early.popitem(last=False)
+
+    async def stored_receipts(self, idle_timeout: float = 0.5) -> list[Receipt]:
+        """Drain the receipts the broker kept for this agency (its receipt stream) and
+        acknowledge them. `receipt()` only sees receipts published while this client is
+        connected; a system restarting after a crash reads here the answers to messages it
+        published before the crash, instead of sending them again.
+        """
+        consumer = self._conn.pull(STREAM_RECEIPTS, receipt_consumer(self.agency.value))
+        found: list[Receipt] = []
+        while msgs := await consumer.fetch(256, timeout=idle_timeout):
+            for msg in msgs:
+                try:
+                    found.append(verify_receipt(msg.data, self._directory))
+                except CryptoError:
+                    log.warning("receipt_rejected", seq=msg.stream_seq, reason="bad_signature")
+                await msg.ack()
+        return found
 
     async def inbox(
         self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
