@@ -121,6 +121,58 @@ def test_up_send_inbox_and_clean_stop(running, tmp_path):
     assert leftover.stdout == b""
 
 
+def test_privacy_officer_queries_the_running_broker_and_the_log_verifies(running, tmp_path):
+    """As the README shows: a token from `s284 token`, the audit API of `s284 up` answering
+    a privacy officer's search about one offender, and `s284 audit verify` passing on the
+    deployment after it stops."""
+    home, proc, http = running
+    payload = tmp_path / "update.json"
+    payload.write_text(json.dumps({"risk_level": "high"}))
+    sent = s284(
+        "send",
+        "--home",
+        str(home),
+        "--as",
+        "corrections",
+        "--kind",
+        "risk.update",
+        "--purpose",
+        "offender_management",
+        "--offender",
+        "S284-000777",
+        "--to",
+        "police",
+        "--to",
+        "health",
+        "--payload",
+        str(payload),
+    )
+    assert sent.returncode == 0, sent.stderr
+    token = s284(
+        "token",
+        "--home",
+        str(home),
+        "--role",
+        "privacy_officer",
+        "--agency",
+        "police",
+        "--subject",
+        "A. Officer",
+    )
+    assert token.returncode == 0, token.stderr
+    bearer = {"Authorization": f"Bearer {token.stdout.splitlines()[-1]}"}
+    url = f"http://127.0.0.1:{http}/api/v1/audit/records?offender=S284-000777"
+    page = httpx.get(url, headers=bearer, timeout=10).json()
+    assert [r["recipient_agency"] for r in page["records"]] == ["police"]  # not Health's
+    assert httpx.get(url, timeout=10).status_code == 401
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    verified = s284("audit", "verify", "--home", str(home))
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith("ok: 2 records")
+
+
 def test_send_without_a_deployment_is_a_clear_error(tmp_path):
     """No traceback: one line naming the problem and the fix, exit 1."""
     payload = tmp_path / "p.json"
