@@ -167,6 +167,11 @@ def _read_payload(source: str) -> dict[str, Any]:
     type=click.Choice([s.value for s in OrderStatus]),
     help="The offender's order (csp_preparation/csp_service_delivery need one).",
 )
+@click.option(
+    "--restricted",
+    is_flag=True,
+    help="Covert or sensitive: only the involved agencies' privacy officers see the record.",
+)
 @click.option("--person", default="cli-user", show_default=True, help="Sender's staff id.")
 @click.option("--role", default="case_manager", show_default=True, help="Sender's role.")
 @click.option("--unit", default="hq", show_default=True, help="Sender's unit.")
@@ -183,6 +188,7 @@ def send(
     consent_reference: str | None,
     law_reference: str | None,
     order_status: str,
+    restricted: bool,
     person: str,
     role: str,
     unit: str,
@@ -209,6 +215,7 @@ def send(
                 consent_reference=consent_reference,
                 law_reference=law_reference,
                 order_status=order_status,
+                restricted=restricted,
             )
         click.echo(receipt.model_dump_json(indent=2, exclude_none=True))
         return 0 if receipt.accepted else 3

@@ -39,8 +39,9 @@ async def _send(client, offender="S284-000501", purpose="offender_management", *
 
 
 async def test_every_decision_is_recorded_and_the_log_verifies(deployment, tmp_path):
-    """Accepted and refused messages land in the log; `s284 audit verify` passes, then fails
-    naming the record once someone edits it in the database."""
+    """Accepted and refused messages land in the log; `s284 audit verify` passes, still
+    passes after `s284 audit expire` erased the personal fields, then fails naming the
+    record once someone edits it in the database."""
     stop = asyncio.Event()
     async with (
         gateway_running(deployment.settings, stop),
@@ -61,6 +62,16 @@ async def test_every_decision_is_recorded_and_the_log_verifies(deployment, tmp_p
     ok = s284("audit", "verify", "--home", home)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("ok: 3 records and 1 signed checkpoints verified")
+
+    expired = s284("audit", "expire", "--home", home, "--before", "2999-01-01", "--yes")
+    assert expired.stdout.strip() == "erased personal fields of 3 record(s) before 2999-01-01"
+    assert s284("audit", "checkpoint", "--home", home).returncode == 0
+    still = s284("audit", "verify", "--home", home)
+    assert still.returncode == 0, still.stderr
+    assert still.stdout.startswith("ok: 4 records and 2 signed checkpoints verified")
+    store = AuditStore.open(deployment.settings.database_url)
+    assert [r.get("offender") for r in store.records()] == [None, None, None, None]
+    store.close()
 
     engine = untrigger(deployment.settings.database_url)
     with engine.begin() as conn:

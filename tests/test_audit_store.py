@@ -22,6 +22,7 @@ from audit import (
 )
 from broker.ids import new_id
 from tests.auditlog import T0, record
+from tests.conftest import pg_schema
 
 ORIGIN = "s284-broker.test/audit/log"
 
@@ -130,3 +131,22 @@ def test_expiry_erases_personal_fields_and_every_proof_stays_valid(store):
     report = verify_log(store, parse_verifier_key(verifier_key(ORIGIN, key.public_key())))
     assert report.ok, report.problem
     assert report.records == 7
+
+
+@pytest.mark.postgres
+def test_postgresql_refuses_truncate():
+    """TRUNCATE, which skips row triggers, is refused on every log table too."""
+    with pg_schema() as url:
+        _refuses_truncate(url)
+
+
+def _refuses_truncate(url):
+    store = AuditStore.open(url)
+    store.append([record(0)])
+    engine = sa.create_engine(url)
+    for table in ("audit_log", "audit_nodes", "audit_personal"):
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(sa.text(f"TRUNCATE {table}"))
+    engine.dispose()
+    assert store.count() == 1
+    store.close()
