@@ -31,6 +31,7 @@ class Event(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     REVIEWED = "reviewed"
     EXPIRED = "expired"
+    ROUTING_CHANGED = "routing_changed"
 
 
 # The s 284 ground each purpose code stands for (Serious Offenders Act 2018 (Vic)).

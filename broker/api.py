@@ -1,28 +1,43 @@
-"""HTTP API (FastAPI): liveness, readiness and, under /api/v1/audit, the disclosure log."""
+"""HTTP API (FastAPI): liveness and readiness; under /api/v1 the disclosure log, the routing
+table and CSP reviews; the designated contacts' alerts and web inbox."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from audit import AuditStore
+from broker.alert_actions import AlertActions
+from broker.api_alerts import alerts_router
 from broker.api_audit import audit_router
+from broker.api_routing import routing_router
 from broker.auth import AuthConfig
+from routing import RoutingStore
 
 
-def create_app(
-    ready_checks: dict[str, Callable[[], bool]],
-    store: AuditStore | None = None,
-    auth: AuthConfig | None = None,
-) -> FastAPI:
-    """`ready_checks`: name -> cheap probe (NATS connected, gateway consuming, audit store).
-    With a store and an auth config, the privacy officers' audit API is mounted too."""
+@dataclass(frozen=True)
+class ApiDeps:
+    """What the API serves from; the routers mount only for what is given."""
+
+    audit: AuditStore
+    auth: AuthConfig
+    routing: RoutingStore | None = None
+    alerts: AlertActions | None = None
+    node: str = "api"
+
+
+def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None = None) -> FastAPI:
+    """`ready_checks`: name -> cheap probe (NATS connected, gateway consuming, audit store)."""
     app = FastAPI(title="s284-broker", version="0.1.0", docs_url="/docs", redoc_url=None)
-    if store is not None and auth is not None:
-        app.include_router(audit_router(store, auth))
+    if deps is not None:
+        app.include_router(audit_router(deps.audit, deps.auth))
+        if deps.routing is not None:
+            app.include_router(routing_router(deps.routing, deps.audit, deps.auth, deps.node))
+        _mount_alerts(app, deps)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -40,3 +55,9 @@ def create_app(
         )
 
     return app
+
+
+def _mount_alerts(app: FastAPI, deps: ApiDeps) -> None:
+    """The contacts' alert API and web inbox, when the alert flow runs in this process."""
+    if deps.routing is not None and deps.alerts is not None:
+        app.include_router(alerts_router(deps.routing, deps.auth, deps.alerts))

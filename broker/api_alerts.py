@@ -13,8 +13,8 @@ page again). Templates autoescape everything; pages show ids and codes, never na
 payloads (the broker stores none). Every request is logged with ids and status only.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must resolve the `Annotated` dependency
+# aliases defined inside `_api` at run time.
 import base64
 import hashlib
 import hmac
@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -85,7 +85,7 @@ class AlertOut(BaseModel):
     acknowledged_at: datetime | None
 
     @classmethod
-    def of(cls, alert: Alert, now: datetime) -> AlertOut:
+    def of(cls, alert: Alert, now: datetime) -> Self:
         return cls(
             alert_id=alert.alert_id,
             message_id=alert.message_id,
@@ -298,7 +298,7 @@ class _Row:
     status: str
 
     @classmethod
-    def of(cls, alert: Alert, now: datetime) -> _Row:
+    def of(cls, alert: Alert, now: datetime) -> Self:
         return cls(
             alert_id=alert.alert_id,
             offender=alert.offender,

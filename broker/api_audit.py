@@ -104,7 +104,29 @@ def _entry(request: Request, status: int) -> AccessEntry:
     )
 
 
-def _access_logged(engine: Engine) -> type[APIRoute]:
+_BEARER = HTTPBearer(auto_error=False, description="JWT with sub, s284_role, s284_agency")
+
+
+def bearer_caller(verifier: TokenVerifier, roles: frozenset[Role]) -> Callable[..., Principal]:
+    """A FastAPI dependency: the verified caller, if their role is one of `roles`."""
+
+    def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> Principal:
+        if credentials is None:
+            raise AuthError(401, "auth.missing_token", "send Authorization: Bearer <token>")
+        principal = verifier.verify(credentials.credentials)
+        request.state.principal = principal
+        require_role(principal, roles)
+        return principal
+
+    return dependency
+
+
+def access_logged_route(engine: Engine) -> type[APIRoute]:
+    """Routes whose every request (refused ones too) lands in the audit access log, and
+    whose errors all leave as {"error", "detail"}."""
     class AccessLogged(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
@@ -152,24 +174,12 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
     """All audit endpoints; include with `app.include_router(audit_router(store, auth))`."""
     engine = store.engine
     verifier = TokenVerifier(auth)
-    bearer = HTTPBearer(auto_error=False, description="JWT with sub, s284_role, s284_agency")
     router = APIRouter(
-        prefix=PREFIX, tags=["audit"], route_class=_access_logged(engine), responses=ERRORS
+        prefix=PREFIX, tags=["audit"], route_class=access_logged_route(engine), responses=ERRORS
     )
 
     def caller(roles: frozenset[Role]) -> Callable[..., Principal]:
-        def dependency(
-            request: Request,
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-        ) -> Principal:
-            if credentials is None:
-                raise AuthError(401, "auth.missing_token", "send Authorization: Bearer <token>")
-            principal = verifier.verify(credentials.credentials)
-            request.state.principal = principal
-            require_role(principal, roles)
-            return principal
-
-        return dependency
+        return bearer_caller(verifier, roles)
 
     reader = Annotated[Principal, Depends(caller(READERS))]
     limit_q = Annotated[int, Query(ge=1, le=MAX_LIMIT)]

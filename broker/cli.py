@@ -20,6 +20,7 @@ from broker import logs
 from broker.cli_adapter import adapter
 from broker.cli_audit import audit
 from broker.cli_policy import policy
+from broker.cli_routing import csp, routing
 from broker.cli_token import token
 from broker.envelope import Agency, Kind, OrderStatus, Purpose, Sender
 from broker.errors import BrokerError
@@ -328,6 +329,8 @@ cli.add_command(policy)
 cli.add_command(audit)
 cli.add_command(token)
 cli.add_command(adapter)
+cli.add_command(routing)
+cli.add_command(csp)
 
 
 def main() -> None:

@@ -17,9 +17,11 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from broker.ids import ID_PATTERN, new_id
+from routing import Topic
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -115,6 +117,8 @@ class Envelope(_Strict):
     # Covert or otherwise sensitive: the disclosure record is visible only to the privacy
     # officers of the agencies involved.
     restricted: bool = False
+    # What a routed alert is about; decides the designated contact (risk.alert: default risk).
+    topic: Topic | None = None
 
     @field_validator("recipients")
     @classmethod
@@ -122,6 +126,12 @@ class Envelope(_Strict):
         if len(set(value)) != len(value):
             raise ValueError("recipients must be distinct")
         return value
+
+    @model_validator(mode="after")
+    def _topic_for_needs(self) -> Envelope:
+        if self.kind is Kind.NEEDS_NOTIFICATION and self.topic is None:
+            raise ValueError("a needs.notification names its topic (who should receive it)")
+        return self
 
 
 class SealedContent(_Strict):
@@ -174,6 +184,7 @@ class DeliveryClaims(_Strict):
 class DeliveryRef(_Strict):
     delivery_id: str
     recipient: Agency
+    contact: str | None = None  # a routed alert: the designated contact (or "duty") it went to
 
 
 class Receipt(_Strict):

@@ -14,11 +14,9 @@ recipient, deliveries and receipts de-duplicated by Nats-Msg-Id).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any, TypeVar
 
 import structlog
@@ -26,19 +24,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from audit import AuditRecord, AuditStore, SeenMessage
 from broker import _steps as steps
+from broker._work import Work
 from broker.checkpoints import Checkpointer
 from broker.envelope import (
     Agency,
     DeliveredContent,
     DeliveryRef,
     DisclosureDecision,
-    IngressClaims,
     Receipt,
-    SealedContent,
     delivery_id_for,
 )
 from broker.errors import AuditUnavailableError, ReasonCode, Refusal, TransportError
-from broker.ids import is_id, new_id
+from broker.ids import new_id
 from broker.keys import Identity, KeyDirectory
 from broker.natsconf import (
     GATEWAY_CONSUMER,
@@ -46,6 +43,7 @@ from broker.natsconf import (
     deliver_subject,
     receipt_subject,
 )
+from broker.routing_flow import AlertRouting
 from broker.sealing import seal_delivery, sign_receipt
 from broker.settings import Settings
 from broker.transport import Connection, Inbound
@@ -53,40 +51,6 @@ from policies import Decision, EngineHolder, PolicyEngine
 
 log = structlog.get_logger("s284.gateway")
 _R = TypeVar("_R")
-
-
-@dataclass
-class Work:
-    """One ingress message on its way through the steps."""
-
-    msg: Inbound
-    agency: Agency | None = None
-    claims: IngressClaims | None = None
-    content: SealedContent | None = None
-    refusal: Refusal | None = None
-    records: list[AuditRecord] = field(default_factory=list)
-    deliveries: list[tuple[str, bytes, DeliveryRef]] = field(default_factory=list)
-    retry: bool = False
-    dead_letter: bool = False
-    engine: PolicyEngine | None = None  # the bundle that decides this message, fixed once
-
-    @property
-    def key(self) -> str:
-        return f"{self.msg.stream_seq}:{self.msg.stored_at.timestamp():.6f}"
-
-    @cached_property
-    def payload_digest(self) -> str | None:
-        """SHA-256 of the sealed payload (never the payload), once per message."""
-        if self.claims is None:
-            return None
-        return hashlib.sha256(self.claims.sealed.encode()).hexdigest()
-
-    @property
-    def message_ref(self) -> str | None:
-        if self.claims is not None:
-            return self.claims.id
-        claimed = self.msg.headers.get("Nats-Msg-Id", "")
-        return claimed if is_id(claimed) else None  # unverified: only to route the receipt
 
 
 @dataclass
@@ -106,6 +70,7 @@ class Gateway:
         identity: Identity,
         directory: KeyDirectory,
         checkpointer: Checkpointer | None = None,
+        alerts: AlertRouting | None = None,
     ) -> None:
         self._settings = settings
         self._conn = conn
@@ -114,6 +79,7 @@ class Gateway:
         self._identity = identity
         self._directory = directory
         self._checkpointer = checkpointer
+        self._alerts = alerts
         self.state = GatewayState()
 
     def _engine_now(self) -> PolicyEngine:
@@ -159,7 +125,11 @@ class Gateway:
         retry = [w for w in works if w.retry]
         works = [w for w in works if not w.retry]
         await self._nak_all([w.msg for w in retry], delay=1.0)
+        if self._alerts is not None:  # 6b: alerts go to the designated contact's subject
+            await self._db(self._alerts.route, works)
         await self._audit(works)  # 7
+        if self._alerts is not None:  # 7b: alert rows (escalation timers), offender registry
+            await self._db(self._alerts.committed, works)
         await self._deliver(works)  # 8
         # 9: acks first (fire-and-forget), then receipts, their publish acks awaited together
         for work in works:

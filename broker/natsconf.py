@@ -33,6 +33,23 @@ def receipt_subject(agency: str, message_ref: str) -> str:
     return f"s284.receipt.{agency}.{message_ref}"
 
 
+def alert_subject(agency: str, contact: str) -> str:
+    """A designated contact's own alert subject (`duty` for the agency's duty inbox)."""
+    return f"s284.alert.{agency}.{contact}"
+
+
+def notice_subject(agency: str, notice_id: str) -> str:
+    return f"s284.notice.{agency}.{notice_id}"
+
+
+def alert_consumer(agency: str) -> str:
+    return f"alerts-{agency}"
+
+
+def notice_consumer(agency: str) -> str:
+    return f"notices-{agency}"
+
+
 def deliver_consumer(agency: str) -> str:
     return f"deliver-{agency}"
 
@@ -54,6 +71,8 @@ def agency_permissions(agency: str) -> dict[str, Any]:
         (STREAM_DELIVER, deliver_consumer(agency)),
         (STREAM_RECEIPTS, receipt_consumer(agency)),
         (STREAM_CHECKPOINTS, checkpoint_consumer(agency)),
+        (STREAM_DELIVER, alert_consumer(agency)),
+        (STREAM_DELIVER, notice_consumer(agency)),
     ]
     publish = [ingress_subject(agency)]
     for stream, consumer in consumers:
@@ -75,6 +94,7 @@ def gateway_permissions() -> dict[str, Any]:
                 "s284.deliver.>",
                 "s284.receipt.>",
                 "s284.alert.>",
+                "s284.notice.>",
                 "s284.dlq.>",
                 CHECKPOINT_SUBJECT,
                 "$JS.API.>",

@@ -14,16 +14,19 @@ import structlog
 import uvicorn
 
 from audit import AuditStore
-from broker.api import create_app
+from broker.alerting import AlertContext, AlertFlow
+from broker.api import ApiDeps, create_app
 from broker.auth import AuthConfig
 from broker.checkpoints import Checkpointer
 from broker.errors import ConfigError
 from broker.gateway import Gateway
 from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.natsserver import NatsServer
+from broker.routing_flow import AlertRouting
 from broker.settings import Settings
 from broker.transport import Connection, StreamLimits
 from policies import EngineHolder, PolicyBundleError
+from routing import RoutingStore
 
 log = structlog.get_logger("s284.runtime")
 
@@ -73,8 +76,17 @@ def reload_on_sighup(engine: EngineHolder) -> None:
 _RELOADS: set[asyncio.Task[bool]] = set()
 
 
+@dataclass(frozen=True)
+class Running:
+    """A running gateway worker and the alert flow beside it (escalation timers)."""
+
+    gateway: Gateway
+    alerts: AlertFlow
+    routing: RoutingStore
+
+
 @contextlib.asynccontextmanager
-async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncIterator[Gateway]:
+async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncIterator[Running]:
     home = Home(settings.home)
     conn = await Connection.connect(
         settings.nats_url or home.nats_url, home.credentials(GATEWAY), name="s284-gateway"
@@ -84,6 +96,7 @@ async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncItera
         AGENCY_NAMES,
     )
     store = await asyncio.to_thread(AuditStore.open, settings.database_url)
+    routing = await asyncio.to_thread(RoutingStore.open, settings.database_url)
     try:
         engine = EngineHolder.load(settings.policy_bundle)
     except PolicyBundleError as exc:
@@ -95,20 +108,37 @@ async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncItera
         settings.checkpoint_every_records,
         settings.checkpoint_every_s,
     )
+    identity, directory = home.identity(GATEWAY), home.directory()
     gateway = Gateway(
-        settings, conn, store, engine, home.identity(GATEWAY), home.directory(), checkpointer
+        settings, conn, store, engine, identity, directory, checkpointer, AlertRouting(routing)
     )
-    task = asyncio.create_task(gateway.run(stop))
-    checkpoints = asyncio.create_task(checkpointer.run(stop))
+    alerts = AlertFlow(
+        AlertContext(
+            routing,
+            store,
+            conn,
+            identity,
+            directory,
+            engine,
+            settings.node,
+            settings.alert_check_every_s,
+        )
+    )
+    tasks = [
+        asyncio.create_task(gateway.run(stop)),
+        asyncio.create_task(checkpointer.run(stop)),
+        asyncio.create_task(alerts.run(stop)),
+    ]
     reload_on_sighup(engine)
     try:
-        yield gateway
+        yield Running(gateway, alerts, routing)
     finally:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         stop.set()
-        await task
-        await checkpoints
+        for task in tasks:
+            await task
         await conn.close()
+        routing.close()
         store.close()
 
 
@@ -133,12 +163,18 @@ async def run_embedded(
     server = NatsServer(home.nats_conf, port, home.path / "nats" / "nats-server.log")
     await server.start()
     try:
-        async with gateway_running(settings, stop) as gateway:
+        async with gateway_running(settings, stop) as running:
+            gateway = running.gateway
             api_store = await asyncio.to_thread(AuditStore.open, settings.database_url)
             app = create_app(
                 {"gateway": lambda: gateway.state.ready, "audit": gateway.store_ok},
-                api_store,
-                AuthConfig.from_env_and_home(home.path),
+                ApiDeps(
+                    api_store,
+                    AuthConfig.from_env_and_home(home.path),
+                    running.routing,
+                    running.alerts,
+                    settings.node,
+                ),
             )
             config = uvicorn.Config(
                 app,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -28,15 +29,24 @@ from broker.natsconf import (
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,
     STREAM_RECEIPTS,
+    alert_consumer,
     checkpoint_consumer,
     deliver_consumer,
     ingress_subject,
+    notice_consumer,
     receipt_consumer,
 )
+from broker.notices import NoticeContent, open_notice
 from broker.sealing import VerifiedDelivery, open_delivery, seal_ingress, verify_receipt
 from broker.transport import Connection
 
 log = structlog.get_logger("s284.sdk")
+
+
+def _contact_of(subject: str) -> str | None:
+    """s284.alert.<agency>.<contact> -> contact; None for a plain delivery."""
+    parts = subject.split(".")
+    return parts[3] if len(parts) == 4 and parts[1] == "alert" else None  # noqa: PLR2004
 
 
 def _load_keeper(state: Path, log_key: str) -> CheckpointKeeper:
@@ -50,6 +60,8 @@ def _save_keeper(state: Path, keeper: CheckpointKeeper) -> None:
     tmp = state.with_suffix(".tmp")
     tmp.write_text(keeper.to_json())
     tmp.replace(state)  # atomic: a crash never leaves half a file
+
+
 _MAX_UNCLAIMED = 10_000
 
 
@@ -213,7 +225,23 @@ class AgencyClient:
         """Verified, decrypted deliveries. Each is acknowledged when the next is requested,
         so one the caller fails to handle is redelivered. Without `follow`, stops when empty.
         """
-        consumer = self._conn.pull(STREAM_DELIVER, deliver_consumer(self.agency.value))
+        consumer = deliver_consumer(self.agency.value)
+        async for item in self._deliveries(consumer, follow, batch, idle_timeout):
+            yield item
+
+    async def alerts(
+        self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
+    ) -> AsyncIterator[VerifiedDelivery]:
+        """Routed alerts for this agency's designated contacts (and its duty inbox), verified
+        and decrypted; `item.contact` names who it is for. Acked like `inbox`."""
+        consumer = alert_consumer(self.agency.value)
+        async for item in self._deliveries(consumer, follow, batch, idle_timeout):
+            yield item
+
+    async def _deliveries(
+        self, durable: str, follow: bool, batch: int, idle_timeout: float
+    ) -> AsyncIterator[VerifiedDelivery]:
+        consumer = self._conn.pull(STREAM_DELIVER, durable)
         while True:
             msgs = await consumer.fetch(batch, timeout=idle_timeout)
             if not msgs and not follow:
@@ -225,7 +253,27 @@ class AgencyClient:
                     log.warning("delivery_rejected", seq=msg.stream_seq, reason=str(exc))
                     await msg.term()
                     continue
-                yield item
+                yield dataclasses.replace(item, contact=_contact_of(msg.subject))
+                await msg.ack()
+
+    async def notices(
+        self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
+    ) -> AsyncIterator[NoticeContent]:
+        """What the broker tells this agency about its routed alerts (acknowledged,
+        escalated, the contact's reply) and CSP review reminders; verified and decrypted."""
+        consumer = self._conn.pull(STREAM_DELIVER, notice_consumer(self.agency.value))
+        while True:
+            msgs = await consumer.fetch(batch, timeout=idle_timeout)
+            if not msgs and not follow:
+                return
+            for msg in msgs:
+                try:
+                    notice = open_notice(msg.data, self._identity, self._directory)
+                except CryptoError as exc:
+                    log.warning("notice_rejected", seq=msg.stream_seq, reason=str(exc))
+                    await msg.term()
+                    continue
+                yield notice
                 await msg.ack()
 
     async def sync_checkpoints(self, state: Path, log_key: str, idle_timeout: float = 1.0) -> int:

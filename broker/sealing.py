@@ -84,7 +84,7 @@ def sign_receipt(receipt: Receipt, gateway: Identity) -> bytes:
     return jws_sign(_dump(receipt), gateway.signing, gateway.sig_kid, TYP_RECEIPT).encode("ascii")
 
 
-def _verify_by(token: str, directory: KeyDirectory, identity: str, typ: str) -> bytes:
+def verify_by(token: str, directory: KeyDirectory, identity: str, typ: str) -> bytes:
     header = jws_unverified_header(token)
     entry = directory.signing_key(header["kid"])
     if entry is None or entry.identity != identity:
@@ -96,7 +96,7 @@ def _verify_by(token: str, directory: KeyDirectory, identity: str, typ: str) -> 
 
 def verify_receipt(frame: bytes, directory: KeyDirectory) -> Receipt:
     try:
-        body = _verify_by(frame.decode("ascii"), directory, GATEWAY, TYP_RECEIPT)
+        body = verify_by(frame.decode("ascii"), directory, GATEWAY, TYP_RECEIPT)
         return Receipt.model_validate_json(body)
     except (UnicodeDecodeError, ValidationError) as exc:
         raise CryptoError("receipt is not a valid signed receipt") from exc
@@ -111,20 +111,21 @@ class VerifiedDelivery:
     payload: dict[str, Any]
     withheld: list[str]
     content: DeliveredContent
+    contact: str | None = None  # a routed alert: the designated contact it is for
 
 
 def open_delivery(frame: bytes, me: Identity, directory: KeyDirectory) -> VerifiedDelivery:
     """Verify the gateway's signature, decrypt, then verify the sender's original signature."""
     try:
         claims = DeliveryClaims.model_validate_json(
-            _verify_by(frame.decode("ascii"), directory, GATEWAY, TYP_DELIVERY)
+            verify_by(frame.decode("ascii"), directory, GATEWAY, TYP_DELIVERY)
         )
         if claims.to.value != me.name:
             raise CryptoError("delivery is addressed to another agency")
         content = DeliveredContent.model_validate_json(jwe_decrypt(claims.sealed, me.encryption))
         env = content.envelope
         origin = IngressClaims.model_validate_json(
-            _verify_by(content.origin, directory, env.sender.agency.value, TYP_INGRESS)
+            verify_by(content.origin, directory, env.sender.agency.value, TYP_INGRESS)
         )
     except (UnicodeDecodeError, ValidationError) as exc:
         raise CryptoError("delivery is not a valid sealed delivery") from exc

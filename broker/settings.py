@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     checkpoint_every_s: float = Field(
         default=5.0, gt=0, description="and at least this often while the log grows"
     )
+    alert_check_every_s: float = Field(
+        default=15.0, gt=0, description="how often overdue alerts are escalated"
+    )
     node: str = Field(default_factory=socket.gethostname)
 
     @property

@@ -36,9 +36,11 @@ from broker.natsconf import (
     STREAM_DLQ,
     STREAM_INGRESS,
     STREAM_RECEIPTS,
+    alert_consumer,
     checkpoint_consumer,
     deliver_consumer,
     inbox_prefix,
+    notice_consumer,
     receipt_consumer,
 )
 
@@ -247,7 +249,7 @@ class Connection:
             )
         )
         for name, subjects, age in (
-            (STREAM_DELIVER, ["s284.deliver.>", "s284.alert.>"], 30 * _DAY),
+            (STREAM_DELIVER, ["s284.deliver.>", "s284.alert.>", "s284.notice.>"], 30 * _DAY),
             (STREAM_RECEIPTS, ["s284.receipt.>"], 7 * _DAY),
             (STREAM_DLQ, ["s284.dlq.>"], 90 * _DAY),
             (STREAM_CHECKPOINTS, [CHECKPOINT_SUBJECT], 0.0),  # kept for ever
@@ -277,6 +279,12 @@ class Connection:
             )
             await self._consumer(
                 STREAM_CHECKPOINTS, checkpoint_consumer(agency), CHECKPOINT_SUBJECT, limits
+            )
+            await self._consumer(
+                STREAM_DELIVER, alert_consumer(agency), f"s284.alert.{agency}.>", limits
+            )
+            await self._consumer(
+                STREAM_DELIVER, notice_consumer(agency), f"s284.notice.{agency}.>", limits
             )
 
     async def _stream(self, config: api.StreamConfig) -> None:

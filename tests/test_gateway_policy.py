@@ -60,11 +60,15 @@ async def test_risk_reduction_is_flagged_for_privacy_review(deployment, gateway)
         )
     assert receipt.accepted
     async with await deployment.client("police") as police:
-        [item] = [d async for d in police.inbox()]
+        [item] = [d async for d in police.alerts()]  # a risk.alert is routed, not an inbox item
     assert item.content.decision.review_required is True
-    [record] = AuditStore.open(deployment.settings.database_url).records(receipt.message_id)
-    assert record["review_required"] is True or record["review_required"] == 1
-    assert record["policy_version"] == receipt.policy_version
+    assert item.contact == "duty"  # no routing table yet: Police's duty inbox
+    disclosed, routed = AuditStore.open(deployment.settings.database_url).records(
+        receipt.message_id
+    )
+    assert disclosed["review_required"] is True
+    assert disclosed["policy_version"] == receipt.policy_version
+    assert (routed["event"], routed["reason_code"]) == ("alert_routed", "routing.no_area")
 
 
 async def test_sighup_reload_keeps_the_running_bundle_when_the_new_one_is_bad(deployment, tmp_path):

@@ -1,0 +1,104 @@
+"""The routing admin API (/api/v1/routing) and CSP review dates (/api/v1/csp).
+
+Changing the routing table is an admin's job and is itself recorded in the disclosure log
+(who, when, the digests of the table before and after); reading it and its gaps is open to
+auditors too. Every request lands in the access log, like the audit API's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+from pydantic import BaseModel
+
+from audit import AuditStore
+from broker.api_audit import ApiError, access_logged_route, bearer_caller
+from broker.api_audit_models import ERRORS
+from broker.auth import AuthConfig, Principal, Role, TokenVerifier
+from broker.routing_admin import import_table
+from routing import RoutingError, RoutingStore
+
+ADMINS = frozenset({Role.ADMIN})
+OVERSIGHT = frozenset({Role.ADMIN, Role.AUDITOR})
+CSP_READERS = frozenset({Role.ADMIN, Role.AUDITOR, Role.PRIVACY_OFFICER})
+
+
+class TableChangeOut(BaseModel):
+    version: int
+    previous_version: int | None
+    digest_before: str | None
+    digest_after: str
+    added: int
+    removed: int
+    changed: int
+
+
+class GapOut(BaseModel):
+    agency: str
+    area: str | None
+    topic: str
+    reason: str
+    alert_id: str | None
+
+
+class CspReviewOut(BaseModel):
+    offender: str
+    csp_id: str
+    last_review: str
+    due: str
+
+
+def routing_router(
+    routing: RoutingStore, audit: AuditStore, auth: AuthConfig, node: str
+) -> APIRouter:
+    verifier = TokenVerifier(auth)
+    router = APIRouter(
+        prefix="/api/v1", route_class=access_logged_route(audit.engine), responses=ERRORS
+    )
+    admin = Annotated[Principal, Depends(bearer_caller(verifier, ADMINS))]
+    overseer = Annotated[Principal, Depends(bearer_caller(verifier, OVERSIGHT))]
+    csp_reader = Annotated[Principal, Depends(bearer_caller(verifier, CSP_READERS))]
+
+    @router.get("/routing/table", tags=["routing"], summary="The current routing table")
+    async def get_table(_who: overseer) -> dict[str, Any]:
+        """The table as imported (YAML shape, as JSON); 404 before the first import."""
+        try:
+            return await asyncio.to_thread(routing.export_table)
+        except RoutingError as exc:
+            raise ApiError(404, exc.reason, exc.detail) from None
+
+    @router.put("/routing/table", tags=["routing"], summary="Replace the routing table")
+    async def put_table(who: admin, doc: Annotated[dict[str, Any], Body()]) -> TableChangeOut:
+        """A new version of the whole table; recorded in the disclosure log."""
+        try:
+            change = await asyncio.to_thread(import_table, routing, audit, doc, who.subject, node)
+        except RoutingError as exc:
+            raise ApiError(422, exc.reason, exc.detail) from None
+        return TableChangeOut.model_validate(change, from_attributes=True)
+
+    @router.get("/routing/check", tags=["routing"], summary="Needs nobody covers")
+    async def get_check(_who: overseer) -> list[GapOut]:
+        """Every (agency, area, topic) the scheme needs without an active contact, and
+        alerts parked at a duty inbox because of a routing failure."""
+        gaps = await asyncio.to_thread(routing.check)
+        return [GapOut.model_validate(g, from_attributes=True) for g in gaps]
+
+    @router.get("/csp/overdue", tags=["csp"], summary="CSPs past their review date")
+    async def get_overdue(_who: csp_reader) -> list[CspReviewOut]:
+        """Coordinated services plans whose six-monthly review is overdue, oldest first."""
+        today = datetime.now(UTC).date()
+        rows = await asyncio.to_thread(routing.overdue, today)
+        return [
+            CspReviewOut(
+                offender=r.offender,
+                csp_id=r.csp_id,
+                last_review=r.last_review.isoformat(),
+                due=r.due.isoformat(),
+            )
+            for r in rows
+        ]
+
+    return router

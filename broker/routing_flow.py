@@ -1,0 +1,133 @@
+"""Designated-contact routing inside the gateway (the Dunedin scheme).
+
+Two steps join the gateway's pipeline for every batch (both in a worker thread):
+
+    6b route      a risk.alert or needs.notification goes, per recipient agency, to the
+                  designated contact for (the offender's current area, topic) on
+                  s284.alert.<agency>.<contact>, or to the agency's duty inbox with a reason;
+                  an `alert_routed` record joins the disclosure records
+    7b committed  after the records are durable and before anything is published: the
+                  alert row (its acknowledgement deadline drives escalation, so timers
+                  survive a restart), the offender registry from Corrections' order.status,
+                  CSP review dates from csp.update
+
+A redelivered batch repeats both idempotently (alerts keyed by delivery id).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from typing import Any
+
+import structlog
+
+from audit import AuditRecord, Event
+from broker._work import Work
+from broker.envelope import Agency, Envelope, Kind
+from broker.ids import new_id
+from broker.natsconf import alert_subject
+from routing import Route, RoutingStore, Topic
+
+log = structlog.get_logger("s284.routing")
+
+ROUTED_KINDS = frozenset({Kind.RISK_ALERT, Kind.NEEDS_NOTIFICATION})
+
+
+def topic_of(env: Envelope) -> Topic:
+    return Topic(env.topic) if env.topic is not None else Topic.RISK
+
+
+class AlertRouting:
+    """The gateway's routing steps; synchronous, called through the gateway's DB guard."""
+
+    def __init__(self, store: RoutingStore) -> None:
+        self._store = store
+
+    def route(self, works: list[Work]) -> None:
+        for work in works:
+            content = work.content if work.refusal is None else None
+            if content is not None and content.envelope.kind in ROUTED_KINDS:
+                self._route_work(work)
+
+    def _route_work(self, work: Work) -> None:
+        if work.content is None:
+            return
+        env = work.content.envelope
+        for index, (_, frame, ref) in enumerate(work.deliveries):
+            route = self._store.resolve(
+                ref.recipient.value, env.offender, topic_of(env), work.msg.stored_at
+            )
+            work.routes[ref.delivery_id] = route
+            contact_ref = ref.model_copy(update={"contact": route.contact_id})
+            subject = alert_subject(ref.recipient.value, route.contact_id)
+            work.deliveries[index] = (subject, frame, contact_ref)
+            self._annotate_records(work, ref.recipient, route)
+
+    @staticmethod
+    def _annotate_records(work: Work, recipient: Agency, route: Route) -> None:
+        for i, record in enumerate(work.records):
+            if record.event == Event.DISCLOSED and record.recipient_agency == recipient.value:
+                work.records[i] = dataclasses.replace(record, recipient_contact=route.contact_id)
+                work.records.append(routed_record(work.records[i], route, level=0))
+                return
+
+    def committed(self, works: list[Work]) -> None:
+        for work in works:
+            if work.refusal is not None or work.content is None:
+                continue
+            env, payload = work.content.envelope, work.content.payload
+            for _, frame, ref in work.deliveries:
+                route = work.routes.get(ref.delivery_id)
+                if route is not None:
+                    self._store.open_alert(
+                        ref.delivery_id,
+                        env.id,
+                        route,
+                        env.offender,
+                        topic_of(env),
+                        env.sender.agency.value,
+                        env.purpose.value,
+                        work.msg.stored_at,
+                        frame,
+                    )
+            self._registry(work, env, payload)
+
+    def _registry(self, work: Work, env: Envelope, payload: dict[str, Any]) -> None:
+        if env.sender.agency is not Agency.CORRECTIONS:
+            return
+        if env.kind is Kind.ORDER_STATUS:
+            area = payload.get("area")
+            officer = payload.get("managing_officer") or env.sender.person_id
+            self._store.set_offender(
+                env.offender,
+                str(officer),
+                Agency.CORRECTIONS.value,
+                area if isinstance(area, str) and area else None,
+                env.order_status.value,
+                work.msg.stored_at,
+            )
+        elif env.kind is Kind.CSP_UPDATE:
+            csp_id, reviewed = payload.get("csp_id"), payload.get("reviewed_on")
+            try:
+                on = date.fromisoformat(str(reviewed))
+            except ValueError:
+                log.warning("csp_update_without_review_date", message_id=env.id)
+                return
+            self._store.record_csp_review(env.offender, str(csp_id or env.id), on)
+
+
+def routed_record(disclosed: AuditRecord, route: Route, level: int) -> AuditRecord:
+    """The `alert_routed` record beside a disclosure: who it went to, and why there."""
+    where = "the agency's duty inbox" if route.duty else "the designated contact"
+    step = ("", " (escalated to the deputy)", " (escalated to the duty inbox)")[level]
+    return dataclasses.replace(
+        disclosed,
+        record_id=new_id(),
+        dedupe_key=f"alert_routed:{disclosed.message_id}:{disclosed.recipient_agency}:{level}",
+        event=Event.ALERT_ROUTED.value,
+        recipient_contact=route.contact_id,
+        reason_code=route.reason,
+        reason=f"routed to {where}{step}",
+        withheld=(),
+    )
