@@ -5,8 +5,8 @@ Changing the routing table is an admin's job and is itself recorded in the discl
 auditors too. Every request lands in the access log, like the audit API's.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI resolves the Annotated dependency aliases
+# defined inside `routing_router` at run time.
 import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from broker.errors import BrokerError
 from broker.runtime import Started, run_embedded, run_gateway
 from broker.sdk import AgencyClient
 from broker.settings import Settings
+from routing import Topic
 
 AGENCIES = [a.value for a in Agency]
 _BACKGROUND: set[asyncio.Task[None]] = set()
@@ -169,6 +170,12 @@ def _read_payload(source: str) -> dict[str, Any]:
     help="The offender's order (csp_preparation/csp_service_delivery need one).",
 )
 @click.option(
+    "--topic",
+    default=None,
+    type=click.Choice([t.value for t in Topic]),
+    help="What a risk.alert or needs.notification is about; picks the designated contact.",
+)
+@click.option(
     "--restricted",
     is_flag=True,
     help="Covert or sensitive: only the involved agencies' privacy officers see the record.",
@@ -189,6 +196,7 @@ def send(
     consent_reference: str | None,
     law_reference: str | None,
     order_status: str,
+    topic: str | None,
     restricted: bool,
     person: str,
     role: str,
@@ -217,6 +225,7 @@ def send(
                 law_reference=law_reference,
                 order_status=order_status,
                 restricted=restricted,
+                topic=topic,
             )
         click.echo(receipt.model_dump_json(indent=2, exclude_none=True))
         return 0 if receipt.accepted else 3
@@ -231,42 +240,67 @@ def send(
 )
 @click.option("--follow", is_flag=True, help="Keep waiting for new messages (Ctrl-C to stop).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def inbox(home: Path | None, agency: str, follow: bool, as_json: bool) -> None:
-    """Print the messages delivered to an agency, verified and decrypted, and acknowledge them."""
+@click.option(
+    "--alerts", "box", flag_value="alerts", help="Routed alerts for the designated contacts."
+)
+@click.option(
+    "--notices",
+    "box",
+    flag_value="notices",
+    help="What the broker reports on your alerts: acknowledged, escalated, replies.",
+)
+def inbox(home: Path | None, agency: str, follow: bool, as_json: bool, box: str | None) -> None:
+    """Print the messages delivered to an agency, verified and decrypted, and acknowledge them.
+
+    With --alerts: routed alerts (risk.alert, needs.notification), each naming the designated
+    contact (or `duty`) it is for. With --notices: the broker's signed notices about alerts
+    this agency sent (acknowledged, escalated, the contact's reply) and CSP review reminders.
+    """
     settings = _settings(home)
 
     async def go() -> int:
         count = 0
         async with await AgencyClient.from_home(settings.home, agency) as client:
-            async for item in client.inbox(follow=follow):
+            async for record in _records(client, box, follow):
                 count += 1
-                env = item.envelope
-                record = {
-                    "delivery_id": item.delivery_id,
-                    "message_id": env.id,
-                    "from": env.sender.model_dump(),
-                    "kind": env.kind.value,
-                    "purpose": env.purpose.value,
-                    "offender": env.offender,
-                    "created_at": env.created_at.isoformat(),
-                    "payload": item.payload,
-                    "withheld": item.withheld,
-                }
-                if as_json:
-                    click.echo(json.dumps(record))
-                else:
-                    click.echo(_describe(record))
+                click.echo(json.dumps(record) if as_json or box == "notices" else _describe(record))
         if not as_json:
-            click.echo(f"{count} message(s) delivered to {agency}.", err=True)
+            click.echo(f"{count} {box or 'message'}(s) for {agency}.", err=True)
         return 0
 
     sys.exit(_run(go()))
 
 
+async def _records(
+    client: AgencyClient, box: str | None, follow: bool
+) -> AsyncIterator[dict[str, Any]]:
+    if box == "notices":
+        async for notice in client.notices(follow=follow):
+            yield notice.model_dump(mode="json", exclude_none=True)
+        return
+    items = client.alerts(follow=follow) if box == "alerts" else client.inbox(follow=follow)
+    async for item in items:
+        env = item.envelope
+        yield {
+            "delivery_id": item.delivery_id,
+            "message_id": env.id,
+            "from": env.sender.model_dump(),
+            "kind": env.kind.value,
+            "purpose": env.purpose.value,
+            "offender": env.offender,
+            "created_at": env.created_at.isoformat(),
+            "payload": item.payload,
+            "withheld": item.withheld,
+            **({"contact": item.contact} if item.contact else {}),
+        }
+
+
 def _describe(record: dict[str, Any]) -> str:
     sender = record["from"]
+    contact = f"for      {record['contact']} (designated contact)\n" if "contact" in record else ""
     return (
         f"--- {record['message_id']}  {record['created_at']}\n"
+        f"{contact}"
         f"from     {sender['agency']} / {sender['unit']} / {sender['person_id']}"
         f" ({sender['role']})\n"
         f"kind     {record['kind']}   purpose {record['purpose']}   offender {record['offender']}\n"

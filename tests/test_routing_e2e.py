@@ -1,0 +1,159 @@
+"""Designated-contact routing through the real gateway and nats-server: an alert reaches the
+contact for the offender's area and topic, the acknowledgement and the contact's reply reach
+the managing officer, an unacknowledged alert escalates (also after a restart), and an
+alert nobody can take is parked at the duty inbox, recorded and reported."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from audit import AuditStore
+from broker.auth import Principal, Role
+from broker.envelope import Sender
+from broker.routing_admin import import_table
+from broker.runtime import gateway_running
+from broker.sdk import AgencyClient
+from routing import RoutingStore
+from tests.conftest import s284
+
+pytestmark = pytest.mark.nats
+
+TABLE = Path(__file__).parent.parent / "docs" / "examples" / "routing-table.yaml"
+OFFENDER = "S284-000900"
+OFFICER = Sender(agency="corrections", unit="ccs-nwm", person_id="cm-0042", role="case_manager")
+POLICE_CONTACT = Principal("pol-nwm-017", Role.CONTACT, "police")
+
+
+def _load_table(settings) -> None:
+    routing, audit = (
+        RoutingStore.open(settings.database_url),
+        AuditStore.open(settings.database_url),
+    )
+    import_table(routing, audit, yaml.safe_load(TABLE.read_text()), "ops-0001", "test")
+    routing.close()
+    audit.close()
+
+
+async def _place(officer_client, offender=OFFENDER, area="north-west-metro"):
+    """Corrections tells the scheme where the offender lives and who manages them."""
+    receipt = await officer_client.send(
+        kind="order.status",
+        purpose="offender_management",
+        offender=offender,
+        to=["police"],
+        payload={"order_status": "supervision_order", "area": area, "managing_officer": "cm-0042"},
+        order_status="supervision_order",
+    )
+    assert receipt.accepted
+
+
+async def _alert(officer_client, offender=OFFENDER, topic="risk"):
+    return await officer_client.send(
+        kind="risk.alert",
+        purpose="offender_management",
+        offender=offender,
+        to=["police"],
+        payload={"alert_level": "high", "summary": "synthetic"},
+        topic=topic,
+    )
+
+
+async def _drain(client, box):
+    return [item async for item in getattr(client, box)()]
+
+
+async def test_alert_reaches_the_designated_contact_who_acknowledges_and_replies(deployment):
+    """Routed by the offender's area and topic: the receipt names the contact, Police get the
+    alert for that contact, and the managing officer (Corrections) is told of the
+    acknowledgement and gets the contact's reply, each step in the disclosure log."""
+    _load_table(deployment.settings)
+    stop = asyncio.Event()
+    async with (
+        gateway_running(deployment.settings, stop) as running,
+        await AgencyClient.from_home(deployment.home.path, "corrections", OFFICER) as officer,
+    ):
+        await _place(officer)
+        receipt = await _alert(officer)
+        assert receipt.accepted
+        assert [(d.recipient, d.contact) for d in receipt.deliveries] == [("police", "pol-nwm-017")]
+        async with await deployment.client("police") as police:
+            alerts = await _drain(police, "alerts")
+            assert [(a.envelope.id, a.contact) for a in alerts] == [
+                (receipt.message_id, "pol-nwm-017")
+            ]
+        alert_id = receipt.deliveries[0].delivery_id
+        acked = await running.alerts.acknowledge(alert_id, POLICE_CONTACT)
+        assert acked.acknowledged_by == "pol-nwm-017"
+        await running.alerts.reply(alert_id, POLICE_CONTACT, "Visited the address; all quiet.")
+        notices = await _drain(officer, "notices")
+    assert [(n.event, n.contact, n.alert_id) for n in notices] == [
+        ("acknowledged", "pol-nwm-017", alert_id),
+        ("reply", "pol-nwm-017", alert_id),
+    ]
+    assert notices[1].text == "Visited the address; all quiet."
+    store = AuditStore.open(deployment.settings.database_url)
+    events = [(r["event"], r.get("recipient_contact")) for r in store.records()]
+    store.close()
+    assert ("routing_changed", None) in events
+    assert ("alert_routed", "pol-nwm-017") in events
+    assert ("acknowledged", "pol-nwm-017") in events
+    assert events.count(("disclosed", None)) >= 2  # the order.status and the contact's reply
+
+
+async def test_unacknowledged_alert_escalates_to_the_deputy_even_after_a_restart(deployment):
+    """The deadline is kept in the database: a gateway started after the one that routed
+    the alert escalates it to the deputy once the deadline passes, and the managing
+    officer is told."""
+    _load_table(deployment.settings)
+    stop = asyncio.Event()
+    async with (
+        gateway_running(deployment.settings, stop),
+        await AgencyClient.from_home(deployment.home.path, "corrections", OFFICER) as officer,
+    ):
+        await _place(officer)
+        receipt = await _alert(officer)
+    alert_id = receipt.deliveries[0].delivery_id
+
+    later = datetime.now(UTC) + timedelta(days=3)  # well past two working hours
+    async with gateway_running(deployment.settings, asyncio.Event()) as running:
+        await running.alerts.tick(later)
+        await running.alerts.tick(later)  # a second pass changes nothing
+        escalated = running.routing.alert(alert_id)
+        async with await deployment.client("police") as police:
+            contacts = [a.contact for a in await _drain(police, "alerts")]
+        async with await deployment.client("corrections") as corrections:
+            notices = await _drain(corrections, "notices")
+    assert (escalated.level, escalated.contact_id) == (1, "pol-nwm-022")
+    assert contacts == ["pol-nwm-017", "pol-nwm-022"]
+    assert [(n.event, n.level, n.contact) for n in notices] == [("escalated", 1, "pol-nwm-022")]
+
+
+async def test_alert_for_an_offender_with_no_known_area_goes_to_the_duty_inbox(deployment):
+    """Never silently dropped: it reaches Police's duty inbox with a reason, is recorded,
+    and `s284 routing check` reports it."""
+    _load_table(deployment.settings)
+    stop = asyncio.Event()
+    async with (
+        gateway_running(deployment.settings, stop),
+        await AgencyClient.from_home(deployment.home.path, "corrections", OFFICER) as officer,
+    ):
+        receipt = await _alert(officer, offender="S284-000901")
+        assert receipt.accepted
+        assert receipt.deliveries[0].contact == "duty"
+        async with await deployment.client("police") as police:
+            assert [a.contact for a in await _drain(police, "alerts")] == ["duty"]
+    store = AuditStore.open(deployment.settings.database_url)
+    routed = [r for r in store.records() if r["event"] == "alert_routed"]
+    store.close()
+    assert [(r["recipient_contact"], r["reason_code"]) for r in routed] == [
+        ("duty", "routing.no_area")
+    ]
+    check = s284("routing", "check", "--home", str(deployment.home.path))
+    assert check.returncode == 3
+    assert "routing.no_area" in check.stdout
+    assert receipt.deliveries[0].delivery_id in check.stdout
