@@ -6,19 +6,20 @@ trusted object or raises a `Refusal` with a reason code.
     3 check_replay      message id not seen before; created-at within the window
     4 open_payload      decrypt and validate the envelope
     5 decide            the s 284 decision for every recipient
+    5b decide_pushes    subscribers to the offender get updates too, where policy permits
     6 minimise          per recipient, only the fields its purpose needs
     (7 audit, 8 re-seal and publish, 9 ack and receipt live in gateway.py: they do I/O)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from broker.envelope import Agency, Envelope, IngressClaims, SealedContent
+from broker.envelope import Agency, Envelope, IngressClaims, Kind, SealedContent
 from broker.errors import CryptoError, ReasonCode, Refusal
 from broker.jose import jwe_decrypt, jwe_unverified_header, jws_unverified_header, jws_verify
 from broker.keys import Identity, KeyDirectory
@@ -176,6 +177,26 @@ def decide(env: Envelope, policy: PolicyEngine) -> dict[Agency, Decision]:
             )
         decisions[recipient] = decision
     return decisions
+
+
+# Updates about an offender that every agency already informed about gets too.
+PUSHED_KINDS = frozenset({Kind.RISK_UPDATE, Kind.RISK_ALERT, Kind.ORDER_STATUS, Kind.ORDER_BREACH})
+
+
+def decide_pushes(
+    env: Envelope, subscribers: set[Agency], policy: PolicyEngine
+) -> dict[Agency, Decision]:
+    """5b: subscribers the sender did not name receive the update where policy permits;
+    a subscriber the policy refuses is simply not sent it (the message still goes)."""
+    if env.kind not in PUSHED_KINDS:
+        return {}
+    others = sorted(subscribers - set(env.recipients) - {env.sender.agency})
+    decisions = {agency: policy.decide(policy_request(env, agency)) for agency in others}
+    return {
+        agency: replace(decision, reason=f"pushed to a subscriber: {decision.reason}")
+        for agency, decision in decisions.items()
+        if decision.allowed and not decision.error
+    }
 
 
 def minimise(

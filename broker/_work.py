@@ -31,6 +31,7 @@ class Work:
     dead_letter: bool = False
     engine: PolicyEngine | None = None  # the bundle that decides this message, fixed once
     routes: dict[str, Route] = field(default_factory=dict)  # delivery id -> designated contact
+    subscribers: set[Agency] = field(default_factory=set)  # agencies following the offender
 
     @property
     def key(self) -> str:

@@ -121,7 +121,11 @@ class Gateway:
             self._guarded(work, self._verify)
         await self._check_replays(works)
         for work in works:
-            self._guarded(work, self._open_and_decide)
+            self._guarded(work, self._open)
+        if self._alerts is not None:  # who follows each offender (pushed updates)
+            await self._db(self._alerts.find_subscribers, works)
+        for work in works:
+            self._guarded(work, self._decide)
         retry = [w for w in works if w.retry]
         works = [w for w in works if not w.retry]
         await self._nak_all([w.msg for w in retry], delay=1.0)
@@ -189,19 +193,28 @@ class Gateway:
 
     # -- steps 4-6 ---------------------------------------------------------------
 
-    def _open_and_decide(self, work: Work) -> None:
+    def _open(self, work: Work) -> None:
         if work.refusal is not None or work.claims is None:
             self._record_refusal(work)
             return
         try:
             work.content = steps.open_payload(work.claims, self._identity)
+        except Refusal as refusal:
+            work.refusal = refusal
+            self._record_refusal(work)
+
+    def _decide(self, work: Work) -> None:
+        if work.refusal is not None or work.content is None:
+            return
+        try:
             work.engine = self._engine_now()
             decisions = steps.decide(work.content.envelope, work.engine)
         except Refusal as refusal:
             work.refusal = refusal
             self._record_refusal(work)
             return
-        for recipient, decision in decisions.items():
+        pushed = steps.decide_pushes(work.content.envelope, work.subscribers, work.engine)
+        for recipient, decision in {**decisions, **pushed}.items():
             self._prepare_delivery(work, recipient, decision)
 
     def _prepare_delivery(self, work: Work, recipient: Agency, decision: Decision) -> None:

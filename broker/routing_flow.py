@@ -9,7 +9,8 @@ Two steps join the gateway's pipeline for every batch (both in a worker thread):
     7b committed  after the records are durable and before anything is published: the
                   alert row (its acknowledgement deadline drives escalation, so timers
                   survive a restart), the offender registry from Corrections' order.status,
-                  CSP review dates from csp.update
+                  CSP review dates from csp.update, and each recipient's subscription to
+                  the offender (later updates are pushed to it, step 5b)
 
 A redelivered batch repeats both idempotently (alerts keyed by delivery id).
 """
@@ -17,7 +18,7 @@ A redelivered batch repeats both idempotently (alerts keyed by delivery id).
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
@@ -43,6 +44,17 @@ class AlertRouting:
 
     def __init__(self, store: RoutingStore) -> None:
         self._store = store
+
+    def find_subscribers(self, works: list[Work]) -> None:
+        """5b's input: the agencies already informed about each message's offender."""
+        opened = [w for w in works if w.content is not None and w.refusal is None]
+        following = self._store.subscriptions.of(
+            w.content.envelope.offender for w in opened if w.content
+        )
+        for work in opened:
+            if work.content is not None:
+                agencies = following.get(work.content.envelope.offender, set())
+                work.subscribers = {Agency(a) for a in agencies}
 
     def route(self, works: list[Work]) -> None:
         for work in works:
@@ -92,6 +104,15 @@ class AlertRouting:
                         frame,
                     )
             self._registry(work, env, payload)
+        self._store.subscriptions.add(
+            (
+                (w.content.envelope.offender, ref.recipient.value)
+                for w in works
+                if w.refusal is None and w.content is not None
+                for _, _, ref in w.deliveries
+            ),
+            max((w.msg.stored_at for w in works), default=datetime.now(UTC)),
+        )
 
     def _registry(self, work: Work, env: Envelope, payload: dict[str, Any]) -> None:
         if env.sender.agency is not Agency.CORRECTIONS:

@@ -116,3 +116,14 @@ routing_csp_notices = Table(
     Column("sent_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("csp_id", "due", "milestone"),
 )
+
+# An agency that received information about an offender gets later updates pushed to it,
+# where policy allows (as Victoria's Central Information Point must).
+routing_subscriptions = Table(
+    "routing_subscriptions",
+    metadata,
+    Column("offender", String(64), nullable=False),
+    Column("agency", String(32), nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("offender", "agency"),
+)

@@ -45,6 +45,7 @@ from routing._schema import (
     routing_offenders,
     routing_tables,
 )
+from routing._subscriptions import Subscriptions
 from routing._table import RouteTable, diff, parse_table
 
 NO_AREA = "routing.no_area"
@@ -66,6 +67,7 @@ class RoutingStore:
         self.engine = engine
         self._alerts = Alerts(engine)
         self._csp = CspBook(engine)
+        self.subscriptions = Subscriptions(engine)
         self._cached: tuple[int, RouteTable] | None = None
 
     @classmethod

@@ -157,3 +157,44 @@ async def test_alert_for_an_offender_with_no_known_area_goes_to_the_duty_inbox(d
     assert check.returncode == 3
     assert "routing.no_area" in check.stdout
     assert receipt.deliveries[0].delivery_id in check.stdout
+
+
+async def test_an_agency_informed_about_an_offender_gets_later_updates_pushed(deployment):
+    """Police, once told about an offender, also receive Corrections' later risk update
+    addressed to Health only; the receipt and the disclosure log say it was pushed."""
+    stop = asyncio.Event()
+    update = {"risk_level": "moderate", "summary": "synthetic"}
+    async with (
+        gateway_running(deployment.settings, stop),
+        await AgencyClient.from_home(deployment.home.path, "corrections", OFFICER) as officer,
+    ):
+        first = await officer.send(
+            kind="risk.update",
+            purpose="offender_management",
+            offender="S284-000910",
+            to=["police"],
+            payload=update,
+        )
+        later = await officer.send(
+            kind="risk.update",
+            purpose="offender_management",
+            offender="S284-000910",
+            to=["health"],
+            payload=update,
+        )
+        unrelated = await officer.send(
+            kind="risk.update",
+            purpose="offender_management",
+            offender="S284-000911",
+            to=["health"],
+            payload=update,
+        )
+        async with await deployment.client("police") as police:
+            got = [d.envelope.id async for d in police.inbox()]
+    assert [d.recipient for d in later.deliveries] == ["health", "police"]
+    assert [d.recipient for d in unrelated.deliveries] == ["health"]
+    assert got == [first.message_id, later.message_id]
+    store = AuditStore.open(deployment.settings.database_url)
+    [pushed] = [r for r in store.records(later.message_id) if r["recipient_agency"] == "police"]
+    store.close()
+    assert pushed["reason"].startswith("pushed to a subscriber")
