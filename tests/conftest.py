@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -125,3 +128,47 @@ def store_url(request, tmp_path):
         return
     with pg_schema() as url:
         yield url
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("broker never became ready")
+
+
+@pytest.fixture
+def running(tmp_path):
+    """`s284 up` as a user starts it, on free ports in tmp_path/home; stopped afterwards."""
+    home = tmp_path / "home"
+    http = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "broker.cli",
+            "up",
+            "--home",
+            str(home),
+            "--nats-port",
+            str(free_port()),
+            "--http-port",
+            str(http),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{http}", proc)
+        yield home, proc, http
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)

@@ -5,58 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
-from tests.conftest import free_port, s284
+from tests.conftest import s284
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("broker never became ready")
-
-
-@pytest.fixture
-def running(tmp_path):
-    home = tmp_path / "home"
-    http = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "broker.cli",
-            "up",
-            "--home",
-            str(home),
-            "--nats-port",
-            str(free_port()),
-            "--http-port",
-            str(http),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_ready(f"http://127.0.0.1:{http}", proc)
-        yield home, proc, http
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
 
 
 def test_up_send_inbox_and_clean_stop(running, tmp_path):
