@@ -15,15 +15,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
+    and_,
     create_engine,
     delete,
     event,
     func,
+    or_,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -105,15 +107,24 @@ class _Nodes:
         found: dict[tuple[int, int], bytes] = {}
         wanted = list(dict.fromkeys(positions))
         for i in range(0, len(wanted), _CHUNK):
-            chunk = wanted[i : i + _CHUNK]
             query = select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).where(
-                tuple_(audit_nodes.c.level, audit_nodes.c.idx).in_(chunk)
+                _at_positions(wanted[i : i + _CHUNK])
             )
             found.update({(r.level, r.idx): bytes(r.hash) for r in self._conn.execute(query)})
         missing = [p for p in wanted if p not in found]
         if missing:
             raise AuditError(f"the log's tree is missing stored node(s) {missing[:3]}")
         return {p: found[p] for p in wanted}  # in the order asked: callers fold frontiers
+
+
+def _at_positions(positions: Sequence[tuple[int, int]]) -> ColumnElement[bool]:
+    """One `level = ? AND idx IN (...)` per level: SQLite cannot search its (level, idx)
+    key with a row-value IN and scanned every node instead, on each append and proof."""
+    by_level: dict[int, list[int]] = {}
+    for level, index in positions:
+        by_level.setdefault(level, []).append(index)
+    nodes = audit_nodes.c
+    return or_(*(and_(nodes.level == lv, nodes.idx.in_(ixs)) for lv, ixs in by_level.items()))
 
 
 class AuditStore:
