@@ -200,9 +200,12 @@ class Adapter:
     # -- outbound --------------------------------------------------------------------------
 
     async def drain_outbound(self) -> int:
-        """Write everything delivered so far; each acknowledged after its write. Returns count."""
+        """Write everything delivered so far, routed alerts included (an agency system takes
+        its designated contacts' alerts too); each acknowledged after its write."""
         written = 0
         async for item in self.client.inbox(follow=False, idle_timeout=_IDLE_S):
+            written += self.write(item)
+        async for item in self.client.alerts(follow=False, idle_timeout=_IDLE_S):
             written += self.write(item)
         return written
 

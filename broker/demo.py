@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from audit import VerifyReport
 from broker.checkpoints import verify_home_log
+from broker.demo_routing import play_routing
 from broker.envelope import (
     Agency,
     Envelope,
@@ -333,6 +334,7 @@ class Report:
     strict: bool  # a fresh deployment: nothing but the demo's messages may arrive
     elapsed_s: float
     log: VerifyReport | None = None  # `s284 audit verify` of a fresh deployment's log
+    routing: tuple[tuple[str, bool], ...] = ()  # the routing scene (broker/demo_routing.py)
 
     def ours(self, agency: Agency) -> list[VerifiedDelivery]:
         ids = {s.message_id for s in self.sent}
@@ -365,6 +367,7 @@ class Report:
         return [
             *(_step_expectation(s) for s in self.sent),
             *(self.inbox_expectation(a) for a in Agency),
+            *(Expectation(name, held) for name, held in self.routing),
             *log,
         ]
 
@@ -483,8 +486,9 @@ async def run_demo(as_json: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="s284-demo-") as tmp:
         async with _embedded(_fresh_settings(Path(tmp) / "home")) as started:
             report = await _scenario(started.home.path, strict=True)
+            routed = await play_routing(started.home, started.http_url or "", started.database_url)
         log = await asyncio.to_thread(verify_home_log, started.home)  # after the last checkpoint
-        report = replace(report, log=log)
+        report = replace(report, log=log, routing=tuple(routed.checks))
     _print(report, as_json)
     return 0 if report.ok else 1
 

@@ -48,4 +48,6 @@ async def adapter(config: AdapterConfig) -> AsyncIterator[Adapter]:
 
 
 async def drain(client: AgencyClient) -> list[VerifiedDelivery]:
-    return [item async for item in client.inbox(follow=False, idle_timeout=0.2)]
+    """Everything delivered to the agency: its inbox, then its routed alerts."""
+    inbox = [item async for item in client.inbox(follow=False, idle_timeout=0.2)]
+    return inbox + [item async for item in client.alerts(follow=False, idle_timeout=0.2)]

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.nats
 
 async def test_events_map_to_risk_and_breach_kinds(deployment, gateway, tmp_path):
     """Incidents and risk tiers arrive as risk.update, intelligence flags as risk.alert (to
-    Corrections and Health), detected breaches as order.breach (to Corrections only)."""
+    Corrections and Health), detected breaches as order.breach (sent to Corrections, and
+    pushed to Health too, which already follows those offenders)."""
     config = make_config(tmp_path, deployment.home.path, "police")
     generate(config.source, LOCAL_IDS["police"], 8)
     async with adapter(config) as a:
@@ -29,7 +30,8 @@ async def test_events_map_to_risk_and_breach_kinds(deployment, gateway, tmp_path
     kinds = sorted(i.envelope.kind.value for i in to_corrections)
     assert kinds == ["order.breach"] * 2 + ["risk.alert"] * 2 + ["risk.update"] * 4
     assert (
-        sorted(i.envelope.kind.value for i in to_health) == ["risk.alert"] * 2 + ["risk.update"] * 4
+        sorted(i.envelope.kind.value for i in to_health)
+        == ["order.breach"] * 2 + ["risk.alert"] * 2 + ["risk.update"] * 4
     )
     tiers = [i.payload for i in to_corrections if "risk_tier" in i.payload]
     assert all(p["risk_level"] in {"very_high", "high", "medium", "low"} for p in tiers)

@@ -25,7 +25,9 @@ def test_demo_shows_lawful_flows_delivered_and_unlawful_frames_refused():
     accepted and delivered, verified and decrypted, to exactly the right inboxes; a purpose
     outside s 284, a forged signature, a replay and a justification-less risk_reduction
     disclosure each refused with its documented reason code; every expectation held, exit 0;
-    the run's disclosure log (4 disclosures, 4 refusals) passes `s284 audit verify`'s checks;
+    a routed alert is acknowledged by Police's designated contact over the API and another
+    escalates to DFFH's duty inbox, the managing officer told of both; the run's disclosure
+    log passes `s284 audit verify`'s checks;
     the JSON summary on stdout is machine-readable (logs stay on stderr), and no payload value
     appears in the output or the logs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("S284_")}
@@ -56,10 +58,11 @@ def test_demo_shows_lawful_flows_delivered_and_unlawful_frames_refused():
         "dffh": ["corrections"],
     }
     assert all(s["outcome"] == s["expected"] for s in figures["steps"])
-    assert len(figures["expectations"]) == 12
-    assert figures["expectations"][-1]["name"].startswith(
-        "the disclosure log verifies: 8 records re-hashed"
-    )
+    assert len(figures["expectations"]) == 18
+    names = [e["name"] for e in figures["expectations"]]
+    assert "pol-nwm-017 acknowledged it over the API" in names
+    assert "unacknowledged, it escalated to DFFH's duty inbox" in names
+    assert names[-1].startswith("the disclosure log verifies: 16 records re-hashed")
     assert all(e["held"] for e in figures["expectations"]), figures["expectations"]
     for payload_value in (
         "synthetic-dynamic-review",
