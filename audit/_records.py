@@ -100,14 +100,23 @@ class AuditRecord:
         return {name: getattr(self, name) for name in PERSONAL_FIELDS}
 
 
+# Built once: json.dumps would rebuild an encoder on every call, and the verifier makes
+# millions of calls (the output is the same).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no insignificant whitespace, UTF-8: the RFC 8785 (JCS) form for the
     value types records use (strings, integers, booleans, null, arrays, objects)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value.astimezone(UTC)
+    if utc.year < 1000:  # noqa: PLR2004 - isoformat pads the year, strftime does not
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as the strftime above, several times faster.
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def new_salt() -> bytes:

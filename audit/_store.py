@@ -273,6 +273,8 @@ class AuditStore:
         """Every row in seq order, with its personal fields if not erased (for verify)."""
         after = -1
         columns = [c for c in audit_log.c if c.name not in {"canonical", "leaf_hash"}]
+        names = [c.name for c in columns]
+        n = len(columns)  # rows are (*columns, canonical, leaf_hash, salt, fields)
         while True:
             query = (
                 select(
@@ -291,15 +293,16 @@ class AuditStore:
                 rows = conn.execute(query).all()
             if not rows:
                 return
-            for row in rows:
-                m = row._mapping  # noqa: SLF001 - SQLAlchemy's public row mapping accessor
+            for row in rows:  # by position: a million name lookups cost seconds
+                projection = dict(zip(names, row[:n], strict=True))
+                canonical, leaf, salt, fields = row[n:]
                 yield StoredRecord(
-                    seq=m["seq"],
-                    canonical=m["canonical"],
-                    leaf_hash=bytes(m["leaf_hash"]),
-                    projection={c.name: m[c.name] for c in columns},
-                    salt=bytes(m["salt"]) if m["salt"] is not None else None,
-                    personal=m["fields"],
+                    seq=projection["seq"],
+                    canonical=canonical,
+                    leaf_hash=bytes(leaf),
+                    projection=projection,
+                    salt=bytes(salt) if salt is not None else None,
+                    personal=fields,
                 )
             after = rows[-1].seq
 
@@ -361,7 +364,7 @@ class AuditStore:
             audit_nodes.c.level == level, audit_nodes.c.idx.between(first, last)
         )
         with self.engine.connect() as conn:
-            return {row.idx: bytes(row.hash) for row in conn.execute(query)}
+            return {idx: bytes(digest) for idx, digest in conn.execute(query).all()}
 
     def ping(self) -> bool:
         try:
@@ -473,6 +476,7 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")  # a record acked to NATS survives power loss
     cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from audit import _merkle as merkle
@@ -28,6 +29,9 @@ from audit._errors import AuditError, NoteError
 from audit._note import NoteVerifier, open_checkpoint
 from audit._records import canonical_json, personal_commitment, rfc3339
 from audit._store import AuditStore, CheckpointRow, StoredRecord
+
+# json.loads without its per-call checks and lookups (a BOM still fails to parse).
+_parse = json.JSONDecoder().decode
 
 # Search columns whose value must equal the canonical member of the same name.
 _PLAIN_COLUMNS = (
@@ -193,7 +197,7 @@ def _checked_leaf(stored: StoredRecord, expected_seq: int) -> bytes:
     if seq != expected_seq:
         raise _Failed(Problem("record.missing", f"record {expected_seq} is missing", expected_seq))
     try:
-        data: dict[str, Any] = json.loads(stored.canonical)
+        data: dict[str, Any] = _parse(stored.canonical)
     except ValueError:
         raise _Failed(Problem("record.unparseable", f"record {seq} is not JSON", seq)) from None
     if data.get("seq") != seq:
@@ -218,7 +222,7 @@ def _checked_leaf(stored: StoredRecord, expected_seq: int) -> bytes:
 def _check_projection(stored: StoredRecord, data: dict[str, Any]) -> None:
     row = stored.projection
     differs = [name for name in _PLAIN_COLUMNS if row[name] != data.get(name)]
-    if json.loads(row["policy_ids"]) != data.get("policy_ids"):
+    if _parse(row["policy_ids"]) != data.get("policy_ids"):
         differs.append("policy_ids")
     differs += [
         name for name in ("occurred_at", "recorded_at") if _as_rfc3339(row[name]) != data[name]
@@ -234,6 +238,7 @@ def _check_projection(stored: StoredRecord, data: dict[str, Any]) -> None:
         )
 
 
+@lru_cache(maxsize=4)  # a batch's records share one recorded_at
 def _as_rfc3339(value: datetime) -> str:
     # SQLite hands back naive datetimes; the store writes UTC only.
     return rfc3339(value.replace(tzinfo=UTC) if value.tzinfo is None else value)
@@ -242,7 +247,7 @@ def _as_rfc3339(value: datetime) -> str:
 def _check_personal(stored: StoredRecord, data: dict[str, Any]) -> None:
     if stored.salt is None or stored.personal is None:
         return  # erased by retention: the commitment stays, nothing to compare
-    fields = json.loads(stored.personal)
+    fields = _parse(stored.personal)
     if personal_commitment(stored.salt, fields) != data.get("personal"):
         raise _Failed(
             Problem(
