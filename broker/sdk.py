@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import dataclasses
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import structlog
 
@@ -38,9 +38,10 @@ from broker.natsconf import (
 )
 from broker.notices import NoticeContent, open_notice
 from broker.sealing import VerifiedDelivery, open_delivery, seal_ingress, verify_receipt
-from broker.transport import Connection
+from broker.transport import Connection, Inbound
 
 log = structlog.get_logger("s284.sdk")
+_T = TypeVar("_T")
 
 
 def _contact_of(subject: str) -> str | None:
@@ -241,6 +242,36 @@ class AgencyClient:
     async def _deliveries(
         self, durable: str, follow: bool, batch: int, idle_timeout: float
     ) -> AsyncIterator[VerifiedDelivery]:
+        def opened(msg: Inbound) -> VerifiedDelivery:
+            item = open_delivery(msg.data, self._identity, self._directory)
+            return dataclasses.replace(item, contact=_contact_of(msg.subject))
+
+        async for item in self._pulled(durable, opened, follow, batch, idle_timeout):
+            yield item
+
+    async def notices(
+        self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
+    ) -> AsyncIterator[NoticeContent]:
+        """What the broker tells this agency about its routed alerts (acknowledged,
+        escalated, the contact's reply) and CSP review reminders; verified and decrypted."""
+
+        def opened(msg: Inbound) -> NoticeContent:
+            return open_notice(msg.data, self._identity, self._directory)
+
+        durable = notice_consumer(self.agency.value)
+        async for notice in self._pulled(durable, opened, follow, batch, idle_timeout):
+            yield notice
+
+    async def _pulled(
+        self,
+        durable: str,
+        opened: Callable[[Inbound], _T],
+        follow: bool,
+        batch: int,
+        idle_timeout: float,
+    ) -> AsyncIterator[_T]:
+        """Verified items from one of this agency's consumers; each acked when the next is
+        asked for; one that fails verification is terminated (never redelivered)."""
         consumer = self._conn.pull(STREAM_DELIVER, durable)
         while True:
             msgs = await consumer.fetch(batch, timeout=idle_timeout)
@@ -248,32 +279,12 @@ class AgencyClient:
                 return
             for msg in msgs:
                 try:
-                    item = open_delivery(msg.data, self._identity, self._directory)
+                    item = opened(msg)
                 except CryptoError as exc:
-                    log.warning("delivery_rejected", seq=msg.stream_seq, reason=str(exc))
+                    log.warning("frame_rejected", seq=msg.stream_seq, reason=str(exc))
                     await msg.term()
                     continue
-                yield dataclasses.replace(item, contact=_contact_of(msg.subject))
-                await msg.ack()
-
-    async def notices(
-        self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
-    ) -> AsyncIterator[NoticeContent]:
-        """What the broker tells this agency about its routed alerts (acknowledged,
-        escalated, the contact's reply) and CSP review reminders; verified and decrypted."""
-        consumer = self._conn.pull(STREAM_DELIVER, notice_consumer(self.agency.value))
-        while True:
-            msgs = await consumer.fetch(batch, timeout=idle_timeout)
-            if not msgs and not follow:
-                return
-            for msg in msgs:
-                try:
-                    notice = open_notice(msg.data, self._identity, self._directory)
-                except CryptoError as exc:
-                    log.warning("notice_rejected", seq=msg.stream_seq, reason=str(exc))
-                    await msg.term()
-                    continue
-                yield notice
+                yield item
                 await msg.ack()
 
     async def sync_checkpoints(self, state: Path, log_key: str, idle_timeout: float = 1.0) -> int:
