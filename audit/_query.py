@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     Select,
     and_,
@@ -38,6 +39,9 @@ RFC3339 = "%Y-%m-%dT%H:%M:%S.%fZ"  # as audit._records.rfc3339 writes occurred_a
 # Filters served by a (column, seq) index; without one, a date range walks the date index.
 _INDEXED = ("offender", "sender_agency", "recipient_agency", "purpose", "kind", "event")
 MAX_LIMIT = 500
+# Widest date range (in records) whose seq span `_seq_span` reads off the date index.
+_SPAN_SCAN = 200_000
+_NOTHING = (-1, -1)  # `_seq_span`: no record in the range
 
 
 class InvalidCursorError(ValueError):
@@ -178,6 +182,11 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
     # With an indexed equality filter, walk its (column, seq) index and test dates on
     # the way; otherwise walk the date index itself (see `by_time`).
     occurred = log.occurred_at if by_time(filters) else _unindexed(log.occurred_at)
+    return conds + _date_conditions(filters, occurred)
+
+
+def _date_conditions(filters: Filters, occurred: ColumnElement[Any]) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = []
     if filters.occurred_from is not None:
         conds.append(occurred >= _utc(filters.occurred_from))
     if filters.occurred_before is not None:
@@ -234,12 +243,41 @@ def _page(
     timed = by_time(filters)
     query = _after_time(query, cursor) if timed else _after_seq(query, cursor, _seq_key(filters))
     with engine.connect() as conn:
+        if _ranged(filters) and not timed:
+            span = _seq_span(conn, filters)
+            if span is _NOTHING:
+                return Page([], None)
+            if span is not None:
+                query = query.where(_seq_key(filters).between(*span))
         rows = [_render(r) for r in conn.execute(query.limit(limit + 1))]
     more = len(rows) > limit
     rows = rows[:limit]
     if not more:
         return Page(rows, None)
     return Page(rows, _time_cursor(rows[-1]) if timed else encode_cursor("seq", rows[-1]["seq"]))
+
+
+def _ranged(filters: Filters) -> bool:
+    return filters.occurred_from is not None or filters.occurred_before is not None
+
+
+def _seq_span(conn: Connection, filters: Filters) -> tuple[int, int] | None:
+    """The first and last seq of the records in the date range, `_NOTHING` when none.
+
+    An indexed filter's (column, seq) walk tests dates row by row, so a range far from the
+    newest records would read every newer row first; bounding the walk by these seqs
+    (exact: every record in the range lies between them) starts it at the range. Found on
+    the (occurred_at, seq) index, and only for ranges of up to `_SPAN_SCAN` records: a
+    wider range costs more to bound than the walk usually spends reaching it (None).
+    """
+    log = audit_log.c
+    dated = select(log.seq).where(*_date_conditions(filters, log.occurred_at))
+    inner = dated.limit(_SPAN_SCAN + 1).subquery()
+    query = select(func.count(), func.min(inner.c.seq), func.max(inner.c.seq))
+    count, first, last = conn.execute(query).one()
+    if not count:
+        return _NOTHING
+    return (int(first), int(last)) if count <= _SPAN_SCAN else None
 
 
 def _seq_key(filters: Filters) -> ColumnElement[int]:
