@@ -333,6 +333,7 @@ def bench(ctx: click.Context, messages: int, rate: int, as_json: bool) -> None:
     \b
     s284 bench                  the pipeline (these options)
     s284 bench audit            the disclosure log: append, verify, search
+    s284 bench alerts           routed alert latency, send -> the contact's subject
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -357,6 +358,24 @@ def bench_audit(records: int, db: str | None, keep: bool, as_json: bool) -> None
     from broker.bench_audit import run_bench_audit  # noqa: PLC0415 - keeps `s284 --help` fast
 
     sys.exit(run_bench_audit(records, db, keep, as_json))
+
+
+@bench.command("alerts")
+@click.option("--rate", default=100, show_default=True, help="Offered rate (alerts/s).")
+@click.option("--seconds", default=20.0, show_default=True, help="How long to offer alerts.")
+@click.option("--offenders", default=50, show_default=True, help="Synthetic offenders placed.")
+@click.option(
+    "--batch",
+    default=64,
+    show_default=True,
+    help="Alerts per fetch for the subscribers (AgencyClient.alerts' default).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_alerts(rate: int, seconds: float, offenders: int, batch: int, as_json: bool) -> None:
+    """Measure routed alert latency, send -> the designated contact's subject (not a test)."""
+    from broker.bench_alerts import run_bench_alerts  # noqa: PLC0415 - keeps `s284 --help` fast
+
+    sys.exit(_run(run_bench_alerts(rate, seconds, offenders, batch, as_json)))
 
 
 cli.add_command(policy)
