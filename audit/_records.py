@@ -128,9 +128,19 @@ def personal_commitment(salt: bytes, personal: dict[str, str | None]) -> str:
 
 
 def canonical_record(
-    record: AuditRecord, seq: int, recorded_at: datetime, salt: bytes
+    record: AuditRecord,
+    seq: int,
+    recorded_at: datetime,
+    salt: bytes,
+    *,
+    personal_json: bytes | None = None,
 ) -> dict[str, Any]:
-    """The exact object hashed into the log (docs/audit-format.md lists every member)."""
+    """The exact object hashed into the log (docs/audit-format.md lists every member).
+
+    `personal_json`: `canonical_json(record.personal())` when the caller has it already.
+    """
+    if personal_json is None:
+        personal_json = canonical_json(record.personal())
     return {
         "v": FORMAT_VERSION,
         "seq": seq,
@@ -158,7 +168,7 @@ def canonical_record(
         "payload_digest": record.payload_digest,
         "refers_to": record.refers_to,
         "node": record.node,
-        "personal": personal_commitment(salt, record.personal()),
+        "personal": hashlib.sha256(salt + personal_json).hexdigest(),  # personal_commitment
     }
 
 

@@ -183,11 +183,14 @@ class AuditStore:
         rows, personal, leaves = [], [], []
         for seq, record in enumerate(records, start=size):
             salt = new_salt()
-            canonical = canonical_json(canonical_record(record, seq, recorded_at, salt))
+            fields = canonical_json(record.personal())  # committed to and stored: once
+            canonical = canonical_json(
+                canonical_record(record, seq, recorded_at, salt, personal_json=fields)
+            )
             leaf = merkle.leaf_hash(canonical)
             leaves.append(leaf)
             rows.append(_log_row(record, seq, recorded_at, canonical, leaf))
-            personal.append(_personal_row(record, seq, salt))
+            personal.append(_personal_row(record, seq, salt, fields))
         positions = merkle.frontier_positions(size)
         frontier = _Nodes(conn).get_nodes(positions)
         nodes = merkle.completed_nodes(size, leaves, [frontier[p] for p in positions])
@@ -431,11 +434,11 @@ def _log_row(
     }
 
 
-def _personal_row(record: AuditRecord, seq: int, salt: bytes) -> dict[str, Any]:
+def _personal_row(record: AuditRecord, seq: int, salt: bytes, fields: bytes) -> dict[str, Any]:
     return {
         "seq": seq,
         "salt": salt,
-        "fields": canonical_json(record.personal()).decode(),
+        "fields": fields.decode(),
         "offender": record.offender,
     }
 
