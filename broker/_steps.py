@@ -179,8 +179,10 @@ def decide(env: Envelope, policy: PolicyEngine) -> dict[Agency, Decision]:
     return decisions
 
 
-# Updates about an offender that every agency already informed about gets too.
-PUSHED_KINDS = frozenset({Kind.RISK_UPDATE, Kind.RISK_ALERT, Kind.ORDER_STATUS, Kind.ORDER_BREACH})
+# Updates about an offender that every agency already informed about gets too. Not alerts:
+# an alert is meant for a designated contact, and a copy under the sender's topic would
+# only park at the other agency's duty inbox.
+PUSHED_KINDS = frozenset({Kind.RISK_UPDATE, Kind.ORDER_STATUS, Kind.ORDER_BREACH})
 
 
 def decide_pushes(

@@ -2,15 +2,16 @@
 
 Two steps join the gateway's pipeline for every batch (both in a worker thread):
 
-    6b route      a risk.alert or needs.notification goes, per recipient agency, to the
+    6b route      the offender registry first (Corrections' order.status, csp.update: a
+                  placement counts from that message on); then a risk.alert or
+                  needs.notification goes, per recipient agency, to the
                   designated contact for (the offender's current area, topic) on
                   s284.alert.<agency>.<contact>, or to the agency's duty inbox with a reason;
                   an `alert_routed` record joins the disclosure records
-    7b committed  after the records are durable and before anything is published: the
-                  alert row (its acknowledgement deadline drives escalation, so timers
-                  survive a restart), the offender registry from Corrections' order.status,
-                  CSP review dates from csp.update, and each recipient's subscription to
-                  the offender (later updates are pushed to it, step 5b)
+    7b committed  after the records are durable and before anything is published, in one
+                  transaction each: the alert rows (an acknowledgement deadline drives
+                  escalation, so timers survive a restart) and each recipient's
+                  subscription to the offender (later updates are pushed to it, step 5b)
 
 A redelivered batch repeats both idempotently (alerts keyed by delivery id).
 """
@@ -28,7 +29,7 @@ from broker._work import Work
 from broker.envelope import Agency, Envelope, Kind
 from broker.ids import new_id
 from broker.natsconf import alert_subject
-from routing import Route, RoutingStore, Topic
+from routing import NewAlert, Route, RoutingStore, Topic
 
 log = structlog.get_logger("s284.routing")
 
@@ -57,9 +58,14 @@ class AlertRouting:
                 work.subscribers = {Agency(a) for a in agencies}
 
     def route(self, works: list[Work]) -> None:
+        """In ingress order: a placement (order.status) takes effect before an alert behind
+        it in the same batch is routed."""
         for work in works:
             content = work.content if work.refusal is None else None
-            if content is not None and content.envelope.kind in ROUTED_KINDS:
+            if content is None:
+                continue
+            self._registry(work, content.envelope, content.payload)
+            if content.envelope.kind in ROUTED_KINDS:
                 self._route_work(work)
 
     def _route_work(self, work: Work) -> None:
@@ -85,30 +91,14 @@ class AlertRouting:
                 return
 
     def committed(self, works: list[Work]) -> None:
-        for work in works:
-            if work.refusal is not None or work.content is None:
-                continue
-            env, payload = work.content.envelope, work.content.payload
-            for _, frame, ref in work.deliveries:
-                route = work.routes.get(ref.delivery_id)
-                if route is not None:
-                    self._store.open_alert(
-                        ref.delivery_id,
-                        env.id,
-                        route,
-                        env.offender,
-                        topic_of(env),
-                        env.sender.agency.value,
-                        env.purpose.value,
-                        work.msg.stored_at,
-                        frame,
-                    )
-            self._registry(work, env, payload)
+        """Alert rows and subscriptions of the whole batch, each in one transaction."""
+        accepted = [w for w in works if w.refusal is None and w.content is not None]
+        self._store.open_alert_batch(_new_alerts(accepted))
         self._store.subscriptions.add(
             (
                 (w.content.envelope.offender, ref.recipient.value)
-                for w in works
-                if w.refusal is None and w.content is not None
+                for w in accepted
+                if w.content is not None
                 for _, _, ref in w.deliveries
             ),
             max((w.msg.stored_at for w in works), default=datetime.now(UTC)),
@@ -136,6 +126,31 @@ class AlertRouting:
                 log.warning("csp_update_without_review_date", message_id=env.id)
                 return
             self._store.record_csp_review(env.offender, str(csp_id or env.id), on)
+
+
+def _new_alerts(works: list[Work]) -> list[NewAlert]:
+    alerts = []
+    for work in works:
+        if work.content is None:
+            continue
+        env = work.content.envelope
+        for _, frame, ref in work.deliveries:
+            route = work.routes.get(ref.delivery_id)
+            if route is not None:
+                alerts.append(
+                    NewAlert(
+                        ref.delivery_id,
+                        env.id,
+                        route,
+                        env.offender,
+                        topic_of(env),
+                        env.sender.agency.value,
+                        env.purpose.value,
+                        work.msg.stored_at,
+                        frame,
+                    )
+                )
+    return alerts
 
 
 def routed_record(disclosed: AuditRecord, route: Route, level: int) -> AuditRecord:

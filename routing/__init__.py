@@ -6,6 +6,7 @@ their escalation state in the database, so timers survive a restart. Knows nothi
 NATS or HTTP; the only place routing SQL lives.
 """
 
+from routing._alerts import NewAlert
 from routing._csp import add_months
 from routing._errors import RoutingError
 from routing._hours import WorkingHours
@@ -41,6 +42,7 @@ __all__ = [
     "CspReview",
     "Gap",
     "Milestone",
+    "NewAlert",
     "Offender",
     "Route",
     "RouteRow",

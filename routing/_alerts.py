@@ -65,6 +65,19 @@ class Alerts:
             raise RoutingError("routing.duplicate_alert_id", f"alert {new.alert_id} exists")
         return _alert(row)
 
+    def open_batch(self, news: list[NewAlert]) -> int:
+        """Store many alerts in one transaction (the gateway's group commit); alerts already
+        stored for their (message id, agency) are left as they are. Returns how many new."""
+        stmt = upsert(self._engine, routing_alerts).on_conflict_do_nothing()
+        opened = 0
+        with writing(self._engine) as conn:
+            for new in news:
+                values = _new_row(new)
+                if conn.execute(stmt, values).rowcount:
+                    _step(conn, new.alert_id, values["created_at"], _holder_of(values))
+                    opened += 1
+        return opened
+
     def get(self, alert_id: str) -> Alert | None:
         with self._engine.connect() as conn:
             row = conn.execute(select(routing_alerts).where(_A.alert_id == alert_id)).first()

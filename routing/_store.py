@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -282,6 +283,10 @@ class RoutingStore:
             frame,
         )
         return self._alerts.open(new)
+
+    def open_alert_batch(self, news: Sequence[NewAlert]) -> int:
+        """`open_alert` for a whole gateway batch, in one transaction."""
+        return self._alerts.open_batch(list(news))
 
     def alert(self, alert_id: str) -> Alert | None:
         return self._alerts.get(alert_id)

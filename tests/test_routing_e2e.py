@@ -198,3 +198,28 @@ async def test_an_agency_informed_about_an_offender_gets_later_updates_pushed(de
     [pushed] = [r for r in store.records(later.message_id) if r["recipient_agency"] == "police"]
     store.close()
     assert pushed["reason"].startswith("pushed to a subscriber")
+
+
+async def test_an_alert_right_behind_the_placement_is_routed_by_it(deployment):
+    """A placement (order.status) and an alert that wait in JetStream together, so the
+    gateway takes them in one batch: the alert already follows the new area."""
+    _load_table(deployment.settings)
+    async with gateway_running(deployment.settings, asyncio.Event()):
+        pass  # creates the streams; the messages below wait for the next gateway
+    async with await AgencyClient.from_home(
+        deployment.home.path, "corrections", OFFICER
+    ) as officer:
+        placement = officer.envelope(
+            kind="order.status", purpose="offender_management", offender="S284-000950",
+            to=["police"], order_status="supervision_order",
+        )  # fmt: skip
+        alert = officer.envelope(
+            kind="risk.alert", purpose="offender_management", offender="S284-000950",
+            to=["police"], topic="risk",
+        )  # fmt: skip
+        area = {"area": "barwon-south-west", "managing_officer": "cm-0042"}
+        await officer.publish_frame(officer.seal(placement, area), placement.id)
+        await officer.publish_frame(officer.seal(alert, {"alert_level": "high"}), alert.id)
+        async with gateway_running(deployment.settings, asyncio.Event()):
+            receipt = await officer.receipt(alert.id)
+    assert [d.contact for d in receipt.deliveries] == ["pol-bsw-004"]
