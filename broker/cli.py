@@ -101,6 +101,7 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
         click.echo(f"  NATS        {started.nats_url}  (config {started.home.nats_conf})")
         click.echo(f"  HTTP API    {started.http_url}  (/healthz, /readyz, /docs)")
         click.echo(f"  audit API   {started.http_url}/api/v1/audit  (token: s284 token --help)")
+        click.echo(f"  web inbox   {started.http_url}/inbox  (designated contacts)")
         click.echo(f"  audit log   {started.database_url}  (check: s284 audit verify)")
         click.echo(f"  keys        {started.home.directory_path.parent}")
         click.echo("Press Ctrl-C to stop.")
