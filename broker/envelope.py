@@ -185,6 +185,7 @@ class DeliveryRef(_Strict):
     delivery_id: str
     recipient: Agency
     contact: str | None = None  # a routed alert: the designated contact (or "duty") it went to
+    route_reason: str | None = None  # why it went to the duty inbox (routing.no_area, ...)
 
 
 class Receipt(_Strict):

@@ -77,7 +77,9 @@ class AlertRouting:
                 ref.recipient.value, env.offender, topic_of(env), work.msg.stored_at
             )
             work.routes[ref.delivery_id] = route
-            contact_ref = ref.model_copy(update={"contact": route.contact_id})
+            contact_ref = ref.model_copy(
+                update={"contact": route.contact_id, "route_reason": route.reason}
+            )
             subject = alert_subject(ref.recipient.value, route.contact_id)
             work.deliveries[index] = (subject, frame, contact_ref)
             self._annotate_records(work, ref.recipient, route)

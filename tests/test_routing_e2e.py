@@ -145,6 +145,7 @@ async def test_alert_for_an_offender_with_no_known_area_goes_to_the_duty_inbox(d
         receipt = await _alert(officer, offender="S284-000901")
         assert receipt.accepted
         assert receipt.deliveries[0].contact == "duty"
+        assert receipt.deliveries[0].route_reason == "routing.no_area"
         async with await deployment.client("police") as police:
             assert [a.contact for a in await _drain(police, "alerts")] == ["duty"]
     store = AuditStore.open(deployment.settings.database_url)
