@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Sequence
 
 import pytest
@@ -449,23 +448,17 @@ def test_hashes_of_the_wrong_length_are_rejected():
         merkle.verify_consistency(1, 2, LEAVES[0], b"", [LEAVES[1]])
 
 
-# --- speed ----------------------------------------------------------------------------
+# --- scale (speed is measured by `s284 bench audit`, not asserted here) ----------------
 
 
 @pytest.mark.slow
-def test_a_million_leaves_append_and_rebuild_quickly():
-    """1,000,000 leaves append in batches of 1,000 in well under 10 s; root() takes seconds."""
+def test_a_million_leaves_appended_in_batches_give_the_whole_trees_root():
+    """1,000,000 leaves appended 1,000 at a time through stored frontiers give the same
+    root as building the tree at once (the store's path and the verifier's agree)."""
     hashes = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(1_000_000)]
-    started = time.perf_counter()
     frontier: dict[Position, bytes] = {}
     for start in range(0, len(hashes), 1000):
         new = merkle.completed_nodes(start, hashes[start : start + 1000], list(frontier.values()))
         frontier |= {(level, index): h for level, index, h in new}
         frontier = {p: frontier[p] for p in merkle.frontier_positions(start + 1000)}
-    append_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    whole = merkle.root(hashes)
-    root_seconds = time.perf_counter() - started
-    assert whole == merkle.root_from_frontier(list(frontier.values()))
-    assert append_seconds < 10
-    assert root_seconds < 5
+    assert merkle.root(hashes) == merkle.root_from_frontier(list(frontier.values()))
