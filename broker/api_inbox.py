@@ -1,0 +1,274 @@
+"""The designated contacts' web inbox under /inbox: server-rendered pages (Jinja2,
+autoescaped, no JavaScript) over the same `AlertActions` as the JSON API.
+
+The token lives in an HttpOnly, SameSite=Strict cookie scoped to /inbox. Every form post
+must come from this origin (the Origin header, when sent) and carry a CSRF token that is an
+HMAC of that cookie under a key held only by this process (a restart just asks for the
+page again). Pages show ids and codes, never names or payloads (the broker stores none).
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves route annotations at run time.
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.concurrency import run_in_threadpool
+
+from broker._alert_http import (
+    CONTACTS,
+    COOKIE,
+    INBOX,
+    LOCAL_ZONE,
+    MAX_FORM_BYTES,
+    MAX_REPLY,
+    check_own,
+    logged_route,
+    overdue,
+    own_alerts,
+    problem,
+)
+from broker.alert_actions import AlertActions
+from broker.api_audit import ApiError
+from broker.auth import AuthError, Principal, Role, TokenVerifier, require_role
+from routing import Alert, RoutingStore
+
+# -- the web inbox ------------------------------------------------------------------------
+
+CODE = re.compile(r"[a-z_]+(\.[a-z_]+)+")
+FLASH: dict[str, tuple[str, bool]] = {  # key -> (sentence, is an error)
+    "acknowledged": ("Alert acknowledged; the managing officer is told.", False),
+    "replied": ("Reply sent to the managing officer.", False),
+    "signed_out": ("You have signed out.", False),
+    "expired": ("Your session has ended or is not valid; sign in again.", True),
+    "not_found": ("That alert is not (or no longer) routed to you.", True),
+    "conflict": ("That alert could not be changed; it may already be acknowledged.", True),
+    "refused": ("The information-sharing policy refused that reply.", True),
+    "invalid": ("The form was not valid: write a reply of at most 2000 characters.", True),
+    "stale_form": ("That form had expired or came from elsewhere; please try again.", True),
+}
+STATUS_TEXT = {
+    "open": "open",
+    "escalated_deputy": "escalated to the deputy",
+    "escalated_duty": "escalated to the duty inbox",
+    "acknowledged": "acknowledged",
+}
+
+
+@dataclass(frozen=True)
+class _Flash:
+    text: str
+    error: bool
+    code: str | None
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One alert as the inbox page shows it: display strings only."""
+
+    alert_id: str
+    offender: str
+    topic: str
+    sender_agency: str
+    purpose: str
+    received: str
+    received_iso: str
+    deadline: str | None
+    deadline_iso: str | None
+    overdue: bool
+    status: str
+
+    @classmethod
+    def of(cls, alert: Alert, now: datetime) -> Self:
+        return cls(
+            alert_id=alert.alert_id,
+            offender=alert.offender,
+            topic=alert.topic.value.replace("_", " "),
+            sender_agency=alert.sender_agency,
+            purpose=alert.purpose.replace("_", " "),
+            received=_local(alert.created_at),
+            received_iso=alert.created_at.isoformat(),
+            deadline=_local(alert.deadline) if alert.deadline else None,
+            deadline_iso=alert.deadline.isoformat() if alert.deadline else None,
+            overdue=overdue(alert, now),
+            status=STATUS_TEXT.get(alert.status.value, alert.status.value),
+        )
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(LOCAL_ZONE).strftime("%a %d %b %Y %H:%M %Z")
+
+
+class _Pages:
+    """Renders the templates with the headers every inbox page carries."""
+
+    def __init__(self) -> None:
+        self._env = Environment(
+            loader=PackageLoader("broker", "templates"), autoescape=True, undefined=StrictUndefined
+        )
+        self._css = (files("broker") / "templates" / "inbox.css").read_text(encoding="utf-8")
+        digest = base64.b64encode(hashlib.sha256(self._css.encode()).digest()).decode()
+        self.headers = {
+            "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{digest}'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",  # no-referrer would make Chromium send Origin: null
+            "Cache-Control": "no-store",
+        }
+        self._csrf_key = secrets.token_bytes(32)
+
+    def render(
+        self,
+        name: str,
+        request: Request,
+        status: int = 200,
+        flash: _Flash | None = None,
+        **ctx: Any,
+    ) -> HTMLResponse:
+        flash = flash or _flash(request)
+        html = self._env.get_template(name).render(
+            css=self._css, prefix=INBOX, flash=flash, max_reply=MAX_REPLY, **ctx
+        )
+        return HTMLResponse(html, status_code=status, headers=self.headers)
+
+    def redirect(self, to: str, **query: str) -> RedirectResponse:
+        url = f"{INBOX}{to}" + (f"?{urlencode(query)}" if query else "")
+        return RedirectResponse(url, status_code=303, headers=self.headers)
+
+    def csrf(self, token: str) -> str:
+        return hmac.new(self._csrf_key, token.encode(), hashlib.sha256).hexdigest()
+
+
+def _flash(request: Request) -> _Flash | None:
+    key, code = request.query_params.get("flash"), request.query_params.get("code")
+    if key not in FLASH:
+        return None
+    text, error = FLASH[key]
+    return _Flash(text, error, code if code and len(code) <= 64 and CODE.fullmatch(code) else None)  # noqa: PLR2004
+
+
+def _inbox_error(pages: _Pages) -> Callable[[Request, Exception], Response]:
+    """Signed-out or invalid sessions go to the login page; other refusals back to the inbox
+    with a message naming the reason code."""
+    flash_for = {403: "stale_form", 404: "not_found", 409: "conflict", 422: "refused"}
+
+    def to_response(_request: Request, exc: Exception) -> Response:
+        status, code, _detail = problem(exc)
+        if status == 401:  # noqa: PLR2004
+            response = pages.redirect("/login", flash="expired")
+            response.delete_cookie(COOKIE, path=INBOX)
+            return response
+        flash = "invalid" if code == "request.invalid" else flash_for.get(status, "conflict")
+        return pages.redirect("", flash=flash, code=code)
+
+    return to_response
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The url-encoded form of a post, size-capped, from this origin only."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.url.netloc:
+        raise AuthError(403, "auth.cross_origin", "the form was posted from another site")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise ApiError(413, "request.invalid", "the form is too large")
+    try:
+        return dict(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=8))
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "request.invalid", "the form cannot be read") from None
+
+
+class Inbox:
+    """The inbox pages and form posts; every handler is one step of a contact's visit."""
+
+    def __init__(self, store: RoutingStore, verifier: TokenVerifier, actions: AlertActions) -> None:
+        self.store, self.verifier, self.actions = store, verifier, actions
+        self.pages = _Pages()
+
+    def router(self) -> APIRouter:
+        logged = logged_route(_inbox_error(self.pages))
+        router = APIRouter(prefix=INBOX, include_in_schema=False, route_class=logged)
+        router.add_api_route("/login", self.login_page, methods=["GET"])
+        router.add_api_route("/login", self.login, methods=["POST"])
+        router.add_api_route("", self.inbox, methods=["GET"])
+        router.add_api_route("/alerts/{alert_id}/ack", self.acknowledge, methods=["POST"])
+        router.add_api_route("/alerts/{alert_id}/reply", self.reply, methods=["POST"])
+        router.add_api_route("/logout", self.logout, methods=["POST"])
+        return router
+
+    def _signed_in(self, request: Request) -> Principal:
+        token = request.cookies.get(COOKIE)
+        if not token:
+            raise AuthError(401, "auth.missing_token", "sign in")
+        principal = self.verifier.verify(token)
+        request.state.principal = principal
+        if principal.role is not Role.CONTACT:
+            raise AuthError(401, "auth.forbidden", "the inbox is for designated contacts")
+        return principal
+
+    async def _posted(self, request: Request) -> tuple[Principal, dict[str, str]]:
+        who = await run_in_threadpool(self._signed_in, request)
+        form = await _form(request)
+        expected = self.pages.csrf(request.cookies[COOKIE])
+        if not hmac.compare_digest(form.get("csrf", ""), expected):
+            raise AuthError(403, "auth.bad_csrf", "the form's CSRF token does not match")
+        return who, form
+
+    async def login_page(self, request: Request) -> HTMLResponse:
+        return self.pages.render("login.html", request)
+
+    async def login(self, request: Request) -> Response:
+        try:
+            token = (await _form(request)).get("token", "").strip()
+            principal = await run_in_threadpool(self.verifier.verify, token)
+            request.state.principal = principal
+            require_role(principal, CONTACTS)
+        except (AuthError, ApiError) as exc:
+            flash = _Flash(f"Not signed in: {exc.detail}.", error=True, code=exc.code)
+            return self.pages.render("login.html", request, exc.status, flash)
+        response = self.pages.redirect("")
+        secure = request.url.scheme == "https"
+        response.set_cookie(
+            COOKIE, token, path=INBOX, httponly=True, samesite="strict", secure=secure
+        )
+        return response
+
+    async def inbox(self, request: Request) -> HTMLResponse:
+        who = await run_in_threadpool(self._signed_in, request)
+        now = datetime.now(UTC)
+        rows = [_Row.of(a, now) for a in await own_alerts(self.store, who)]
+        csrf = self.pages.csrf(request.cookies[COOKIE])
+        return self.pages.render("inbox.html", request, who=who, alerts=rows, csrf=csrf)
+
+    async def acknowledge(self, request: Request, alert_id: str) -> Response:
+        who, _ = await self._posted(request)
+        await check_own(self.store, who, alert_id)
+        await self.actions.acknowledge(alert_id, who)
+        return self.pages.redirect("", flash="acknowledged")
+
+    async def reply(self, request: Request, alert_id: str) -> Response:
+        who, form = await self._posted(request)
+        text = form.get("text", "").replace("\r\n", "\n").strip()
+        if not 0 < len(text) <= MAX_REPLY:
+            raise ApiError(422, "request.invalid", f"a reply has 1 to {MAX_REPLY} characters")
+        await check_own(self.store, who, alert_id)
+        await self.actions.reply(alert_id, who, text)
+        return self.pages.redirect("", flash="replied")
+
+    async def logout(self, request: Request) -> Response:
+        await self._posted(request)
+        response = self.pages.redirect("/login", flash="signed_out")
+        response.delete_cookie(COOKIE, path=INBOX)
+        return response
