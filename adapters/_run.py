@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -56,13 +55,9 @@ async def open_adapter(config: AdapterConfig) -> AsyncIterator[Adapter]:
         state.close()
 
 
-async def run_until_stopped(config: AdapterConfig, stop: asyncio.Event | None = None) -> int:
-    """The long-running adapter: inbound and outbound until SIGINT/SIGTERM (or `stop`)."""
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+async def run_until_stopped(config: AdapterConfig, stop: asyncio.Event) -> int:
+    """The long-running adapter: inbound and outbound until `stop` is set (the CLI sets it
+    on SIGINT/SIGTERM)."""
     async with open_adapter(config) as adapter:
         log.info("adapter_started", agency=config.agency.value)
         tasks = [adapter.run_inbound(stop), adapter.run_outbound(stop)]

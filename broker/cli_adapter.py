@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from broker.envelope import Agency
+from broker.runtime import stop_event_on_signals
 
 if TYPE_CHECKING:
     from adapters import AdapterConfig
@@ -59,6 +60,12 @@ def adapter() -> None:
     """
 
 
+async def _run_adapter(config: AdapterConfig) -> int:
+    from adapters._run import run_until_stopped  # noqa: PLC0415 - adapters load on demand
+
+    return await run_until_stopped(config, stop_event_on_signals())
+
+
 def _agency_group(agency: Agency) -> click.Group:
     @click.group(
         name=agency.value,
@@ -73,9 +80,7 @@ def _agency_group(agency: Agency) -> click.Group:
             return
         if config is None:
             raise click.UsageError("--config FILE is required to run the adapter")
-        from adapters._run import run_until_stopped  # noqa: PLC0415
-
-        sys.exit(asyncio.run(run_until_stopped(_load(config, agency))))
+        sys.exit(asyncio.run(_run_adapter(_load(config, agency))))
 
     group.help = (
         f"Run the {agency.value} adapter until Ctrl-C or SIGTERM: inbound from its source "

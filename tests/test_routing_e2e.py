@@ -15,9 +15,11 @@ import yaml
 from audit import AuditStore
 from broker.auth import Principal, Role
 from broker.envelope import Sender
+from broker.home import AGENCY_NAMES, GATEWAY
 from broker.routing_admin import import_table
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
+from broker.transport import Connection, StreamLimits
 from routing import RoutingStore
 from tests.conftest import s284
 
@@ -61,6 +63,16 @@ async def _alert(officer_client, offender=OFFENDER, topic="risk"):
         payload={"alert_level": "high", "summary": "synthetic"},
         topic=topic,
     )
+
+
+async def _create_streams(deployment):
+    conn = await Connection.connect(
+        deployment.home.nats_url, deployment.home.credentials(GATEWAY), name="test"
+    )
+    settings = deployment.settings
+    limits = StreamLimits(settings.max_frame_bytes, settings.ack_wait_s, settings.max_deliver)
+    await conn.ensure_streams(limits, AGENCY_NAMES)
+    await conn.close()
 
 
 async def _drain(client, box):
@@ -205,8 +217,7 @@ async def test_an_alert_right_behind_the_placement_is_routed_by_it(deployment):
     """A placement (order.status) and an alert that wait in JetStream together, so the
     gateway takes them in one batch: the alert already follows the new area."""
     _load_table(deployment.settings)
-    async with gateway_running(deployment.settings, asyncio.Event()):
-        pass  # creates the streams; the messages below wait for the next gateway
+    await _create_streams(deployment)  # no gateway yet: the two messages wait together
     async with await AgencyClient.from_home(
         deployment.home.path, "corrections", OFFICER
     ) as officer:
