@@ -233,11 +233,6 @@ class AuditStore:
                 raise AuditError(f"no consistency proof from size {old} to size {new}")
             return merkle.consistency_proof(old, new, _Nodes(conn))
 
-    def seq_of(self, record_id: str) -> int | None:
-        query = select(audit_log.c.seq).where(audit_log.c.record_id == record_id)
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar_one_or_none()
-
     def first_seen(self, message_ids: Iterable[str]) -> dict[str, int]:
         """For each already-authenticated id, the ingress sequence that first carried it."""
         ids = list(set(message_ids))

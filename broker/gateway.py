@@ -2,7 +2,10 @@
 
 Each batch runs the steps of broker/_steps.py per message, then the I/O steps:
 
+    6b route      offender registry, then alerts to their designated contacts
+                  (broker/routing_flow.py)
     7 audit       one durable transaction for the whole batch (group commit)
+    7b committed  alert rows and new subscriptions, before anything is published
     8 deliver     re-seal per recipient and publish, awaiting every JetStream ack
     9 ack         ack ingress, then publish the signed receipt to the sender
 
@@ -129,10 +132,10 @@ class Gateway:
         retry = [w for w in works if w.retry]
         works = [w for w in works if not w.retry]
         await self._nak_all([w.msg for w in retry], delay=1.0)
-        if self._alerts is not None:  # 6b: alerts go to the designated contact's subject
+        if self._alerts is not None:  # 6b: offender registry, then alerts to their contacts
             await self._db(self._alerts.route, works)
         await self._audit(works)  # 7
-        if self._alerts is not None:  # 7b: alert rows (escalation timers), offender registry
+        if self._alerts is not None:  # 7b: alert rows (escalation timers), subscriptions
             await self._db(self._alerts.committed, works)
         await self._deliver(works)  # 8
         # 9: acks first (fire-and-forget), then receipts, their publish acks awaited together

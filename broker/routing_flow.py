@@ -96,12 +96,13 @@ class AlertRouting:
         """Alert rows and subscriptions of the whole batch, each in one transaction."""
         accepted = [w for w in works if w.refusal is None and w.content is not None]
         self._store.open_alert_batch(_new_alerts(accepted))
-        self._store.subscriptions.add(
+        self._store.subscriptions.add(  # only first disclosures: no write in steady state
             (
                 (w.content.envelope.offender, ref.recipient.value)
                 for w in accepted
                 if w.content is not None
                 for _, _, ref in w.deliveries
+                if ref.recipient not in w.subscribers
             ),
             max((w.msg.stored_at for w in works), default=datetime.now(UTC)),
         )

@@ -68,6 +68,8 @@ class Alerts:
     def open_batch(self, news: list[NewAlert]) -> int:
         """Store many alerts in one transaction (the gateway's group commit); alerts already
         stored for their (message id, agency) are left as they are. Returns how many new."""
+        if not news:
+            return 0  # most batches route nothing: no transaction, no fsync
         stmt = upsert(self._engine, routing_alerts).on_conflict_do_nothing()
         opened = 0
         with writing(self._engine) as conn:
