@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,11 +24,20 @@ class LogVerificationError(BrokerError):
     exit_code = EXIT_TAMPERED
 
 
-def _store(home: Path | None, db: str | None) -> AuditStore:
+def database_url(home: Path | None, db: str | None, *, may_create: bool = False) -> str:
+    """--db, else the home's SQLite file. It must exist unless `may_create` (then the home
+    folder must): verifying a log that is not there would only report an empty one."""
+    if db is not None:
+        return db
     settings = Settings(home=home) if home is not None else Settings()
-    url = db or settings.database_url
-    if db is None and not (settings.home / "audit.db").is_file():
-        raise ConfigError(f"no audit log at {settings.home}; pass --home DIR or --db URL")
+    present = settings.home.is_dir() if may_create else (settings.home / "audit.db").is_file()
+    if not present:
+        raise ConfigError(f"no deployment database in {settings.home}; pass --home DIR or --db URL")
+    return settings.database_url
+
+
+def _store(home: Path | None, db: str | None) -> AuditStore:
+    url = database_url(home, db)
     try:
         return AuditStore.open(url)
     except Exception as exc:  # noqa: BLE001 - any driver error becomes one clear line
@@ -123,9 +131,10 @@ def checkpoint_cmd(home: Path | None) -> None:
         made = checkpoint(store, signer.origin, signer.key)
     finally:
         store.close()
-    click.echo(made.note if made else "no new records since the last checkpoint", nl=False)
     if made is None:
-        click.echo()
+        click.echo("no new records since the last checkpoint")
+    else:
+        click.echo(made.note, nl=False)  # verbatim: the signed note ends with its newline
 
 
 @audit.command()
@@ -158,4 +167,3 @@ def expire(home: Path | None, db: str | None, before: datetime, yes: bool) -> No
     finally:
         store.close()
     click.echo(f"erased personal fields of {erased} record(s) before {cutoff.date()}")
-    sys.stdout.flush()

@@ -11,6 +11,7 @@ import click
 import yaml
 
 from audit import AuditStore
+from broker.cli_audit import database_url
 from broker.errors import ConfigError
 from broker.routing_admin import import_table
 from broker.settings import Settings
@@ -24,15 +25,8 @@ db_option = click.option("--db", default=None, help="SQLAlchemy URL (default: th
 EXIT_GAPS = 3
 
 
-def _url(home: Path | None, db: str | None) -> str:
-    settings = Settings(home=home) if home is not None else Settings()
-    if db is None and not settings.home.is_dir():
-        raise ConfigError(f"no deployment at {settings.home}; pass --home DIR or --db URL")
-    return db or settings.database_url
-
-
 def _routing(home: Path | None, db: str | None) -> RoutingStore:
-    return RoutingStore.open(_url(home, db))
+    return RoutingStore.open(database_url(home, db, may_create=True))
 
 
 @click.group()
@@ -61,7 +55,7 @@ def import_cmd(home: Path | None, db: str | None, table: Path, actor: str) -> No
         raise click.UsageError(f"{table} is not YAML: {exc}") from None
     if not isinstance(doc, dict):
         raise click.UsageError(f"{table} must hold a mapping (see docs/examples)")
-    url = _url(home, db)
+    url = database_url(home, db, may_create=True)
     store, audit = RoutingStore.open(url), AuditStore.open(url)
     try:
         change = import_table(store, audit, doc, actor, Settings().node)
