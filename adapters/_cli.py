@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from broker.envelope import Agency
-from broker.runtime import stop_event_on_signals
+from broker import Agency, stop_event_on_signals
 
 if TYPE_CHECKING:
     from adapters import AdapterConfig

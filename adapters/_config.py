@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters._model import AdapterError
-from broker.envelope import Agency
+from broker import Agency
 
 _PATHS = ("home", "source", "destination", "state_dir", "mapping")
 

@@ -32,11 +32,15 @@ from adapters._config import AdapterConfig, read_offender_map
 from adapters._files import delivery_document, json_bytes, publish_file
 from adapters._model import AgencyModule, Outbound, Outgoing, SourceRecord, Unmappable
 from adapters._state import AdapterState, SendStatus
-from broker.envelope import Receipt
-from broker.errors import ReasonCode, ReceiptTimeoutError, TransportError
-from broker.ids import new_id
-from broker.sdk import AgencyClient
-from broker.sealing import VerifiedDelivery
+from broker import (
+    AgencyClient,
+    ReasonCode,
+    Receipt,
+    ReceiptTimeoutError,
+    TransportError,
+    VerifiedDelivery,
+    new_id,
+)
 
 log = structlog.get_logger("s284.adapter")
 FILE_RECORD = "#file"

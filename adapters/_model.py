@@ -12,8 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from broker.envelope import Agency, Kind, OrderStatus, Purpose
-from broker.errors import BrokerError
+from broker import Agency, BrokerError, Kind, OrderStatus, Purpose
 
 
 class AdapterError(BrokerError):

@@ -13,8 +13,7 @@ from adapters._config import AdapterConfig, write_offender_map
 from adapters._core import Adapter
 from adapters._model import AgencyModule
 from adapters._state import AdapterState
-from broker.envelope import Agency, Sender
-from broker.sdk import AgencyClient
+from broker import Agency, AgencyClient, Sender
 
 log = structlog.get_logger("s284.adapter")
 

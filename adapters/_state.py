@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from broker.errors import ConfigError
+from broker import ConfigError
 
 OFFENDER_REF = re.compile(r"^S284-\d{6}$")
 

@@ -38,7 +38,7 @@ from adapters._files import (
 )
 from adapters._model import Outbound, Outgoing, SourceRecord, Unmappable, require
 from adapters.counting import Contact, new_case_counts
-from broker.envelope import Agency, Kind, OrderStatus, Purpose
+from broker import Agency, Kind, OrderStatus, Purpose
 
 PROGRAMS = {"MBCP", "ICM"}  # Men's Behaviour Change Program, Individual Case Management
 _CSV = {

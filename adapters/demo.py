@@ -9,17 +9,22 @@ and the adapters' state remembers them.
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import yaml
 
 from adapters._config import AdapterConfig
 from adapters._core import Adapter
 from adapters._run import generate_sources, open_adapter
-from broker.envelope import Agency
-from broker.errors import BrokerError
+from broker import Agency, BrokerError
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """The demo's user-facing lines (it prints; it is not a CLI, so no click)."""
+    (sys.stderr if err else sys.stdout).write(text + "\n")
+
 
 RECORDS = 12
 SEED = 284
@@ -99,6 +104,6 @@ async def run_adapter_demo_against(home: Path) -> None:
     try:
         figures = await run_adapter_demo(home)
     except BrokerError as exc:
-        click.echo(f"adapter demo failed: {exc}", err=True)
+        _say(f"adapter demo failed: {exc}", err=True)
         return
-    click.echo("\n".join(summary_lines(figures, home)))
+    _say("\n".join(summary_lines(figures, home)))

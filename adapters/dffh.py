@@ -20,7 +20,7 @@ from typing import Any
 
 from adapters._files import export_type, json_bytes, publish_file, read_csv, read_json
 from adapters._model import Outbound, Outgoing, SourceRecord, Unmappable, require
-from broker.envelope import Agency, Kind, Purpose
+from broker import Agency, Kind, Purpose
 
 SERVICES = {"housing", "disability", "child_protection"}
 _CSV = {

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from adapters._files import json_bytes, publish_file, read_json
 from adapters._model import Outbound, Outgoing, SourceRecord, Unmappable
-from broker.envelope import Agency, Kind, Purpose
+from broker import Agency, Kind, Purpose
 
 PROGRAMME = "forensic-mental-health"
 OFFENDER_SYSTEM = "urn:s284:offender"

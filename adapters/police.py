@@ -38,8 +38,7 @@ from adapters._files import (
     read_ndjson,
 )
 from adapters._model import Outbound, Outgoing, SourceRecord, Unmappable, require
-from broker.envelope import Agency, Kind, Purpose
-from broker.ids import new_id
+from broker import Agency, Kind, Purpose, new_id
 
 RISK_TO = (Agency.CORRECTIONS, Agency.HEALTH)
 FLAGS = {"child_sexual_exploitation", "stalking"}

@@ -15,6 +15,7 @@ from audit._errors import AuditError, NoteError, ProofError
 from audit._merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit._note import Checkpoint, NoteVerifier, parse_verifier_key, verifier_key
 from audit._records import GROUNDS, AuditRecord, Event, SeenMessage
+from audit._signer import LogSigner
 from audit._store import AppendResult, AuditStore, CheckpointRow, InclusionProof
 from audit._verify import Problem, VerifyReport, verify_log
 
@@ -31,6 +32,7 @@ __all__ = [
     "Event",
     "InclusionProof",
     "LogForkError",
+    "LogSigner",
     "NoteError",
     "NoteVerifier",
     "Problem",

@@ -36,6 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ import yaml
 from pydantic import SecretStr
 
 from audit import AuditStore
-from broker.benchmark import (
+from bench.pipeline import (
     Sealed,
     _client,
     _logs_to,
@@ -54,16 +55,15 @@ from broker.benchmark import (
     embedded,
     plain_nats_server,
 )
-from broker.envelope import Agency
+from broker.alerts.admin import import_table
 from broker.errors import BrokerError
-from broker.home import Credentials
-from broker.natsconf import STREAM_DELIVER, alert_consumer, alert_subject
-from broker.routing_admin import import_table
+from broker.nats.client import Connection, StreamLimits
+from broker.nats.config import STREAM_DELIVER, Credentials, alert_consumer, alert_subject
 from broker.sdk import AgencyClient
-from broker.transport import Connection, StreamLimits
+from broker.wire.envelope import Agency
 from routing import RoutingStore
 
-TABLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "routing-table.yaml"
+TABLE = files("broker.demo") / "routing-table.yaml"
 TARGET_P99_MS = 1000.0
 AREAS = ("north-west-metro", "barwon-south-west")
 # (recipient, topic): every need the example table's scheme names, so some alerts meet the
@@ -246,7 +246,7 @@ def seal_alerts(
     officer: AgencyClient, count: int, offenders: int
 ) -> tuple[Sealed, dict[str, Agency]]:
     """The frames, and the agency each is addressed to."""
-    rng = random.Random(284)  # noqa: S311 - a reproducible spread, not a secret
+    rng = random.Random(284)
     sealed: Sealed = []
     addressed: dict[str, Agency] = {}
     for index in range(count):

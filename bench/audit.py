@@ -35,9 +35,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit import AuditRecord, AuditStore, NoteVerifier, SeenMessage, checkpoint, verify_log
 from audit._query import Filters, Viewer, review_queue, search
-from broker.envelope import Agency, Kind, Purpose
 from broker.errors import ConfigError
 from broker.ids import new_id
+from broker.wire.envelope import Agency, Kind, Purpose
 
 BATCH_MESSAGES = 256  # the gateway's fetch batch: one append (one transaction) per batch
 CHECKPOINT_EVERY = 100_000
@@ -74,7 +74,7 @@ class Synthetic:
     """Gateway-shaped records, message by message (reproducible mix, fresh ids)."""
 
     def __init__(self, seed: int = 284) -> None:
-        self._rng = random.Random(seed)  # noqa: S311 - a reproducible mix, not a secret
+        self._rng = random.Random(seed)
         self.messages = 0
 
     def batch(self, messages: int) -> tuple[list[AuditRecord], list[SeenMessage]]:
@@ -342,7 +342,7 @@ VIEWERS = {
 
 
 def measure_queries(store: AuditStore, records: int) -> list[QueryFigures]:
-    rng = random.Random(4)  # noqa: S311 - which filter values to try, not a secret
+    rng = random.Random(4)
     figures = [
         _latencies(name, label, partial(_search, store, viewer, make, rng))
         for name, make in query_mix(records).items()

@@ -38,14 +38,14 @@ import click
 import structlog
 
 from broker import logs
-from broker.envelope import Agency, Receipt, Sender
 from broker.errors import BrokerError
 from broker.home import Home
-from broker.natsserver import free_loopback_ports, nats_server_binary
+from broker.nats.client import raw_jetstream_baseline
+from broker.nats.server import free_loopback_ports, nats_server_binary
 from broker.runtime import Started
 from broker.sdk import AgencyClient
 from broker.settings import Settings
-from broker.transport import raw_jetstream_baseline
+from broker.wire.envelope import Agency, Receipt, Sender
 from policies import decision_latency
 
 WINDOW = 256  # publishes in flight at once, in both the pipeline and the raw baseline

@@ -32,7 +32,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker.errors import BrokerError
-from broker.jose import thumbprint
+from broker.wire.jose import thumbprint
 
 ALGORITHMS = ("EdDSA", "ES256", "RS256")
 LOCAL_ISSUER = "s284-local"

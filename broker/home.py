@@ -15,16 +15,11 @@ from pathlib import Path
 import bcrypt
 from pydantic import SecretStr
 
-from broker.envelope import Agency
+from audit import LogSigner
 from broker.errors import ConfigError
-from broker.keys import GATEWAY, Identity, KeyDirectory, LogSigner, write_directory
-from broker.natsconf import ALL_USERS, render_config
-
-
-@dataclass(frozen=True)
-class Credentials:
-    user: str
-    password: SecretStr
+from broker.nats.config import ALL_USERS, Credentials, render_config
+from broker.wire.envelope import Agency
+from broker.wire.keys import GATEWAY, Identity, KeyDirectory, write_directory
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -14,17 +14,18 @@ import structlog
 import uvicorn
 
 from audit import AuditStore
-from broker.alerting import AlertContext, AlertFlow
-from broker.api import ApiDeps, create_app
+from broker.alerts.flow import AlertContext, AlertFlow
 from broker.auth import AuthConfig
-from broker.checkpoints import Checkpointer
 from broker.errors import ConfigError
-from broker.gateway import Gateway
+from broker.gateway.checkpoints import Checkpointer
+from broker.gateway.pipeline import Gateway
+from broker.gateway.routing import AlertRouting
 from broker.home import AGENCY_NAMES, GATEWAY, Home
-from broker.natsserver import NatsServer
-from broker.routing_flow import AlertRouting
+from broker.http.app import ApiDeps, create_app
+from broker.nats.client import Connection, StreamLimits
+from broker.nats.server import NatsServer
+from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
-from broker.transport import Connection, StreamLimits
 from policies import EngineHolder, PolicyBundleError
 from routing import RoutingStore
 
@@ -50,14 +51,6 @@ class Started:
     nats_url: str
     http_url: str | None
     database_url: str
-
-
-def stop_event_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 def reload_on_sighup(engine: EngineHolder) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import signal
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -21,14 +22,14 @@ from typing import Any, Self, TypeVar
 import structlog
 
 from audit import Announcement, AuditError, CheckpointKeeper, parse_verifier_key
-from broker.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
 from broker.errors import CryptoError, LogIntegrityError, ReceiptTimeoutError
-from broker.home import Credentials, Home
-from broker.keys import Identity, KeyDirectory
-from broker.natsconf import (
+from broker.home import Home
+from broker.nats.client import Connection, Inbound
+from broker.nats.config import (
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,
     STREAM_RECEIPTS,
+    Credentials,
     alert_consumer,
     checkpoint_consumer,
     deliver_consumer,
@@ -36,9 +37,10 @@ from broker.natsconf import (
     notice_consumer,
     receipt_consumer,
 )
-from broker.notices import NoticeContent, open_notice
-from broker.sealing import VerifiedDelivery, open_delivery, seal_ingress, verify_receipt
-from broker.transport import Connection, Inbound
+from broker.wire.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
+from broker.wire.keys import Identity, KeyDirectory
+from broker.wire.notices import NoticeContent, open_notice
+from broker.wire.sealing import VerifiedDelivery, open_delivery, seal_ingress, verify_receipt
 
 log = structlog.get_logger("s284.sdk")
 _T = TypeVar("_T")
@@ -314,3 +316,12 @@ class AgencyClient:
             fut.cancel()
         with contextlib.suppress(Exception):
             await self._conn.close()
+
+
+def stop_event_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: how a long-running agency process stops cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

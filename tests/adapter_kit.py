@@ -9,7 +9,7 @@ from pathlib import Path
 from adapters import Adapter, AdapterConfig, write_offender_map
 from adapters._run import open_adapter
 from broker.sdk import AgencyClient
-from broker.sealing import VerifiedDelivery
+from broker.wire.sealing import VerifiedDelivery
 
 LOCAL_IDS = {
     "health": ["UR-900001", "UR-900002", "UR-900003"],

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from broker.home import Home
-from broker.natsserver import NatsServer, free_loopback_ports
+from broker.nats.server import NatsServer, free_loopback_ports
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
 from broker.settings import Settings

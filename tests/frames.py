@@ -6,11 +6,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from broker.envelope import Agency, Envelope, Sender
 from broker.ids import new_id
-from broker.jose import jwe_encrypt, jws_sign
-from broker.keys import GATEWAY, Identity, KeyDirectory
-from broker.sealing import TYP_INGRESS
+from broker.wire.envelope import Agency, Envelope, Sender
+from broker.wire.jose import jwe_encrypt, jws_sign
+from broker.wire.keys import GATEWAY, Identity, KeyDirectory
+from broker.wire.sealing import TYP_INGRESS
 
 
 def envelope_dict(sender: str = "corrections", **overrides: Any) -> dict[str, Any]:

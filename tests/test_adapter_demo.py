@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.demo import run_adapter_demo, summary_lines
-from broker.envelope import Agency
+from broker.wire.envelope import Agency
 
 pytestmark = pytest.mark.nats
 

@@ -12,7 +12,7 @@ from adapters.dffh import generate as dffh_generate
 from adapters.health import generate as health_generate
 from adapters.police import PoliceModule
 from adapters.police import generate as police_generate
-from broker.envelope import Agency
+from broker.wire.envelope import Agency
 from tests.adapter_kit import LOCAL_IDS, adapter, drain, make_config
 
 pytestmark = pytest.mark.nats

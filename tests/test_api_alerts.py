@@ -17,9 +17,9 @@ import yaml
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 
-from broker.api_alerts import alerts_router
 from broker.auth import AuthConfig, LocalIssuer, Principal, Role
 from broker.errors import ReasonCode, Refusal
+from broker.http.alerts import alerts_router
 from broker.ids import new_id
 from routing import Alert, Route, RoutingStore, Topic
 

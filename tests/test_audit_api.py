@@ -26,8 +26,8 @@ from audit._query import (
     review_queue,
     search,
 )
-from broker.api_audit import audit_router
 from broker.auth import AuthConfig, LocalIssuer, Role
+from broker.http.audit import audit_router
 from broker.ids import new_id
 
 AGENCIES = ("corrections", "police", "dffh", "health")

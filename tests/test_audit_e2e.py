@@ -15,9 +15,9 @@ from audit import Announcement, AuditStore, Checkpoint
 from audit._note import sign_checkpoint
 from broker.errors import LogIntegrityError
 from broker.home import GATEWAY
-from broker.natsconf import CHECKPOINT_SUBJECT
+from broker.nats.client import Connection
+from broker.nats.config import CHECKPOINT_SUBJECT
 from broker.runtime import gateway_running
-from broker.transport import Connection
 from tests.auditlog import untrigger
 from tests.conftest import free_port, pg_schema, s284
 from tests.tcpproxy import TcpProxy

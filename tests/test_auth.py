@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
 from audit import AuditStore
-from broker.api_audit import audit_router
 from broker.auth import AuthConfig, AuthError, LocalIssuer, Role, TokenVerifier
-from broker.jose import thumbprint
+from broker.http.audit import audit_router
 from broker.runtime import _QuietServer
+from broker.wire.jose import thumbprint
 from tests.conftest import free_port
 
 BASE = "/api/v1/audit"

@@ -9,10 +9,10 @@ import nats
 import pytest
 
 from audit import AuditStore
-from broker.gateway import Gateway
-from broker.keys import GATEWAY
-from broker.natsconf import STREAM_DLQ, inbox_prefix
-from broker.transport import Connection, StreamLimits
+from broker.gateway.pipeline import Gateway
+from broker.nats.client import Connection, StreamLimits
+from broker.nats.config import STREAM_DLQ, inbox_prefix
+from broker.wire.keys import GATEWAY
 from policies import Decision, PolicyRequest, load_bundle
 
 pytestmark = pytest.mark.nats

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from audit import AuditStore
-from broker.keys import Identity
 from broker.sdk import AgencyClient
+from broker.wire.keys import Identity
 from tests.conftest import Deployment
 from tests.frames import craft, envelope_dict, fresh_id, stale_created_at
 

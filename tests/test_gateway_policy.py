@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from audit import AuditStore
-from broker.envelope import Sender
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
+from broker.wire.envelope import Sender
 from policies import load_bundle
 
 pytestmark = pytest.mark.nats

@@ -1,4 +1,4 @@
-"""broker.jose against jwcrypto, an independent JOSE implementation, in both directions.
+"""broker.wire.jose against jwcrypto, an independent JOSE implementation, in both directions.
 
 What this proves for an agency integrating with its own JOSE library: tokens the broker
 makes are standard JWS (EdDSA/Ed25519) and JWE (ECDH-ES/X25519, A256GCM) that another
@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from jwcrypto import jwe, jwk, jws
 from jwcrypto.common import json_encode
 
-from broker import jose
 from broker.errors import CryptoError
-from broker.jose import b64u, b64u_decode
-from broker.keys import Identity
+from broker.wire import jose
+from broker.wire.jose import b64u, b64u_decode
+from broker.wire.keys import Identity
 
 PAYLOAD = json.dumps({"offender": "S284-000123", "note": "synthetic test data"}).encode()
 

@@ -8,7 +8,7 @@ import asyncio
 import nats
 import pytest
 
-from broker.natsconf import (
+from broker.nats.config import (
     CHECKPOINT_SUBJECT,
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,

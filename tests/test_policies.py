@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from broker.envelope import Agency, Kind, Purpose
+from broker.wire.envelope import Agency, Kind, Purpose
 from policies import (
     DEFAULT_DENY,
     ENGINE_ERROR,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from broker.cli_policy import policy
+from broker.cli.policy import policy
 from policies import load_bundle
 
 SHIPPED = load_bundle().path

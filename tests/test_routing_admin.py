@@ -15,11 +15,11 @@ import yaml
 from fastapi import FastAPI
 
 from audit import AuditStore
-from broker.api_routing import routing_router
 from broker.auth import AuthConfig, LocalIssuer, Role
-from broker.envelope import Sender
+from broker.http.routing import routing_router
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
+from broker.wire.envelope import Sender
 from routing import RoutingStore
 from tests.conftest import s284
 

@@ -13,13 +13,13 @@ import pytest
 import yaml
 
 from audit import AuditStore
+from broker.alerts.admin import import_table
 from broker.auth import Principal, Role
-from broker.envelope import Sender
 from broker.home import AGENCY_NAMES, GATEWAY
-from broker.routing_admin import import_table
+from broker.nats.client import Connection, StreamLimits
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
-from broker.transport import Connection, StreamLimits
+from broker.wire.envelope import Sender
 from routing import RoutingStore
 from tests.conftest import s284
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from broker.envelope import Agency, Envelope, Sender
 from broker.ids import is_id, new_id
-from broker.keys import Identity
+from broker.wire.envelope import Agency, Envelope, Sender
+from broker.wire.keys import Identity
 
 SENDER = Sender(agency=Agency.CORRECTIONS, unit="north", person_id="staff-1", role="case_manager")
 
@@ -63,3 +63,11 @@ def test_identity_repr_and_saved_file_keep_private_keys_private(tmp_path):
     assert d not in repr(ident)
     assert path.stat().st_mode & 0o077 == 0
     assert Identity.load(path).sig_kid == ident.sig_kid
+
+
+def test_wire_topics_are_routing_topics():
+    """A topic the wire accepts is one the routing table can route, and the reverse."""
+    from broker.wire.envelope import Topic as WireTopic
+    from routing import Topic as RoutingTopic
+
+    assert [t.value for t in WireTopic] == [t.value for t in RoutingTopic]

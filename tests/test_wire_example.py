@@ -17,21 +17,21 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from jwcrypto import jwe, jwk, jws
 
-from broker import _steps as steps
-from broker.envelope import Agency, Kind, Purpose, Receipt
 from broker.errors import CryptoError, ReasonCode, Refusal
+from broker.gateway import steps
 from broker.ids import ID_PATTERN
-from broker.jose import b64u_decode
-from broker.keys import GATEWAY, Identity, KeyDirectory
-from broker.natsconf import deliver_subject, ingress_subject, receipt_subject
-from broker.sealing import (
+from broker.nats.config import deliver_subject, ingress_subject, receipt_subject
+from broker.settings import Settings
+from broker.wire.envelope import Agency, Kind, Purpose, Receipt
+from broker.wire.jose import b64u_decode
+from broker.wire.keys import GATEWAY, Identity, KeyDirectory
+from broker.wire.sealing import (
     TYP_DELIVERY,
     TYP_INGRESS,
     TYP_RECEIPT,
     open_delivery,
     verify_receipt,
 )
-from broker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = json.loads((ROOT / "docs" / "examples" / "wire-example.json").read_text())

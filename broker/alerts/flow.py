@@ -17,13 +17,13 @@ import structlog
 
 from audit import AuditRecord, AuditStore, Event
 from broker.auth import AuthError, Principal
-from broker.envelope import Agency
 from broker.errors import ReasonCode, Refusal, TransportError
 from broker.ids import new_id
-from broker.keys import Identity, KeyDirectory
-from broker.natsconf import alert_subject, notice_subject
-from broker.notices import NoticeContent, seal_notice
-from broker.transport import Connection
+from broker.nats.client import Connection
+from broker.nats.config import alert_subject, notice_subject
+from broker.wire.envelope import Agency
+from broker.wire.keys import Identity, KeyDirectory
+from broker.wire.notices import NoticeContent, seal_notice
 from policies import EngineHolder, PolicyEngine, PolicyRequest
 from routing import Alert, CspNotice, RoutingStore
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Coroutine
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +18,15 @@ import click
 
 from audit import AuditError
 from broker import logs
-from broker.cli_adapter import adapter
-from broker.cli_audit import audit
-from broker.cli_policy import policy
-from broker.cli_routing import csp, routing
-from broker.cli_token import token
-from broker.envelope import Agency, Kind, OrderStatus, Purpose, Sender
+from broker.cli.audit import audit
+from broker.cli.policy import policy
+from broker.cli.routing import csp, routing
+from broker.cli.token import token
 from broker.errors import BrokerError
 from broker.runtime import Started, run_embedded, run_gateway
 from broker.sdk import AgencyClient
 from broker.settings import Settings
-from routing import Topic
+from broker.wire.envelope import Agency, Kind, OrderStatus, Purpose, Sender, Topic
 
 AGENCIES = [a.value for a in Agency]
 _BACKGROUND: set[asyncio.Task[None]] = set()
@@ -57,6 +56,7 @@ home_option = click.option(
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
 )
+@click.version_option(package_name="s284-broker", prog_name="s284")
 def cli(log_level: str) -> None:
     """s284-broker: secure information sharing under s 284 of the Serious Offenders Act 2018.
 
@@ -106,12 +106,10 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
         click.echo(f"  keys        {started.home.directory_path.parent}")
         click.echo("Press Ctrl-C to stop.")
         if demo:
-            from adapters.demo import run_adapter_demo_against  # noqa: PLC0415 - when asked
-            from broker.demo import run_demo_against  # noqa: PLC0415 - only when asked
+            from broker.demo import play_all  # noqa: PLC0415 - only when asked
 
             async def both(home: Path) -> None:
-                await run_demo_against(home)
-                await run_adapter_demo_against(home)
+                await play_all(home)
 
             task = asyncio.get_running_loop().create_task(both(started.home.path))
             _BACKGROUND.add(task)
@@ -316,75 +314,26 @@ def demo(as_json: bool) -> None:
 
     Exits 0 only if every expectation held.
     """
-    from broker.demo import run_demo  # noqa: PLC0415 - keeps `s284 --help` fast
+    from broker.demo.scenario import run_demo  # noqa: PLC0415 - keeps `s284 --help` fast
 
     sys.exit(_run(run_demo(as_json)))
-
-
-@cli.group(invoke_without_command=True)
-@click.option("--messages", "-n", default=5000, show_default=True, help="Messages to send.")
-@click.option(
-    "--rate", default=500, show_default=True, help="Offered rate (msg/s) for the latency run."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-@click.pass_context
-def bench(ctx: click.Context, messages: int, rate: int, as_json: bool) -> None:
-    """Measure the full pipeline against raw NATS JetStream in the same run (not a test).
-
-    \b
-    s284 bench                  the pipeline (these options)
-    s284 bench audit            the disclosure log: append, verify, search
-    s284 bench alerts           routed alert latency, send -> the contact's subject
-    """
-    if ctx.invoked_subcommand is not None:
-        return
-    from broker.benchmark import run_bench  # noqa: PLC0415
-
-    sys.exit(_run(run_bench(messages, rate, as_json)))
-
-
-@bench.command("audit")
-@click.option(
-    "--records", default=1_000_000, show_default=True, help="Records to append, then search."
-)
-@click.option(
-    "--db",
-    default=None,
-    help="SQLAlchemy URL of an empty log (default: a temporary SQLite file).",
-)
-@click.option("--keep", is_flag=True, help="Keep the temporary SQLite file (its path is printed).")
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_audit(records: int, db: str | None, keep: bool, as_json: bool) -> None:
-    """Measure the disclosure log: append rate, verify rate, search latency (not a test)."""
-    from broker.bench_audit import run_bench_audit  # noqa: PLC0415 - keeps `s284 --help` fast
-
-    sys.exit(run_bench_audit(records, db, keep, as_json))
-
-
-@bench.command("alerts")
-@click.option("--rate", default=100, show_default=True, help="Offered rate (alerts/s).")
-@click.option("--seconds", default=20.0, show_default=True, help="How long to offer alerts.")
-@click.option("--offenders", default=50, show_default=True, help="Synthetic offenders placed.")
-@click.option(
-    "--batch",
-    default=64,
-    show_default=True,
-    help="Alerts per fetch for the subscribers (AgencyClient.alerts' default).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_alerts(rate: int, seconds: float, offenders: int, batch: int, as_json: bool) -> None:
-    """Measure routed alert latency, send -> the designated contact's subject (not a test)."""
-    from broker.bench_alerts import run_bench_alerts  # noqa: PLC0415 - keeps `s284 --help` fast
-
-    sys.exit(_run(run_bench_alerts(rate, seconds, offenders, batch, as_json)))
 
 
 cli.add_command(policy)
 cli.add_command(audit)
 cli.add_command(token)
-cli.add_command(adapter)
 cli.add_command(routing)
 cli.add_command(csp)
+
+
+def _add_plugin_commands() -> None:
+    """Subcommands from packages broker may not import (`s284 adapter`, `s284 bench`)."""
+    for entry in entry_points(group="s284.commands"):
+        if entry.name not in cli.commands:
+            cli.add_command(entry.load(), entry.name)
+
+
+_add_plugin_commands()
 
 
 def main() -> None:

@@ -11,9 +11,9 @@ import click
 import yaml
 
 from audit import AuditStore
-from broker.cli_audit import database_url
+from broker.alerts.admin import import_table
+from broker.cli.audit import database_url
 from broker.errors import ConfigError
-from broker.routing_admin import import_table
 from broker.settings import Settings
 from routing import RoutingError, RoutingStore
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from broker.auth import AGENCY_ROLES, MAX_TTL_S, AuthConfig, LocalIssuer, Role
-from broker.envelope import Agency
 from broker.settings import Settings
+from broker.wire.envelope import Agency
 
 
 @click.command()

@@ -21,17 +21,17 @@ import httpx
 import yaml
 
 from audit import AuditStore
-from broker.alerting import AlertContext, AlertFlow
+from broker.alerts.admin import import_table
+from broker.alerts.flow import AlertContext, AlertFlow
 from broker.auth import AuthConfig, LocalIssuer, Role
-from broker.envelope import Receipt, Sender
 from broker.home import GATEWAY, Home
-from broker.routing_admin import import_table
+from broker.nats.client import Connection
 from broker.sdk import AgencyClient
-from broker.transport import Connection
+from broker.wire.envelope import Receipt, Sender
 from policies import EngineHolder
 from routing import RoutingStore
 
-TABLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "routing-table.yaml"
+TABLE = Path(__file__).resolve().parent / "routing-table.yaml"  # ships in the wheel
 OFFENDER = "S284-000777"
 OFFICER = Sender(agency="corrections", unit="ccs-nwm", person_id="cm-demo", role="case_manager")
 POLICE_CONTACT, HOUSING_CONTACT = "pol-nwm-017", "hsg-nwm-201"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -21,13 +22,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import click
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from audit import VerifyReport
-from broker.checkpoints import verify_home_log
-from broker.demo_routing import play_routing
-from broker.envelope import (
+from broker.demo.routing import play_routing
+from broker.errors import BrokerError, ConfigError, ReasonCode, ReceiptTimeoutError
+from broker.gateway.checkpoints import verify_home_log
+from broker.home import GATEWAY, Home
+from broker.ids import new_id
+from broker.nats.server import free_loopback_ports
+from broker.runtime import Started, run_embedded
+from broker.sdk import AgencyClient
+from broker.settings import Settings
+from broker.wire.envelope import (
     Agency,
     Envelope,
     IngressClaims,
@@ -37,15 +44,14 @@ from broker.envelope import (
     SealedContent,
     Sender,
 )
-from broker.errors import BrokerError, ConfigError, ReasonCode, ReceiptTimeoutError
-from broker.home import GATEWAY, Home
-from broker.ids import new_id
-from broker.jose import b64u, b64u_decode, jwe_encrypt, jws_sign
-from broker.natsserver import free_loopback_ports
-from broker.runtime import Started, run_embedded
-from broker.sdk import AgencyClient
-from broker.sealing import TYP_INGRESS, VerifiedDelivery, seal_ingress
-from broker.settings import Settings
+from broker.wire.jose import b64u, b64u_decode, jwe_encrypt, jws_sign
+from broker.wire.sealing import TYP_INGRESS, VerifiedDelivery, seal_ingress
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """The demo's user-facing lines (it prints; it is not a CLI, so no click)."""
+    (sys.stderr if err else sys.stdout).write(text + "\n")
+
 
 ACCEPTED = "accepted"
 NO_RECEIPT = "no receipt"
@@ -433,9 +439,9 @@ def _summary_lines(figures: dict[str, Any]) -> list[str]:
 def _print(report: Report, as_json: bool) -> None:
     figures = _figures(report)
     if as_json:
-        click.echo(json.dumps(figures, indent=2))
+        _say(json.dumps(figures, indent=2))
     else:
-        click.echo("\n".join(_summary_lines(figures)))
+        _say("\n".join(_summary_lines(figures)))
 
 
 # -- the embedded deployment -------------------------------------------------------------
@@ -501,6 +507,6 @@ async def run_demo_against(home_path: Path) -> None:
     try:
         report = await _scenario(home_path, strict=False)
     except BrokerError as exc:
-        click.echo(f"demo failed: {exc}", err=True)
+        _say(f"demo failed: {exc}", err=True)
         return
     _print(report, as_json=False)

@@ -13,6 +13,7 @@ import structlog
 from audit import (
     Announcement,
     AuditStore,
+    LogSigner,
     VerifyReport,
     announce,
     checkpoint,
@@ -21,10 +22,9 @@ from audit import (
 )
 from broker.errors import TransportError
 from broker.home import Home
-from broker.keys import LogSigner
-from broker.natsconf import CHECKPOINT_SUBJECT
+from broker.nats.client import Connection
+from broker.nats.config import CHECKPOINT_SUBJECT
 from broker.settings import Settings
-from broker.transport import Connection
 
 log = structlog.get_logger("s284.checkpoints")
 

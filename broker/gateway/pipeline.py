@@ -26,10 +26,21 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from audit import AuditRecord, AuditStore, SeenMessage
-from broker import _steps as steps
-from broker._work import Work
-from broker.checkpoints import Checkpointer
-from broker.envelope import (
+from broker.errors import AuditUnavailableError, ReasonCode, Refusal, TransportError
+from broker.gateway import steps
+from broker.gateway.checkpoints import Checkpointer
+from broker.gateway.routing import AlertRouting
+from broker.gateway.stages import Work
+from broker.ids import new_id
+from broker.nats.client import Connection, Inbound
+from broker.nats.config import (
+    GATEWAY_CONSUMER,
+    STREAM_INGRESS,
+    deliver_subject,
+    receipt_subject,
+)
+from broker.settings import Settings
+from broker.wire.envelope import (
     Agency,
     DeliveredContent,
     DeliveryRef,
@@ -37,19 +48,8 @@ from broker.envelope import (
     Receipt,
     delivery_id_for,
 )
-from broker.errors import AuditUnavailableError, ReasonCode, Refusal, TransportError
-from broker.ids import new_id
-from broker.keys import Identity, KeyDirectory
-from broker.natsconf import (
-    GATEWAY_CONSUMER,
-    STREAM_INGRESS,
-    deliver_subject,
-    receipt_subject,
-)
-from broker.routing_flow import AlertRouting
-from broker.sealing import seal_delivery, sign_receipt
-from broker.settings import Settings
-from broker.transport import Connection, Inbound
+from broker.wire.keys import Identity, KeyDirectory
+from broker.wire.sealing import seal_delivery, sign_receipt
 from policies import Decision, EngineHolder, PolicyEngine
 
 log = structlog.get_logger("s284.gateway")

@@ -25,10 +25,10 @@ from typing import Any
 import structlog
 
 from audit import AuditRecord, Event
-from broker._work import Work
-from broker.envelope import Agency, Envelope, Kind
+from broker.gateway.stages import Work
 from broker.ids import new_id
-from broker.natsconf import alert_subject
+from broker.nats.config import alert_subject
+from broker.wire.envelope import Agency, Envelope, Kind
 from routing import NewAlert, Route, RoutingStore, Topic
 
 log = structlog.get_logger("s284.routing")

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from audit import AuditRecord
-from broker.envelope import Agency, DeliveryRef, IngressClaims, SealedContent
 from broker.errors import Refusal
 from broker.ids import is_id
-from broker.transport import Inbound
+from broker.nats.client import Inbound
+from broker.wire.envelope import Agency, DeliveryRef, IngressClaims, SealedContent
 from policies import PolicyEngine
 from routing import Route
 

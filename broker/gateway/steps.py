@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from broker.envelope import Agency, Envelope, IngressClaims, Kind, SealedContent
 from broker.errors import CryptoError, ReasonCode, Refusal
-from broker.jose import jwe_decrypt, jwe_unverified_header, jws_unverified_header, jws_verify
-from broker.keys import Identity, KeyDirectory
-from broker.sealing import TYP_INGRESS
+from broker.wire.envelope import Agency, Envelope, IngressClaims, Kind, SealedContent
+from broker.wire.jose import jwe_decrypt, jwe_unverified_header, jws_unverified_header, jws_verify
+from broker.wire.keys import Identity, KeyDirectory
+from broker.wire.sealing import TYP_INGRESS
 from policies import Decision, PolicyEngine, PolicyRequest
 
 _INGRESS_PREFIX = "s284.ingress."

@@ -22,7 +22,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from broker._alert_http import (
+from broker.alerts.actions import AlertActions
+from broker.auth import AuthConfig, Principal, TokenVerifier
+from broker.http.audit import bearer_caller
+from broker.http.audit_models import ErrorOut
+from broker.http.contacts import (
     CONTACTS,
     MAX_REPLY,
     PREFIX,
@@ -32,11 +36,7 @@ from broker._alert_http import (
     own_alerts,
     problem,
 )
-from broker.alert_actions import AlertActions
-from broker.api_audit import bearer_caller
-from broker.api_audit_models import ErrorOut
-from broker.api_inbox import Inbox
-from broker.auth import AuthConfig, Principal, TokenVerifier
+from broker.http.inbox import Inbox
 from routing import Alert, RoutingStore
 
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from audit import AuditStore
-from broker.alert_actions import AlertActions
-from broker.api_alerts import alerts_router
-from broker.api_audit import audit_router
-from broker.api_routing import routing_router
+from broker.alerts.actions import AlertActions
 from broker.auth import AuthConfig
+from broker.http.alerts import alerts_router
+from broker.http.audit import audit_router
+from broker.http.routing import routing_router
 from routing import RoutingStore
 
 

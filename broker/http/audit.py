@@ -33,7 +33,9 @@ from audit._query import (
     review_queue,
     search,
 )
-from broker.api_audit_models import (
+from broker.auth import AuthConfig, AuthError, Principal, Role, TokenVerifier, require_role
+from broker.errors import BrokerError
+from broker.http.audit_models import (
     ERRORS,
     AccessPage,
     Accounting,
@@ -49,8 +51,6 @@ from broker.api_audit_models import (
     SearchQuery,
     export_rows,
 )
-from broker.auth import AuthConfig, AuthError, Principal, Role, TokenVerifier, require_role
-from broker.errors import BrokerError
 from broker.ids import new_id
 
 PREFIX = "/api/v1/audit"

@@ -13,9 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from broker.api_audit import ApiError
 from broker.auth import AuthError, Principal, Role
 from broker.errors import Refusal
+from broker.http.audit import ApiError
 from routing import Alert, RoutingError, RoutingStore
 
 PREFIX = "/api/v1/alerts"

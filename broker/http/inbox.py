@@ -25,7 +25,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.concurrency import run_in_threadpool
 
-from broker._alert_http import (
+from broker.alerts.actions import AlertActions
+from broker.auth import AuthError, Principal, Role, TokenVerifier, require_role
+from broker.http.audit import ApiError
+from broker.http.contacts import (
     CONTACTS,
     COOKIE,
     INBOX,
@@ -38,9 +41,6 @@ from broker._alert_http import (
     own_alerts,
     problem,
 )
-from broker.alert_actions import AlertActions
-from broker.api_audit import ApiError
-from broker.auth import AuthError, Principal, Role, TokenVerifier, require_role
 from routing import Alert, RoutingStore
 
 # -- the web inbox ------------------------------------------------------------------------
@@ -114,9 +114,11 @@ class _Pages:
 
     def __init__(self) -> None:
         self._env = Environment(
-            loader=PackageLoader("broker", "templates"), autoescape=True, undefined=StrictUndefined
+            loader=PackageLoader("broker.http", "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
         )
-        self._css = (files("broker") / "templates" / "inbox.css").read_text(encoding="utf-8")
+        self._css = (files("broker.http") / "templates" / "inbox.css").read_text(encoding="utf-8")
         digest = base64.b64encode(hashlib.sha256(self._css.encode()).digest()).decode()
         self.headers = {
             "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{digest}'; "

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel
 
 from audit import AuditStore
-from broker.api_audit import ApiError, access_logged_route, bearer_caller
-from broker.api_audit_models import ERRORS
+from broker.alerts.admin import import_table
 from broker.auth import AuthConfig, Principal, Role, TokenVerifier
-from broker.routing_admin import import_table
+from broker.http.audit import ApiError, access_logged_route, bearer_caller
+from broker.http.audit_models import ERRORS
 from routing import RoutingError, RoutingStore
 
 ADMINS = frozenset({Role.ADMIN})

@@ -26,8 +26,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from broker.errors import TransportError
-from broker.home import Credentials
-from broker.natsconf import (
+from broker.nats.config import (
     CHECKPOINT_SUBJECT,
     GATEWAY_CONSUMER,
     MAX_PAYLOAD,
@@ -36,6 +35,7 @@ from broker.natsconf import (
     STREAM_DLQ,
     STREAM_INGRESS,
     STREAM_RECEIPTS,
+    Credentials,
     alert_consumer,
     checkpoint_consumer,
     deliver_consumer,

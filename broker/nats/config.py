@@ -5,11 +5,23 @@ may delete or purge a stream."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from broker.envelope import Agency
-from broker.keys import GATEWAY
+from pydantic import SecretStr
+
+from broker.wire.envelope import Agency
+from broker.wire.keys import GATEWAY
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A NATS user and its password (never printed: SecretStr)."""
+
+    user: str
+    password: SecretStr
+
 
 STREAM_INGRESS = "S284_INGRESS"
 STREAM_DELIVER = "S284_DELIVER"

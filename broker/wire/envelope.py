@@ -21,7 +21,6 @@ from pydantic import (
 )
 
 from broker.ids import ID_PATTERN, new_id
-from routing import Topic
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -58,6 +57,23 @@ class Purpose(StrEnum):
     AUTHORISED_BY_LAW = "authorised_by_law"
     CONSENT = "consent"
     RISK_REDUCTION = "risk_reduction"
+
+
+class Topic(StrEnum):
+    """What a risk.alert or needs.notification is about; it picks the designated contact.
+
+    The wire's own list (docs/wire-format.md); routing.Topic holds the same values
+    (tests/test_units.py keeps the two from drifting), so the wire needs no database code.
+    """
+
+    RISK = "risk"
+    CHILD_SAFETY = "child_safety"
+    HOUSING = "housing"
+    INCOME_SUPPORT = "income_support"
+    MENTAL_HEALTH = "mental_health"
+    ALCOHOL_DRUGS = "alcohol_drugs"
+    FAMILY_VIOLENCE = "family_violence"
+    COUNSELLING = "counselling"
 
 
 class OrderStatus(StrEnum):

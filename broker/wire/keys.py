@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from audit import verifier_key
 from broker.errors import ConfigError, CryptoError
-from broker.jose import b64u, b64u_decode, okp_jwk, thumbprint
+from broker.wire.jose import b64u, b64u_decode, okp_jwk, thumbprint
 
 GATEWAY = "gateway"
 
@@ -170,38 +169,3 @@ def write_directory(path: Path, identities: list[Identity]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     keys = [jwk for ident in identities for jwk in ident.public_jwks()]
     path.write_text(json.dumps({"keys": keys}, indent=2))
-
-
-@dataclass(frozen=True, repr=False)
-class LogSigner:
-    """The disclosure log's Ed25519 checkpoint key; its note name is the log's origin."""
-
-    origin: str
-    key: Ed25519PrivateKey
-
-    @classmethod
-    def generate(cls) -> LogSigner:
-        key = Ed25519PrivateKey.generate()
-        return cls(f"s284-broker.local/audit/{thumbprint(key.public_key())[:12]}", key)
-
-    def __repr__(self) -> str:
-        return f"LogSigner(origin={self.origin!r})"
-
-    @cached_property
-    def vkey(self) -> str:
-        return verifier_key(self.origin, self.key.public_key())
-
-    def private_json(self) -> str:
-        raw = self.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-        return json.dumps({"origin": self.origin, "d": b64u(raw)})
-
-    @classmethod
-    def load(cls, path: Path) -> LogSigner:
-        try:
-            data = json.loads(path.read_text())
-            key = Ed25519PrivateKey.from_private_bytes(b64u_decode(data["d"]))
-        except (OSError, KeyError, ValueError, TypeError, CryptoError) as exc:
-            raise ConfigError(
-                f"cannot read the log key from {path}: {exc.__class__.__name__}"
-            ) from exc
-        return cls(str(data["origin"]), key)

@@ -14,11 +14,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from broker.envelope import Agency
 from broker.errors import CryptoError
-from broker.jose import jwe_decrypt, jwe_encrypt, jws_sign
-from broker.keys import GATEWAY, Identity, KeyDirectory
-from broker.sealing import verify_by
+from broker.wire.envelope import Agency
+from broker.wire.jose import jwe_decrypt, jwe_encrypt, jws_sign
+from broker.wire.keys import GATEWAY, Identity, KeyDirectory
+from broker.wire.sealing import verify_by
 
 TYP_NOTICE = "s284-notice+jws"
 

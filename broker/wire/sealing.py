@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from broker.envelope import (
+from broker.errors import CryptoError
+from broker.wire.envelope import (
     Agency,
     DeliveredContent,
     DeliveryClaims,
@@ -24,9 +25,8 @@ from broker.envelope import (
     Receipt,
     SealedContent,
 )
-from broker.errors import CryptoError
-from broker.jose import jwe_decrypt, jwe_encrypt, jws_sign, jws_unverified_header, jws_verify
-from broker.keys import GATEWAY, Identity, KeyDirectory
+from broker.wire.jose import jwe_decrypt, jwe_encrypt, jws_sign, jws_unverified_header, jws_verify
+from broker.wire.keys import GATEWAY, Identity, KeyDirectory
 
 TYP_INGRESS = "s284-ingress+jws"
 TYP_DELIVERY = "s284-delivery+jws"

@@ -34,7 +34,7 @@ from audit._checkpoints import Announcement
 from audit._merkle import Position
 from audit._note import Checkpoint, key_hash, sign_checkpoint, verifier_key
 from audit._records import AuditRecord, canonical_json, canonical_record, personal_commitment
-from broker.jose import thumbprint
+from broker.wire.jose import thumbprint
 
 KEY_SEED = hashlib.sha256(b"s284 audit-format example only: log key").digest()
 RECORDED_AT = datetime(2026, 11, 2, 23, 15, 43, 104211, tzinfo=UTC)

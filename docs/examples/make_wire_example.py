@@ -30,7 +30,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from broker.envelope import (
+from broker.nats.config import deliver_subject, ingress_subject, receipt_subject
+from broker.wire.envelope import (
     Agency,
     DeliveredContent,
     DeliveryRef,
@@ -42,10 +43,9 @@ from broker.envelope import (
     Sender,
     delivery_id_for,
 )
-from broker.jose import b64u, b64u_decode
-from broker.keys import GATEWAY, Identity, KeyDirectory
-from broker.natsconf import deliver_subject, ingress_subject, receipt_subject
-from broker.sealing import seal_delivery, seal_ingress, sign_receipt
+from broker.wire.jose import b64u, b64u_decode
+from broker.wire.keys import GATEWAY, Identity, KeyDirectory
+from broker.wire.sealing import seal_delivery, seal_ingress, sign_receipt
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CREATED_AT = datetime(2026, 11, 2, 23, 15, 42, 318000, tzinfo=UTC)

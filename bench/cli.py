@@ -1,0 +1,73 @@
+"""`s284 bench`: the benchmarks, a subcommand contributed through the `s284.commands`
+entry point so the library never imports them (bench/README.md says what each measures)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+import click
+
+
+def _run(coro: Coroutine[Any, Any, int | None]) -> int:
+    return asyncio.run(coro) or 0
+
+
+@click.group(invoke_without_command=True)
+@click.option("--messages", "-n", default=5000, show_default=True, help="Messages to send.")
+@click.option(
+    "--rate", default=500, show_default=True, help="Offered rate (msg/s) for the latency run."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
+def bench(ctx: click.Context, messages: int, rate: int, as_json: bool) -> None:
+    """Measure the full pipeline against raw NATS JetStream in the same run (not a test).
+
+    \b
+    s284 bench                  the pipeline (these options)
+    s284 bench audit            the disclosure log: append, verify, search
+    s284 bench alerts           routed alert latency, send -> the contact's subject
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from bench.pipeline import run_bench  # noqa: PLC0415
+
+    sys.exit(_run(run_bench(messages, rate, as_json)))
+
+
+@bench.command("audit")
+@click.option(
+    "--records", default=1_000_000, show_default=True, help="Records to append, then search."
+)
+@click.option(
+    "--db",
+    default=None,
+    help="SQLAlchemy URL of an empty log (default: a temporary SQLite file).",
+)
+@click.option("--keep", is_flag=True, help="Keep the temporary SQLite file (its path is printed).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_audit(records: int, db: str | None, keep: bool, as_json: bool) -> None:
+    """Measure the disclosure log: append rate, verify rate, search latency (not a test)."""
+    from bench.audit import run_bench_audit  # noqa: PLC0415 - keeps `s284 --help` fast
+
+    sys.exit(run_bench_audit(records, db, keep, as_json))
+
+
+@bench.command("alerts")
+@click.option("--rate", default=100, show_default=True, help="Offered rate (alerts/s).")
+@click.option("--seconds", default=20.0, show_default=True, help="How long to offer alerts.")
+@click.option("--offenders", default=50, show_default=True, help="Synthetic offenders placed.")
+@click.option(
+    "--batch",
+    default=64,
+    show_default=True,
+    help="Alerts per fetch for the subscribers (AgencyClient.alerts' default).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_alerts(rate: int, seconds: float, offenders: int, batch: int, as_json: bool) -> None:
+    """Measure routed alert latency, send -> the designated contact's subject (not a test)."""
+    from bench.alerts import run_bench_alerts  # noqa: PLC0415 - keeps `s284 --help` fast
+
+    sys.exit(_run(run_bench_alerts(rate, seconds, offenders, batch, as_json)))

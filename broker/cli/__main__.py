@@ -1,0 +1,5 @@
+"""`python -m broker.cli` is `s284`."""
+
+from broker.cli.main import main
+
+main()
