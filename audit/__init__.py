@@ -11,7 +11,7 @@ from audit._checkpoints import (
     announce,
     checkpoint,
 )
-from audit._errors import AuditError, NoteError, ProofError
+from audit._errors import AuditError, NoteError, ProofError, StoreUnavailableError
 from audit._merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit._note import Checkpoint, NoteVerifier, parse_verifier_key, verifier_key
 from audit._records import GROUNDS, AuditRecord, Event, SeenMessage
@@ -38,6 +38,7 @@ __all__ = [
     "Problem",
     "ProofError",
     "SeenMessage",
+    "StoreUnavailableError",
     "VerifyReport",
     "announce",
     "checkpoint",

@@ -15,3 +15,11 @@ class ProofError(AuditError):
 
 class NoteError(AuditError):
     """A signed note or checkpoint is malformed or carries no valid signature from the key."""
+
+
+class StoreUnavailableError(AuditError):
+    """The log's database cannot be reached or refused the operation; nothing was written.
+
+    Callers retry later (the gateway stops consuming; the API answers 503). Raised in place
+    of the driver's own errors, so no caller needs to know the store speaks SQL.
+    """

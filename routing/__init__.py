@@ -8,7 +8,7 @@ NATS or HTTP; the only place routing SQL lives.
 
 from routing._alerts import NewAlert
 from routing._csp import add_months
-from routing._errors import RoutingError
+from routing._errors import RoutingError, RoutingUnavailableError
 from routing._hours import WorkingHours
 from routing._model import (
     DUTY,
@@ -48,6 +48,7 @@ __all__ = [
     "RouteRow",
     "RoutingError",
     "RoutingStore",
+    "RoutingUnavailableError",
     "TableChange",
     "TableVersion",
     "Topic",

@@ -14,3 +14,10 @@ class RoutingError(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class RoutingUnavailableError(RoutingError):
+    """The routing database cannot be reached; nothing was changed. Retry later (API: 503)."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("routing.unavailable", detail)
