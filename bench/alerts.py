@@ -1,5 +1,8 @@
 """`s284 bench alerts`: routed alert latency, from send to the designated contact's subject.
 
+Longer than the ~400-line norm on purpose: one benchmark, read top to bottom (set-up,
+load, figures, report), outside the library's import graph.
+
 Not a test: it prints figures and says plainly whether p99 <= 1 s held; it asserts nothing.
 All data is synthetic (offenders S284-9xxxxx, the example table's invented contacts).
 

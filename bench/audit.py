@@ -1,5 +1,8 @@
 """`s284 bench audit`: the disclosure log at scale, measured (not a test: prints figures).
 
+Longer than the ~400-line norm on purpose: one benchmark, read top to bottom (set-up,
+load, figures, report), outside the library's import graph.
+
 1. append   synthetic records go through `AuditStore.append` in gateway-sized batches
             (256 messages, mostly two recipients each, with their `SeenMessage`s), a signed
             checkpoint every 100,000 records and one at the end;

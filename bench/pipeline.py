@@ -1,5 +1,8 @@
 """`s284 bench`: the full pipeline against raw NATS JetStream, measured in one run.
 
+Longer than the ~400-line norm on purpose: one benchmark, read top to bottom (set-up,
+load, figures, report), outside the library's import graph.
+
 Not a test: it prints figures. Three phases, each on synthetic data only:
 
 1. throughput  a fresh embedded deployment (`s284 up` in its own process, temporary

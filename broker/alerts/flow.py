@@ -2,7 +2,7 @@
 escalation when nobody acknowledges in time, and CSP review reminders.
 
 Every step is recorded in the disclosure log and told to the managing officer's agency
-as a signed, sealed notice (broker/notices.py). Escalation and reminder state lives in
+as a signed, sealed notice (broker/wire/notices.py). Escalation and reminder state lives in
 the routing store, so a restart of this process loses no timer.
 """
 
