@@ -11,8 +11,16 @@ import sys
 
 import structlog
 
+_LEVEL = {"name": "INFO"}
+
+
+def is_debug() -> bool:
+    """Whether the last `configure` asked for DEBUG (the CLI then prints tracebacks)."""
+    return _LEVEL["name"] == "DEBUG"
+
 
 def configure(level: str = "INFO", json: bool | None = None) -> None:
+    _LEVEL["name"] = level
     use_json = not sys.stderr.isatty() if json is None else json
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()

@@ -1,32 +1,42 @@
 """`s284`: run the broker, send and read messages, run the demo and the benchmark.
 
-Exit codes, in one place: 0 success / accepted, 3 refused by the gateway,
-1 any other error (a one-line message, never a traceback), 2 usage error.
+Exit codes and error lines are mapped in one place: broker/cli/errors.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
-from audit import AuditError
 from broker import logs
 from broker.cli.audit import audit
+from broker.cli.errors import run_guarded
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
 from broker.cli.token import token
-from broker.errors import BrokerError
+from broker.errors import ConfigError
+from broker.home import Home
 from broker.runtime import Started, run_embedded, run_gateway
 from broker.sdk import AgencyClient
 from broker.settings import Settings
-from broker.wire.envelope import Agency, Kind, OrderStatus, Purpose, Sender, Topic
+from broker.wire.envelope import (
+    OFFENDER_PATTERN,
+    Agency,
+    Kind,
+    OrderStatus,
+    Purpose,
+    Sender,
+    Topic,
+)
 
 AGENCIES = [a.value for a in Agency]
 _BACKGROUND: set[asyncio.Task[None]] = set()
@@ -95,6 +105,7 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
     Stop with Ctrl-C (or SIGTERM): everything, nats-server included, shuts down.
     """
     settings = _settings(home, http_port=http_port, nats_port=nats_port)
+    _check_home_agrees(settings.home, nats_port)
 
     def announce(started: Started) -> None:
         click.echo(f"s284 broker up (home {started.home.path.resolve()})")
@@ -118,6 +129,20 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
     sys.exit(_run(run_embedded(settings, announce)))
 
 
+def _check_home_agrees(home_path: Path, nats_port: int | None) -> None:
+    """A flag that disagrees with how the home was made is an error, not silently ignored."""
+    home = Home(home_path)
+    if nats_port is None or not home.exists:
+        return
+    made_with = urlsplit(home.nats_url).port
+    if made_with != nats_port:
+        raise ConfigError(
+            f"the home {home_path} was created with NATS port {made_with}, not {nats_port}: "
+            f"drop --nats-port, or start a new home with --home NEW_DIR (delete {home_path} "
+            "only if nothing in it is needed)"
+        )
+
+
 @cli.command()
 @home_option
 def gateway(home: Path | None) -> None:
@@ -125,8 +150,21 @@ def gateway(home: Path | None) -> None:
     sys.exit(_run(run_gateway(_settings(home))))
 
 
+def _offender_ref(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not re.fullmatch(OFFENDER_PATTERN, value):
+        raise click.BadParameter(
+            f"{value!r} is not an offender reference: use the register's id, e.g. S284-000123 "
+            "(capitals, digits and hyphens, 3-32 characters; never a person's name)"
+        )
+    return value
+
+
 def _read_payload(source: str) -> dict[str, Any]:
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or exc.__class__.__name__
+        raise click.BadParameter(f"cannot read {source}: {why}", param_hint="--payload") from None
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -146,7 +184,12 @@ def _read_payload(source: str) -> dict[str, Any]:
     type=click.Choice([p.value for p in Purpose]),
     help="The s 284 ground for this disclosure.",
 )
-@click.option("--offender", required=True, help="Offender reference, e.g. S284-000123.")
+@click.option(
+    "--offender",
+    required=True,
+    callback=_offender_ref,
+    help="Offender reference, e.g. S284-000123 (capitals, digits, hyphens; never a name).",
+)
 @click.option(
     "--to",
     "recipients",
@@ -264,10 +307,18 @@ def inbox(home: Path | None, agency: str, follow: bool, as_json: bool, box: str 
                 count += 1
                 click.echo(json.dumps(record) if as_json or box == "notices" else _describe(record))
         if not as_json:
-            click.echo(f"{count} {box or 'message'}(s) for {agency}.", err=True)
+            one, many = _NOUNS[box]
+            click.echo(f"{count} {one if count == 1 else many} for {agency}.", err=True)
         return 0
 
     sys.exit(_run(go()))
+
+
+_NOUNS = {
+    None: ("message", "messages"),
+    "alerts": ("alert", "alerts"),
+    "notices": ("notice", "notices"),
+}
 
 
 async def _records(
@@ -337,22 +388,7 @@ _add_plugin_commands()
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except BrokerError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except AuditError as exc:  # e.g. a malformed log key given on the command line
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_guarded(cli)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from broker.auth import AGENCY_ROLES, MAX_TTL_S, AuthConfig, LocalIssuer, Role
+from broker.home import Home
 from broker.settings import Settings
 from broker.wire.envelope import Agency
 
@@ -52,6 +53,7 @@ def token(home: Path | None, role: str, agency: str | None, subject: str, ttl: i
     if not subject.strip():
         raise click.UsageError("--subject must name someone")
     home_path = home or Settings().home
+    Home(home_path).require()  # a mistyped --home would mint a token no API accepts
     config = AuthConfig.from_env_and_home(home_path)
     issuer = LocalIssuer.for_home(home_path)
     if config.jwks != str(issuer.public_path):

@@ -96,7 +96,8 @@ def _utc(value: datetime) -> datetime:
 MessageId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
-OffenderRef = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{2,31}$")]
+OFFENDER_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"  # a reference, never a name
+OffenderRef = Annotated[str, StringConstraints(pattern=OFFENDER_PATTERN)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 
 
