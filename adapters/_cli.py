@@ -22,13 +22,18 @@ if TYPE_CHECKING:
 _CONFIG = click.Path(path_type=Path, dir_okay=False, exists=True)
 _EXAMPLE = """\b
 Config (YAML or JSON; relative paths are relative to the config file):
-  agency: health
+  agency: {agency}
   home: ../var/s284        # the broker deployment home
   source: in               # the agency system drops files here
   destination: out         # deliveries are written here, in the agency's format
   state_dir: state         # the adapter's SQLite state (positions, sent keys, quarantine)
   mapping: offenders.csv   # local_id,offender_ref  (agency id -> S284-NNNNNN)
   webhook_port: 8290       # police only: POST /events"""
+
+
+def _example(agency: Agency) -> str:
+    text = _EXAMPLE.format(agency=agency.value)
+    return text if agency is Agency.POLICE else text.rsplit("\n", 1)[0]
 
 
 def _load(config: Path, agency: Agency) -> AdapterConfig:
@@ -69,7 +74,7 @@ def _agency_group(agency: Agency) -> click.Group:
     @click.group(
         name=agency.value,
         invoke_without_command=True,
-        epilog=_EXAMPLE,
+        epilog=_example(agency),
         short_help=f"The {agency.value} adapter: run it, list its quarantine, generate data.",
     )
     @click.option("--config", type=_CONFIG, default=None, help="The adapter's config file.")

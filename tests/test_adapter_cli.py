@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.adapter_kit import drain
-from tests.conftest import free_port
+from tests.conftest import free_port, s284
 
 pytestmark = pytest.mark.nats
 
@@ -111,3 +111,13 @@ def test_counts_command(tmp_path, cli):
     done = cli("adapter", "corrections", "counts", "--config", str(config), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"month": "2026-05", "program": "ICM", "new_cases": 1}
+
+
+@pytest.mark.parametrize("agency", ["police", "corrections", "dffh", "health"])
+def test_adapter_help_shows_a_config_for_that_agency(agency):
+    """`s284 adapter X --help` shows a config example for X (not another agency's), and only
+    the police adapter's example has the webhook port."""
+    shown = s284("adapter", agency, "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert f"agency: {agency}\n" in shown.stdout
+    assert ("webhook_port" in shown.stdout) == (agency == "police")
