@@ -305,7 +305,7 @@ def inbox(home: Path | None, agency: str, follow: bool, as_json: bool, box: str 
         async with await AgencyClient.from_home(settings.home, agency) as client:
             async for record in _records(client, box, follow):
                 count += 1
-                click.echo(json.dumps(record) if as_json or box == "notices" else _describe(record))
+                click.echo(json.dumps(record) if as_json else _DESCRIBE[box](record))
         if not as_json:
             one, many = _NOUNS[box]
             click.echo(f"{count} {one if count == 1 else many} for {agency}.", err=True)
@@ -343,6 +343,14 @@ async def _records(
             "withheld": item.withheld,
             **({"contact": item.contact} if item.contact else {}),
         }
+
+
+def _describe_notice(record: dict[str, Any]) -> str:
+    """A notice as text, like the other inbox modes (`--json` gives the JSON line)."""
+    fields = {k: v for k, v in record.items() if k not in {"event", "at"}}
+    lines = [f"--- {record['event']}  {record['at']}"]
+    lines += [f"{key:<9}{value}" for key, value in fields.items()]
+    return "\n".join(lines)
 
 
 def _describe(record: dict[str, Any]) -> str:
@@ -385,6 +393,9 @@ def _add_plugin_commands() -> None:
 
 
 _add_plugin_commands()
+
+
+_DESCRIBE = {None: _describe, "alerts": _describe, "notices": _describe_notice}
 
 
 def main() -> None:
