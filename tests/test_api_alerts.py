@@ -17,9 +17,10 @@ import yaml
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 
+from audit import AuditStore
 from broker.auth import AuthConfig, LocalIssuer, Principal, Role
 from broker.errors import ReasonCode, Refusal
-from broker.http.alerts import alerts_router
+from broker.http.app import ApiDeps, create_app
 from broker.ids import new_id
 from routing import Alert, Route, RoutingStore, Topic
 
@@ -88,6 +89,7 @@ class Env:
     issuer: LocalIssuer
     config: AuthConfig
     app: FastAPI
+    audit: AuditStore
 
     def token(self, subject: str, agency: str | None = "police", role: Role = Role.CONTACT) -> str:
         return token(self.issuer, self.config, subject, agency, role)
@@ -99,9 +101,9 @@ def make_env(tmp_path: Path) -> Env:
     config = AuthConfig("s284-local", "s284-audit", str(issuer.public_path))
     store = open_store(tmp_path)
     actions = RecordingActions(store)
-    app = FastAPI()
-    app.include_router(alerts_router(store, config, actions))
-    return Env(store, actions, issuer, config, app)
+    audit = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
+    app = create_app({}, ApiDeps(audit=audit, auth=config, routing=store, alerts=actions))
+    return Env(store, actions, issuer, config, app, audit)
 
 
 @pytest.fixture
@@ -109,6 +111,7 @@ def env(tmp_path):
     e = make_env(tmp_path)
     yield e
     e.store.close()
+    e.audit.close()
 
 
 @pytest.fixture

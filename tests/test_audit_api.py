@@ -14,20 +14,23 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
 
-from audit import AuditRecord, AuditStore, checkpoint, verify_consistency, verify_inclusion
-from audit._query import (
+from audit import (
+    AuditRecord,
+    AuditStore,
     Filters,
     Viewer,
     accounting,
     by_time,
+    checkpoint,
     record_by_id,
     review_queue,
     search,
+    verify_consistency,
+    verify_inclusion,
 )
 from broker.auth import AuthConfig, LocalIssuer, Role
-from broker.http.audit import audit_router
+from broker.http.app import ApiDeps, create_app
 from broker.ids import new_id
 
 AGENCIES = ("corrections", "police", "dffh", "health")
@@ -110,15 +113,15 @@ def test_each_viewer_sees_exactly_what_the_visibility_rule_allows(populated):
     everything except restricted records, which only the involved agencies' officers see."""
     store, records = populated
     for viewer in VIEWERS:
-        seen = _all_pages(lambda c, n, v=viewer: search(store.engine, v, Filters(), c, n))
+        seen = _all_pages(lambda c, n, v=viewer: search(store, v, Filters(), c, n))
         expected = [r.record_id for r in reversed(records) if _may_see(viewer, r)]
         assert [r["record_id"] for r in seen] == expected, viewer.subject
     restricted = [r for r in records if r.restricted]
     assert restricted
     for rec in restricted:
-        assert record_by_id(store.engine, AUDITOR, rec.record_id) is None
+        assert record_by_id(store, AUDITOR, rec.record_id) is None
         officer = Viewer("privacy_officer", rec.recipient_agency, "x")
-        assert record_by_id(store.engine, officer, rec.record_id) is not None
+        assert record_by_id(store, officer, rec.record_id) is not None
 
 
 @pytest.mark.parametrize(
@@ -163,7 +166,7 @@ def test_filters_with_cursor_paging_return_every_matching_row_exactly_once(popul
         )
 
     for viewer in VIEWERS:
-        rows = _all_pages(lambda c, n, v=viewer: search(store.engine, v, filters, c, n), limit=3)
+        rows = _all_pages(lambda c, n, v=viewer: search(store, v, filters, c, n), limit=3)
         ids = [r["record_id"] for r in rows]
         expected = [r.record_id for r in reversed(records) if matches(r) and _may_see(viewer, r)]
         if by_time(filters):  # a bare date range lists newest occurred first
@@ -185,9 +188,9 @@ def test_a_date_range_too_wide_to_bound_still_finds_every_row(populated, monkeyp
         occurred_from=T0 + timedelta(days=5),
         occurred_before=T0 + timedelta(days=25),
     )
-    bounded = _all_pages(lambda c, n: search(store.engine, AUDITOR, filters, c, n), limit=3)
+    bounded = _all_pages(lambda c, n: search(store, AUDITOR, filters, c, n), limit=3)
     monkeypatch.setattr("audit._query._SPAN_SCAN", 2)
-    unbounded = _all_pages(lambda c, n: search(store.engine, AUDITOR, filters, c, n), limit=3)
+    unbounded = _all_pages(lambda c, n: search(store, AUDITOR, filters, c, n), limit=3)
     assert [r["seq"] for r in unbounded] == [r["seq"] for r in bounded]
     assert bounded
 
@@ -195,7 +198,7 @@ def test_a_date_range_too_wide_to_bound_still_finds_every_row(populated, monkeyp
 def test_accounting_lists_every_disclosure_about_one_offender(populated):
     """The accounting for an offender shows each disclosure with purpose, ground, recipient."""
     store, records = populated
-    rows = _all_pages(lambda c, n: accounting(store.engine, AUDITOR, "S284-000001", c, n))
+    rows = _all_pages(lambda c, n: accounting(store, AUDITOR, "S284-000001", c, n))
     expected = [
         r
         for r in records
@@ -211,7 +214,7 @@ def test_expired_personal_fields_are_marked(populated):
     store, records = populated
     store.expire(T0 + timedelta(days=1), "test-node", new_id())
     old = next(r for r in records if r.occurred_at < T0 + timedelta(days=1) and not r.restricted)
-    row = record_by_id(store.engine, AUDITOR, old.record_id)
+    row = record_by_id(store, AUDITOR, old.record_id)
     assert row is not None
     assert row["expired"] is True
     assert row["offender"] is None
@@ -227,8 +230,7 @@ class Api:
         self.issuer = LocalIssuer.for_home(home)
         self.issuer.ensure()
         self.auth = AuthConfig("s284-local", "s284-audit", str(self.issuer.public_path))
-        app = FastAPI()
-        app.include_router(audit_router(store, self.auth))
+        app = create_app({}, ApiDeps(audit=store, auth=self.auth))
         self.app = app
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://api"
@@ -434,7 +436,7 @@ def test_review_queue_shows_review_marked_disclosures_to_every_officer(populated
     """Every privacy officer sees the risk_reduction disclosures awaiting review, even other
     agencies' ones (unless restricted)."""
     store, records = populated
-    queue = _all_pages(lambda c, n: review_queue(store.engine, OFFICER, c, n))
+    queue = _all_pages(lambda c, n: review_queue(store, OFFICER, c, n))
     expected = [
         r.record_id for r in reversed(records) if r.review_required and _may_see(OFFICER, r)
     ]

@@ -12,11 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from fastapi import FastAPI
 
 from audit import AuditStore
 from broker.auth import AuthConfig, LocalIssuer, Role
-from broker.http.routing import routing_router
+from broker.http.app import ApiDeps, create_app
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
 from broker.wire.envelope import Sender
@@ -77,8 +76,7 @@ def admin_api(tmp_path):
     issuer = LocalIssuer.for_home(tmp_path / "home")
     config = AuthConfig("s284-local", "s284-audit", str(issuer.public_path))
     issuer.ensure()
-    app = FastAPI()
-    app.include_router(routing_router(routing, audit, config, "test"))
+    app = create_app({}, ApiDeps(audit=audit, auth=config, routing=routing, node="test"))
 
     def bearer(role, agency=None):
         tok = issuer.issue(config, "admin-0001", role, agency, 600)

@@ -34,6 +34,7 @@ def env(tmp_path):
     e = make_env(tmp_path)
     yield e
     e.store.close()
+    e.audit.close()
 
 
 class _ThreadServer(uvicorn.Server):
@@ -67,9 +68,7 @@ def serving(env: Env) -> Iterator[str]:
 
 
 @pytest.mark.browser
-def test_a_contact_signs_in_sees_acknowledges_and_replies_in_a_real_browser(
-    env, browser_page
-):
+def test_a_contact_signs_in_sees_acknowledges_and_replies_in_a_real_browser(env, browser_page):
     """A contact signs in with their token, sees their alerts newest first (offender
     reference, topic, sender, deadline, overdue marker), acknowledges one (it leaves the
     inbox and is recorded as theirs), replies to the other (the reply reaches the alert
