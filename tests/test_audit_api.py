@@ -10,15 +10,19 @@ import csv
 import io
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit import (
+    AccessEntry,
     AuditRecord,
     AuditStore,
     Filters,
+    StoreUnavailableError,
     Viewer,
     accounting,
     by_time,
@@ -410,6 +414,74 @@ async def test_access_log_records_every_request_including_refusals(api):
     assert log[3]["agency"] == "health"
 
 
+def _log_down(store: AuditStore, where: Path) -> None:
+    """The log's database goes away under a running API: its files are gone and a folder
+    stands in their place, so it cannot be opened (or created afresh) either."""
+    store.engine.dispose()
+    for path in sorted(where.glob("audit.db*")):
+        path.unlink()
+    (where / "audit.db").mkdir()
+
+
+async def test_a_database_outage_is_503_audit_unavailable_in_the_error_shape(api, tmp_path):
+    """With the log's database unreachable, searches, proofs and checkpoints answer 503
+    audit.unavailable as {error, detail}: a client can retry, and sees no SQL or traceback."""
+    officer = api.token("privacy_officer", "health")
+    _log_down(api.store, tmp_path)
+    for path in ("/records", f"/records/{api.records[0].record_id}", "/checkpoint", "/reviews"):
+        r = await api.get(path, officer)
+        assert (r.status_code, r.json()["error"]) == (503, "audit.unavailable"), path
+        assert set(r.json()) == {"error", "detail"}
+        assert "sqlite" not in r.text.lower()
+        assert "traceback" not in r.text.lower()
+
+
+def test_the_query_face_raises_store_unavailable_not_the_drivers_error(tmp_path):
+    """A caller of audit's queries (the API, the benchmarks) handles StoreUnavailableError;
+    the driver's error stays chained for the operator's log."""
+    store = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
+    _log_down(store, tmp_path)
+    with pytest.raises(StoreUnavailableError) as caught:
+        search(store, AUDITOR, Filters())
+    assert isinstance(caught.value.__cause__, sa.exc.DBAPIError)
+    with pytest.raises(StoreUnavailableError):
+        store.record_access(
+            AccessEntry("someone", "auditor", None, "GET", BASE, "", 200, 0, datetime.now(UTC))
+        )
+
+
+async def test_a_bug_is_a_500_with_a_fixed_sentence_and_still_logged(api, monkeypatch):
+    """An error nobody raised on purpose: 500 internal.error with a fixed sentence (never
+    the exception's text), and the access log still shows the request with status 500."""
+
+    def broken(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("internal detail S284-000123")
+
+    monkeypatch.setattr("broker.http.audit.search", broken)
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as raw:
+        headers = {"Authorization": f"Bearer {api.token('auditor', subject='An Auditor')}"}
+        r = await raw.get(f"{BASE}/records", headers=headers)
+    assert (r.status_code, r.json()["error"]) == (500, "internal.error")
+    assert "S284-000123" not in r.text
+    log = (await api.get("/access", api.token("auditor"))).json()["entries"]
+    assert (log[0]["subject"], log[0]["path"], log[0]["status"]) == (
+        "An Auditor",
+        f"{BASE}/records",
+        500,
+    )
+
+
+async def test_a_consistency_proof_beyond_the_log_is_400_audit_no_proof(api):
+    """As docs/audit-format.md says: old > new is 400 request.invalid, a size beyond the
+    log 400 audit.no_proof."""
+    token = api.token("auditor")
+    r = await api.get("/consistency", token, params={"old": 2, "new": 1})
+    assert (r.status_code, r.json()["error"]) == (400, "request.invalid")
+    r = await api.get("/consistency", token, params={"old": 1, "new": 10_000})
+    assert (r.status_code, r.json()["error"]) == (400, "audit.no_proof")
+
+
 async def test_openapi_documents_every_endpoint(api):
     """/openapi.json lists each audit endpoint with a summary and the bearer scheme."""
     spec = api.app.openapi()
@@ -461,8 +533,6 @@ PLAN_FILTERS = [
 def test_every_search_walks_an_index_in_order_on_sqlite(tmp_path, viewer):
     """Searches stay fast on a large log: SQLite walks an index in result order and never
     sorts the matching rows first (the plans behind p95 <= 100 ms over 1,000,000 records)."""
-    import sqlalchemy as sa
-
     from audit._query import _after_seq, _after_time, _base, _seq_key
 
     store = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")

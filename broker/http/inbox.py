@@ -159,24 +159,31 @@ def _flash(request: Request) -> _Flash | None:
 
 
 def _inbox_error(pages: _Pages) -> ErrorPage:
-    """Signed-out or invalid sessions go to the login page; other refusals back to the inbox
-    with a message chosen by the status the one map gives, naming the reason code."""
-    flash_for = {403: "stale_form", 404: "not_found", 409: "conflict", 422: "refused"}
+    """Signed-out or invalid sessions go to the login page; a refused form post goes back
+    to the inbox with a message chosen by the status the one map gives, naming the reason
+    code; the inbox page itself failing says so on a page of its own (no redirect loop)."""
 
-    def to_response(_request: Request, found: Problem) -> Response:
+    def to_response(request: Request, found: Problem) -> Response:
         if found.status == 401:  # noqa: PLR2004
             response = pages.redirect("/login", flash="expired")
             response.delete_cookie(COOKIE, path=INBOX)
             return response
-        if found.code == "request.invalid":
-            flash = "invalid"
-        elif found.status >= 500:  # noqa: PLR2004
-            flash = "unavailable"
-        else:
-            flash = flash_for.get(found.status, "conflict")
-        return pages.redirect("", flash=flash, code=found.code)
+        key = _flash_key(found)
+        if request.method == "GET":
+            flash = _Flash(FLASH[key][0], error=True, code=found.code)
+            return pages.render("problem.html", request, found.status, flash)
+        return pages.redirect("", flash=key, code=found.code)
 
     return to_response
+
+
+def _flash_key(found: Problem) -> str:
+    if found.code == "request.invalid":
+        return "invalid"
+    if found.status >= 500:  # noqa: PLR2004
+        return "unavailable"
+    by_status = {403: "stale_form", 404: "not_found", 409: "conflict", 422: "refused"}
+    return by_status.get(found.status, "conflict")
 
 
 async def _form(request: Request) -> dict[str, str]:
