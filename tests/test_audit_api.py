@@ -472,10 +472,12 @@ async def test_a_bug_is_a_500_with_a_fixed_sentence_and_still_logged(api, monkey
     )
 
 
-async def test_a_consistency_proof_beyond_the_log_is_400_audit_no_proof(api):
-    """As docs/audit-format.md says: old > new is 400 request.invalid, a size beyond the
-    log 400 audit.no_proof."""
+async def test_the_refusals_docs_audit_format_names_keep_their_status_and_code(api):
+    """As docs/audit-format.md says: before the first checkpoint 404 audit.no_checkpoint;
+    old > new is 400 request.invalid; a size beyond the log 400 audit.no_proof."""
     token = api.token("auditor")
+    r = await api.get("/checkpoint", token)
+    assert (r.status_code, r.json()["error"]) == (404, "audit.no_checkpoint")
     r = await api.get("/consistency", token, params={"old": 2, "new": 1})
     assert (r.status_code, r.json()["error"]) == (400, "request.invalid")
     r = await api.get("/consistency", token, params={"old": 1, "new": 10_000})

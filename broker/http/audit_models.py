@@ -152,6 +152,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "bad cursor or parameters",
         401: "no, bad or expired token",
         403: "the token's role may not do this",
+        503: "a database is unreachable (audit.unavailable, routing.unavailable): retry",
     }.items()
 }
 
