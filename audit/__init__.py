@@ -2,8 +2,13 @@
 
 Records are hashed into an RFC 9162 Merkle tree whose checkpoints are signed in the C2SP
 signed-note format (docs/audit-format.md). Knows nothing of NATS or HTTP.
+
+The read side (`search`, `accounting`, `refusals`, `review_queue`, `record_by_id`,
+`access_log`) takes an `AuditStore` and a `Viewer`; who sees what is decided in SQL. Every
+store call the API makes raises `StoreUnavailableError` when the database fails it.
 """
 
+from audit._access import AccessEntry, AccessFilters, access_log
 from audit._checkpoints import (
     Announcement,
     CheckpointKeeper,
@@ -14,6 +19,19 @@ from audit._checkpoints import (
 from audit._errors import AuditError, NoteError, ProofError, StoreUnavailableError
 from audit._merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit._note import Checkpoint, NoteVerifier, parse_verifier_key, verifier_key
+from audit._query import (
+    MAX_LIMIT,
+    Filters,
+    InvalidCursorError,
+    Page,
+    Viewer,
+    accounting,
+    by_time,
+    record_by_id,
+    refusals,
+    review_queue,
+    search,
+)
 from audit._records import GROUNDS, AuditRecord, Event, SeenMessage
 from audit._signer import LogSigner
 from audit._store import AppendResult, AuditStore, CheckpointRow, InclusionProof
@@ -21,6 +39,9 @@ from audit._verify import Problem, VerifyReport, verify_log
 
 __all__ = [
     "GROUNDS",
+    "MAX_LIMIT",
+    "AccessEntry",
+    "AccessFilters",
     "Announcement",
     "AppendResult",
     "AuditError",
@@ -30,20 +51,31 @@ __all__ = [
     "CheckpointKeeper",
     "CheckpointRow",
     "Event",
+    "Filters",
     "InclusionProof",
+    "InvalidCursorError",
     "LogForkError",
     "LogSigner",
     "NoteError",
     "NoteVerifier",
+    "Page",
     "Problem",
     "ProofError",
     "SeenMessage",
     "StoreUnavailableError",
     "VerifyReport",
+    "Viewer",
+    "access_log",
+    "accounting",
     "announce",
+    "by_time",
     "checkpoint",
     "leaf_hash",
     "parse_verifier_key",
+    "record_by_id",
+    "refusals",
+    "review_queue",
+    "search",
     "verifier_key",
     "verify_consistency",
     "verify_inclusion",

@@ -13,26 +13,29 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Engine,
     Select,
     and_,
     exists,
     false,
     func,
-    insert,
     not_,
     or_,
     select,
     true,
 )
 
+from audit._errors import AuditError
+from audit._guard import unavailable_on_db_error
 from audit._records import PERSONAL_FIELDS, Event
-from audit._schema import audit_access, audit_log, audit_personal
+from audit._schema import audit_log, audit_personal
+
+if TYPE_CHECKING:
+    from audit._store import AuditStore
 
 ROLES = ("privacy_officer", "auditor", "admin", "contact")
 RFC3339 = "%Y-%m-%dT%H:%M:%S.%fZ"  # as audit._records.rfc3339 writes occurred_at
@@ -44,7 +47,7 @@ _SPAN_SCAN = 200_000
 _NOTHING = (-1, -1)  # `_seq_span`: no record in the range
 
 
-class InvalidCursorError(ValueError):
+class InvalidCursorError(AuditError, ValueError):
     """A pagination cursor was not one this API handed out."""
 
 
@@ -188,9 +191,9 @@ def _conditions(filters: Filters) -> list[ColumnElement[bool]]:
 def _date_conditions(filters: Filters, occurred: ColumnElement[Any]) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = []
     if filters.occurred_from is not None:
-        conds.append(occurred >= _utc(filters.occurred_from))
+        conds.append(occurred >= utc(filters.occurred_from))
     if filters.occurred_before is not None:
-        conds.append(occurred < _utc(filters.occurred_before))
+        conds.append(occurred < utc(filters.occurred_before))
     return conds
 
 
@@ -201,7 +204,7 @@ def by_time(filters: Filters) -> bool:
     return ranged and not any(getattr(filters, name) for name in _INDEXED)
 
 
-def _utc(value: datetime) -> datetime:
+def utc(value: datetime) -> datetime:
     # SQLite keeps no offset: every stored time is UTC, so compare in UTC.
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
@@ -237,12 +240,12 @@ def _render(row: Any) -> dict[str, Any]:
 
 
 def _page(
-    engine: Engine, query: Select[Any], cursor: str | None, limit: int, filters: Filters
+    store: AuditStore, query: Select[Any], cursor: str | None, limit: int, filters: Filters
 ) -> Page:
     limit = max(1, min(limit, MAX_LIMIT))
     timed = by_time(filters)
     query = _after_time(query, cursor) if timed else _after_seq(query, cursor, _seq_key(filters))
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         if _ranged(filters) and not timed:
             span = _seq_span(conn, filters)
             if span is _NOTHING:
@@ -304,24 +307,27 @@ def _after_time(query: Select[Any], cursor: str | None) -> Select[Any]:
 # -- queries -------------------------------------------------------------------------------
 
 
+@unavailable_on_db_error
 def search(
-    engine: Engine, viewer: Viewer, filters: Filters, cursor: str | None = None, limit: int = 100
+    store: AuditStore, viewer: Viewer, filters: Filters, cursor: str | None = None, limit: int = 100
 ) -> Page:
     """Records matching every filter that `viewer` may see, newest first (by seq; by
     occurred time when `by_time(filters)`)."""
-    return _page(engine, _base(viewer, filters), cursor, limit, filters)
+    return _page(store, _base(viewer, filters), cursor, limit, filters)
 
 
+@unavailable_on_db_error
 def accounting(
-    engine: Engine, viewer: Viewer, offender: str, cursor: str | None = None, limit: int = 100
+    store: AuditStore, viewer: Viewer, offender: str, cursor: str | None = None, limit: int = 100
 ) -> Page:
     """Every disclosure about one offender (the accounting an offender may ask for)."""
     filters = Filters(offender=offender, event=Event.DISCLOSED.value)
-    return _page(engine, _base(viewer, filters), cursor, limit, filters)
+    return _page(store, _base(viewer, filters), cursor, limit, filters)
 
 
+@unavailable_on_db_error
 def refusals(
-    engine: Engine,
+    store: AuditStore,
     viewer: Viewer,
     filters: Filters = Filters(),  # frozen, so a shared default is safe
     cursor: str | None = None,
@@ -329,11 +335,12 @@ def refusals(
 ) -> Page:
     """Refused messages (the gateway's denials), with their reasons."""
     filters = Filters(**{**filters.__dict__, "event": Event.REFUSED.value})
-    return _page(engine, _base(viewer, filters), cursor, limit, filters)
+    return _page(store, _base(viewer, filters), cursor, limit, filters)
 
 
+@unavailable_on_db_error
 def review_queue(
-    engine: Engine, viewer: Viewer, cursor: str | None = None, limit: int = 100
+    store: AuditStore, viewer: Viewer, cursor: str | None = None, limit: int = 100
 ) -> Page:
     """Disclosures marked for privacy review that no `reviewed` record refers to yet."""
     review = audit_log.alias("review")
@@ -342,74 +349,13 @@ def review_queue(
     )
     filters = Filters(event=Event.DISCLOSED.value)
     query = _base(viewer, filters).where(audit_log.c.review_required == true(), not_(reviewed))
-    return _page(engine, query, cursor, limit, filters)
+    return _page(store, query, cursor, limit, filters)
 
 
-def record_by_id(engine: Engine, viewer: Viewer, record_id: str) -> dict[str, Any] | None:
+@unavailable_on_db_error
+def record_by_id(store: AuditStore, viewer: Viewer, record_id: str) -> dict[str, Any] | None:
     """One record, or None when it does not exist or `viewer` may not see it."""
     query = _base(viewer, Filters()).where(audit_log.c.record_id == record_id)
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         row = conn.execute(query).first()
     return None if row is None else _render(row)
-
-
-# -- the API access log ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AccessEntry:
-    """One API request: who, what, and how it ended. Never a token."""
-
-    subject: str
-    role: str
-    agency: str | None
-    method: str
-    path: str
-    query: str
-    status: int
-    results: int | None
-    at: datetime
-
-
-@dataclass(frozen=True)
-class AccessFilters:
-    subject: str | None = None
-    agency: str | None = None
-    status: int | None = None
-    since: datetime | None = None
-
-
-def record_access(engine: Engine, entry: AccessEntry) -> None:
-    values = {**entry.__dict__, "at": _utc(entry.at)}
-    values["path"] = values["path"][:256]
-    with engine.begin() as conn:
-        conn.execute(insert(audit_access).values(values))
-
-
-def access_log(
-    engine: Engine, filters: AccessFilters, cursor: str | None = None, limit: int = 100
-) -> Page:
-    """The API access log, newest first."""
-    acc = audit_access.c
-    limit = max(1, min(limit, MAX_LIMIT))
-    query = select(audit_access)
-    if filters.subject:
-        query = query.where(acc.subject == filters.subject)
-    if filters.agency:
-        query = query.where(acc.agency == filters.agency)
-    if filters.status is not None:
-        query = query.where(acc.status == filters.status)
-    if filters.since is not None:
-        query = query.where(acc.at >= _utc(filters.since))
-    before = decode_cursor("access", cursor)
-    if before is not None:
-        query = query.where(acc.id < before)
-    with engine.connect() as conn:
-        rows = [
-            dict(r) for r in conn.execute(query.order_by(acc.id.desc()).limit(limit + 1)).mappings()
-        ]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    for row in rows:
-        row["at"] = _utc(row["at"]).isoformat()
-    return Page(rows, encode_cursor("access", rows[-1]["id"]) if more else None)

@@ -31,7 +31,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from audit import _merkle as merkle
-from audit._errors import AuditError
+from audit._access import AccessEntry, append_access
+from audit._errors import AuditError, ProofError
+from audit._guard import unavailable_on_db_error
 from audit._records import (
     AuditRecord,
     Event,
@@ -211,6 +213,7 @@ class AuditStore:
             size = _size(conn) if size is None else size
             return size, merkle.tree_root(size, _Nodes(conn))
 
+    @unavailable_on_db_error
     def inclusion_proof(self, seq: int, size: int | None = None) -> InclusionProof:
         """Proof against `size`, by default the latest checkpoint that covers `seq`."""
         with self.engine.connect() as conn:
@@ -219,7 +222,7 @@ class AuditStore:
                 covered = checkpoint is not None and checkpoint.size > seq
                 size = checkpoint.size if covered and checkpoint else _size(conn)
             if not 0 <= seq < size:
-                raise AuditError(f"record {seq} is not in a tree of size {size}")
+                raise ProofError(f"record {seq} is not in a tree of size {size}")
             nodes = _Nodes(conn)
             proof = merkle.inclusion_proof(seq, size, nodes)
             leaf = nodes.get_nodes([(0, seq)])[(0, seq)]
@@ -227,10 +230,11 @@ class AuditStore:
             note = _checkpoint_note(conn, size)
         return InclusionProof(seq, leaf, size, root, proof, note)
 
+    @unavailable_on_db_error
     def consistency_proof(self, old: int, new: int) -> list[bytes]:
         with self.engine.connect() as conn:
             if not 0 <= old <= new <= _size(conn):
-                raise AuditError(f"no consistency proof from size {old} to size {new}")
+                raise ProofError(f"no consistency proof from size {old} to size {new}")
             return merkle.consistency_proof(old, new, _Nodes(conn))
 
     def first_seen(self, message_ids: Iterable[str]) -> dict[str, int]:
@@ -311,6 +315,7 @@ class AuditStore:
         with self.engine.begin() as conn:
             conn.execute(self._insert(audit_checkpoints), [row])
 
+    @unavailable_on_db_error
     def latest_checkpoint(self) -> CheckpointRow | None:
         with self.engine.connect() as conn:
             return _latest_checkpoint(conn)
@@ -330,6 +335,12 @@ class AuditStore:
         query = select(audit_checkpoints).order_by(audit_checkpoints.c.size)
         with self.engine.connect() as conn:
             return [_checkpoint(r) for r in conn.execute(query).mappings()]
+
+    # -- the API access log ------------------------------------------------------
+
+    def record_access(self, entry: AccessEntry) -> None:
+        """Append one API request to the access log; `StoreUnavailableError` if it cannot."""
+        append_access(self, entry)
 
     # -- retention ---------------------------------------------------------------
 

@@ -7,7 +7,7 @@ load, figures, report), outside the library's import graph.
             (256 messages, mostly two recipients each, with their `SeenMessage`s), a signed
             checkpoint every 100,000 records and one at the end;
 2. verify   `audit.verify_log` over the whole log, every checkpoint included;
-3. search   `audit._query.search` (and the review queue) as an auditor and as a privacy
+3. search   `audit.search` (and the review queue) as an auditor and as a privacy
             officer, one filter at a time: p50/p95/p99 of the first page (100 rows).
 
 All data is invented: offender references `S284-NNNNNN` and staff ids `staff-NNNN` name
@@ -36,8 +36,18 @@ from typing import Any
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit import AuditRecord, AuditStore, NoteVerifier, SeenMessage, checkpoint, verify_log
-from audit._query import Filters, Viewer, review_queue, search
+from audit import (
+    AuditRecord,
+    AuditStore,
+    Filters,
+    NoteVerifier,
+    SeenMessage,
+    Viewer,
+    checkpoint,
+    review_queue,
+    search,
+    verify_log,
+)
 from broker.errors import ConfigError
 from broker.ids import new_id
 from broker.wire.envelope import Agency, Kind, Purpose
@@ -359,11 +369,11 @@ def measure_queries(store: AuditStore, records: int) -> list[QueryFigures]:
 
 
 def _search(store: AuditStore, viewer: Viewer, make: Query, rng: random.Random) -> int:
-    return len(search(store.engine, viewer, make(rng), limit=PAGE).rows)
+    return len(search(store, viewer, make(rng), limit=PAGE).rows)
 
 
 def _review(store: AuditStore, viewer: Viewer) -> int:
-    return len(review_queue(store.engine, viewer, limit=PAGE).rows)
+    return len(review_queue(store, viewer, limit=PAGE).rows)
 
 
 def _latencies(name: str, viewer: str, run: Callable[[], int]) -> QueryFigures:

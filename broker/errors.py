@@ -71,3 +71,21 @@ class Refusal(BrokerError):  # noqa: N818 - a refusal is an outcome, not a crash
 
 class ReceiptTimeoutError(BrokerError):
     """No receipt arrived from the gateway in time (is the gateway running?)."""
+
+
+class NotYourAlertError(BrokerError):
+    """A designated contact acted on an alert that is not (or no longer) routed to them: it
+    was escalated to the deputy or the duty inbox, or was never theirs. Reload the alert
+    list; the alert's current holder can act on it.
+
+    `code` is the same as for an alert that does not exist, so the answer reveals nothing
+    about other people's alerts.
+    """
+
+    code = "routing.unknown_alert"
+
+    def __init__(self, alert_id: str, contact: str) -> None:
+        super().__init__(f"{self.code}: alert {alert_id} is not routed to contact {contact}")
+        self.alert_id = alert_id
+        self.contact = contact
+        self.detail = "no alert with that id is routed to you"

@@ -7,13 +7,21 @@ READ COMMITTED; only whole-table versioning takes an advisory lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from routing._errors import RoutingUnavailableError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _PG_LOCK = 284_005  # pg_advisory_xact_lock key: one routing-table writer at a time
 _WRITE = "s284_routing_write"
@@ -51,6 +59,22 @@ def from_db(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def unavailable_on_db_error(fn: Callable[P, R]) -> Callable[P, R]:
+    """`fn`, raising `RoutingUnavailableError` where the database failed it: callers (the
+    API, the CLI) handle one named error and never need to know the store speaks SQL. The
+    driver's error stays chained for the operator's log, out of the message."""
+
+    @functools.wraps(fn)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (DBAPIError, PoolTimeoutError) as exc:
+            detail = "the routing database cannot be reached or refused the query; retry later"
+            raise RoutingUnavailableError(detail) from exc
+
+    return guarded
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, insert, select
 
 from routing._alerts import Alerts, Holder, NewAlert, is_due
 from routing._csp import CspBook
-from routing._db import from_db, open_engine, upsert, writing
+from routing._db import from_db, open_engine, unavailable_on_db_error, upsert, writing
 from routing._errors import RoutingError
 from routing._hours import aware_utc
 from routing._model import (
@@ -84,6 +84,7 @@ class RoutingStore:
 
     # -- the routing table, versioned ---------------------------------------------------
 
+    @unavailable_on_db_error
     def import_table(self, doc: dict[str, Any], actor: str) -> TableChange:
         """Check `doc` and store it whole as the next version; say what changed."""
         if not actor:
@@ -115,6 +116,7 @@ class RoutingStore:
             changed=changed,
         )
 
+    @unavailable_on_db_error
     def export_table(self) -> dict[str, Any]:
         """The current table in its canonical form: importing it changes nothing."""
         return self._table_or_fail().to_doc()
@@ -200,6 +202,7 @@ class RoutingStore:
             conn.execute(stmt, row)
         return _offender(row)
 
+    @unavailable_on_db_error
     def offender(self, ref: str) -> Offender | None:
         query = select(routing_offenders).where(routing_offenders.c.ref == ref)
         with self.engine.connect() as conn:
@@ -241,6 +244,7 @@ class RoutingStore:
         deputy = row.deputy.id if row.deputy else None
         return Route(agency, area, need, row.contact.id, deputy, deadline, duty=False)
 
+    @unavailable_on_db_error
     def check(self) -> list[Gap]:
         """Needs without an active contact, then open alerts parked at a duty inbox."""
         gaps = []
@@ -288,6 +292,7 @@ class RoutingStore:
         """`open_alert` for a whole gateway batch, in one transaction."""
         return self._alerts.open_batch(list(news))
 
+    @unavailable_on_db_error
     def alert(self, alert_id: str) -> Alert | None:
         return self._alerts.get(alert_id)
 
@@ -298,6 +303,7 @@ class RoutingStore:
         """Opened, each escalation and the acknowledgement, oldest first."""
         return self._alerts.steps(alert_id)
 
+    @unavailable_on_db_error
     def open_alerts(self, agency: str, contact_id: str | None = None) -> list[Alert]:
         """Unacknowledged alerts held by the agency (or one contact of it), newest first."""
         conditions = [routing_alerts.c.agency == agency]
@@ -305,6 +311,7 @@ class RoutingStore:
             conditions.append(routing_alerts.c.contact_id == contact_id)
         return self._alerts.select_open(*conditions)
 
+    @unavailable_on_db_error
     def acknowledge(self, alert_id: str, by: str, at: datetime) -> Alert:
         return self._alerts.acknowledge(alert_id, by, at)
 
@@ -355,6 +362,7 @@ class RoutingStore:
     def csp_reviews(self) -> list[CspReview]:
         return self._csp.reviews()
 
+    @unavailable_on_db_error
     def overdue(self, today: date) -> list[CspReview]:
         """Plans whose review date has passed, most overdue first."""
         return self._csp.reviews(routing_csp_reviews.c.due < today)

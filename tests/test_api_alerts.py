@@ -13,15 +13,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import yaml
 from fastapi import FastAPI
 from structlog.testing import capture_logs
 
+from audit import AuditStore
+from broker.alerts.flow import AlertContext, AlertFlow
 from broker.auth import AuthConfig, LocalIssuer, Principal, Role
-from broker.errors import ReasonCode, Refusal
-from broker.http.alerts import alerts_router
+from broker.errors import NotYourAlertError, ReasonCode, Refusal
+from broker.http.app import ApiDeps, create_app
 from broker.ids import new_id
-from routing import Alert, Route, RoutingStore, Topic
+from routing import Alert, Route, RoutingStore, RoutingUnavailableError, Topic
 
 BASE = "/api/v1/alerts"
 TABLE = Path(__file__).parent.parent / "docs" / "examples" / "routing-table.yaml"
@@ -37,8 +40,11 @@ class RecordingActions:
     store: RoutingStore
     replies: list[tuple[str, str, str]] = field(default_factory=list)
     refuse: bool = False
+    moved_away: bool = False  # escalated between the API's check and the flow's own
 
     async def acknowledge(self, alert_id: str, contact: Principal) -> Alert:
+        if self.moved_away:
+            raise NotYourAlertError(alert_id, contact.subject)
         return self.store.acknowledge(alert_id, contact.subject, datetime.now(UTC))
 
     async def reply(self, alert_id: str, contact: Principal, text: str) -> str:
@@ -88,6 +94,7 @@ class Env:
     issuer: LocalIssuer
     config: AuthConfig
     app: FastAPI
+    audit: AuditStore
 
     def token(self, subject: str, agency: str | None = "police", role: Role = Role.CONTACT) -> str:
         return token(self.issuer, self.config, subject, agency, role)
@@ -99,9 +106,9 @@ def make_env(tmp_path: Path) -> Env:
     config = AuthConfig("s284-local", "s284-audit", str(issuer.public_path))
     store = open_store(tmp_path)
     actions = RecordingActions(store)
-    app = FastAPI()
-    app.include_router(alerts_router(store, config, actions))
-    return Env(store, actions, issuer, config, app)
+    audit = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
+    app = create_app({}, ApiDeps(audit=audit, auth=config, routing=store, alerts=actions))
+    return Env(store, actions, issuer, config, app, audit)
 
 
 @pytest.fixture
@@ -109,6 +116,7 @@ def env(tmp_path):
     e = make_env(tmp_path)
     yield e
     e.store.close()
+    e.audit.close()
 
 
 @pytest.fixture
@@ -256,3 +264,58 @@ async def test_every_request_is_logged_with_ids_and_status_never_the_token(env, 
     assert access[1]["route"] == f"{BASE}/{{alert_id}}/reply"
     assert tok not in repr(logs)
     assert "secret words" not in repr(logs)
+
+
+async def test_an_alert_escalated_away_mid_request_reads_as_not_yours_404(env, client):
+    """The alert moved to the deputy between the API's check and the flow's: the contact
+    gets the same 404 as for someone else's alert, never a 403 that says it exists."""
+    alert = add_alert(env.store, "police", "pol-nwm-017")
+    env.actions.moved_away = True
+    r = await client.post(f"{BASE}/{alert.alert_id}/ack", headers=bearer(env.token("pol-nwm-017")))
+    assert (r.status_code, r.json()["error"]) == (404, "routing.unknown_alert")
+    assert r.json()["detail"] == "no alert with that id is routed to you"
+
+
+async def test_the_alert_flow_refuses_someone_elses_alert_with_a_domain_error(env):
+    """The broker's alert flow itself (not only the API) refuses to act on an alert routed
+    to another contact, naming the alert, with nothing recorded or sent."""
+    alert = add_alert(env.store, "police", "pol-nwm-022")
+    ctx = AlertContext(env.store, env.audit, None, None, None, None, "test")  # type: ignore[arg-type]
+    intruder = Principal("pol-nwm-017", Role.CONTACT, "police")
+    with pytest.raises(NotYourAlertError) as caught:
+        await AlertFlow(ctx).acknowledge(alert.alert_id, intruder)
+    assert (caught.value.alert_id, caught.value.code) == (alert.alert_id, "routing.unknown_alert")
+    assert env.store.alert(alert.alert_id).acknowledged_by is None
+    assert env.audit.size() == 0
+
+
+def routing_down(store: RoutingStore, where: Path) -> None:
+    """The routing database goes away under a running API: its files are gone and a folder
+    stands in their place, so it cannot be opened (or created afresh) either."""
+    store.engine.dispose()
+    for path in sorted(where.glob("routing.db*")):
+        path.unlink()
+    (where / "routing.db").mkdir()
+
+
+async def test_a_routing_database_outage_is_503_routing_unavailable(env, client, tmp_path):
+    """With the routing database unreachable, a contact's list answers 503 with the reason
+    code routing.unavailable in the usual {error, detail} shape: no traceback, no SQL."""
+    routing_down(env.store, tmp_path)
+    r = await client.get(BASE, headers=bearer(env.token("pol-nwm-017")))
+    assert (r.status_code, r.json()["error"]) == (503, "routing.unavailable")
+    assert set(r.json()) == {"error", "detail"}
+    assert "sqlite" not in r.text.lower()
+    assert "select" not in r.text.lower()
+
+
+def test_routing_database_errors_reach_callers_as_routing_unavailable(tmp_path):
+    """Callers of the routing store (the API, the CLI) see RoutingUnavailableError, never
+    the driver's own error, when the database cannot be opened."""
+    store = open_store(tmp_path)
+    routing_down(store, tmp_path)
+    with pytest.raises(RoutingUnavailableError) as caught:
+        store.open_alerts("police", "pol-nwm-017")
+    store.close()
+    assert caught.value.reason == "routing.unavailable"
+    assert isinstance(caught.value.__cause__, sa.exc.DBAPIError)

@@ -10,24 +10,31 @@ import csv
 import io
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
 
-from audit import AuditRecord, AuditStore, checkpoint, verify_consistency, verify_inclusion
-from audit._query import (
+from audit import (
+    AccessEntry,
+    AuditRecord,
+    AuditStore,
     Filters,
+    StoreUnavailableError,
     Viewer,
     accounting,
     by_time,
+    checkpoint,
     record_by_id,
     review_queue,
     search,
+    verify_consistency,
+    verify_inclusion,
 )
 from broker.auth import AuthConfig, LocalIssuer, Role
-from broker.http.audit import audit_router
+from broker.http.app import ApiDeps, create_app
 from broker.ids import new_id
 
 AGENCIES = ("corrections", "police", "dffh", "health")
@@ -110,15 +117,15 @@ def test_each_viewer_sees_exactly_what_the_visibility_rule_allows(populated):
     everything except restricted records, which only the involved agencies' officers see."""
     store, records = populated
     for viewer in VIEWERS:
-        seen = _all_pages(lambda c, n, v=viewer: search(store.engine, v, Filters(), c, n))
+        seen = _all_pages(lambda c, n, v=viewer: search(store, v, Filters(), c, n))
         expected = [r.record_id for r in reversed(records) if _may_see(viewer, r)]
         assert [r["record_id"] for r in seen] == expected, viewer.subject
     restricted = [r for r in records if r.restricted]
     assert restricted
     for rec in restricted:
-        assert record_by_id(store.engine, AUDITOR, rec.record_id) is None
+        assert record_by_id(store, AUDITOR, rec.record_id) is None
         officer = Viewer("privacy_officer", rec.recipient_agency, "x")
-        assert record_by_id(store.engine, officer, rec.record_id) is not None
+        assert record_by_id(store, officer, rec.record_id) is not None
 
 
 @pytest.mark.parametrize(
@@ -163,7 +170,7 @@ def test_filters_with_cursor_paging_return_every_matching_row_exactly_once(popul
         )
 
     for viewer in VIEWERS:
-        rows = _all_pages(lambda c, n, v=viewer: search(store.engine, v, filters, c, n), limit=3)
+        rows = _all_pages(lambda c, n, v=viewer: search(store, v, filters, c, n), limit=3)
         ids = [r["record_id"] for r in rows]
         expected = [r.record_id for r in reversed(records) if matches(r) and _may_see(viewer, r)]
         if by_time(filters):  # a bare date range lists newest occurred first
@@ -185,9 +192,9 @@ def test_a_date_range_too_wide_to_bound_still_finds_every_row(populated, monkeyp
         occurred_from=T0 + timedelta(days=5),
         occurred_before=T0 + timedelta(days=25),
     )
-    bounded = _all_pages(lambda c, n: search(store.engine, AUDITOR, filters, c, n), limit=3)
+    bounded = _all_pages(lambda c, n: search(store, AUDITOR, filters, c, n), limit=3)
     monkeypatch.setattr("audit._query._SPAN_SCAN", 2)
-    unbounded = _all_pages(lambda c, n: search(store.engine, AUDITOR, filters, c, n), limit=3)
+    unbounded = _all_pages(lambda c, n: search(store, AUDITOR, filters, c, n), limit=3)
     assert [r["seq"] for r in unbounded] == [r["seq"] for r in bounded]
     assert bounded
 
@@ -195,7 +202,7 @@ def test_a_date_range_too_wide_to_bound_still_finds_every_row(populated, monkeyp
 def test_accounting_lists_every_disclosure_about_one_offender(populated):
     """The accounting for an offender shows each disclosure with purpose, ground, recipient."""
     store, records = populated
-    rows = _all_pages(lambda c, n: accounting(store.engine, AUDITOR, "S284-000001", c, n))
+    rows = _all_pages(lambda c, n: accounting(store, AUDITOR, "S284-000001", c, n))
     expected = [
         r
         for r in records
@@ -211,7 +218,7 @@ def test_expired_personal_fields_are_marked(populated):
     store, records = populated
     store.expire(T0 + timedelta(days=1), "test-node", new_id())
     old = next(r for r in records if r.occurred_at < T0 + timedelta(days=1) and not r.restricted)
-    row = record_by_id(store.engine, AUDITOR, old.record_id)
+    row = record_by_id(store, AUDITOR, old.record_id)
     assert row is not None
     assert row["expired"] is True
     assert row["offender"] is None
@@ -227,8 +234,7 @@ class Api:
         self.issuer = LocalIssuer.for_home(home)
         self.issuer.ensure()
         self.auth = AuthConfig("s284-local", "s284-audit", str(self.issuer.public_path))
-        app = FastAPI()
-        app.include_router(audit_router(store, self.auth))
+        app = create_app({}, ApiDeps(audit=store, auth=self.auth))
         self.app = app
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://api"
@@ -408,6 +414,76 @@ async def test_access_log_records_every_request_including_refusals(api):
     assert log[3]["agency"] == "health"
 
 
+def _log_down(store: AuditStore, where: Path) -> None:
+    """The log's database goes away under a running API: its files are gone and a folder
+    stands in their place, so it cannot be opened (or created afresh) either."""
+    store.engine.dispose()
+    for path in sorted(where.glob("audit.db*")):
+        path.unlink()
+    (where / "audit.db").mkdir()
+
+
+async def test_a_database_outage_is_503_audit_unavailable_in_the_error_shape(api, tmp_path):
+    """With the log's database unreachable, searches, proofs and checkpoints answer 503
+    audit.unavailable as {error, detail}: a client can retry, and sees no SQL or traceback."""
+    officer = api.token("privacy_officer", "health")
+    _log_down(api.store, tmp_path)
+    for path in ("/records", f"/records/{api.records[0].record_id}", "/checkpoint", "/reviews"):
+        r = await api.get(path, officer)
+        assert (r.status_code, r.json()["error"]) == (503, "audit.unavailable"), path
+        assert set(r.json()) == {"error", "detail"}
+        assert "sqlite" not in r.text.lower()
+        assert "traceback" not in r.text.lower()
+
+
+def test_the_query_face_raises_store_unavailable_not_the_drivers_error(tmp_path):
+    """A caller of audit's queries (the API, the benchmarks) handles StoreUnavailableError;
+    the driver's error stays chained for the operator's log."""
+    store = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
+    _log_down(store, tmp_path)
+    with pytest.raises(StoreUnavailableError) as caught:
+        search(store, AUDITOR, Filters())
+    assert isinstance(caught.value.__cause__, sa.exc.DBAPIError)
+    with pytest.raises(StoreUnavailableError):
+        store.record_access(
+            AccessEntry("someone", "auditor", None, "GET", BASE, "", 200, 0, datetime.now(UTC))
+        )
+
+
+async def test_a_bug_is_a_500_with_a_fixed_sentence_and_still_logged(api, monkeypatch):
+    """An error nobody raised on purpose: 500 internal.error with a fixed sentence (never
+    the exception's text), and the access log still shows the request with status 500."""
+
+    def broken(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("internal detail S284-000123")
+
+    monkeypatch.setattr("broker.http.audit.search", broken)
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as raw:
+        headers = {"Authorization": f"Bearer {api.token('auditor', subject='An Auditor')}"}
+        r = await raw.get(f"{BASE}/records", headers=headers)
+    assert (r.status_code, r.json()["error"]) == (500, "internal.error")
+    assert "S284-000123" not in r.text
+    log = (await api.get("/access", api.token("auditor"))).json()["entries"]
+    assert (log[0]["subject"], log[0]["path"], log[0]["status"]) == (
+        "An Auditor",
+        f"{BASE}/records",
+        500,
+    )
+
+
+async def test_the_refusals_docs_audit_format_names_keep_their_status_and_code(api):
+    """As docs/audit-format.md says: before the first checkpoint 404 audit.no_checkpoint;
+    old > new is 400 request.invalid; a size beyond the log 400 audit.no_proof."""
+    token = api.token("auditor")
+    r = await api.get("/checkpoint", token)
+    assert (r.status_code, r.json()["error"]) == (404, "audit.no_checkpoint")
+    r = await api.get("/consistency", token, params={"old": 2, "new": 1})
+    assert (r.status_code, r.json()["error"]) == (400, "request.invalid")
+    r = await api.get("/consistency", token, params={"old": 1, "new": 10_000})
+    assert (r.status_code, r.json()["error"]) == (400, "audit.no_proof")
+
+
 async def test_openapi_documents_every_endpoint(api):
     """/openapi.json lists each audit endpoint with a summary and the bearer scheme."""
     spec = api.app.openapi()
@@ -434,7 +510,7 @@ def test_review_queue_shows_review_marked_disclosures_to_every_officer(populated
     """Every privacy officer sees the risk_reduction disclosures awaiting review, even other
     agencies' ones (unless restricted)."""
     store, records = populated
-    queue = _all_pages(lambda c, n: review_queue(store.engine, OFFICER, c, n))
+    queue = _all_pages(lambda c, n: review_queue(store, OFFICER, c, n))
     expected = [
         r.record_id for r in reversed(records) if r.review_required and _may_see(OFFICER, r)
     ]
@@ -459,8 +535,6 @@ PLAN_FILTERS = [
 def test_every_search_walks_an_index_in_order_on_sqlite(tmp_path, viewer):
     """Searches stay fast on a large log: SQLite walks an index in result order and never
     sorts the matching rows first (the plans behind p95 <= 100 ms over 1,000,000 records)."""
-    import sqlalchemy as sa
-
     from audit._query import _after_seq, _after_time, _base, _seq_key
 
     store = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")

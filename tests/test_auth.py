@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from audit import AuditStore
 from broker.auth import AuthConfig, AuthError, LocalIssuer, Role, TokenVerifier
-from broker.http.audit import audit_router
+from broker.http.app import ApiDeps, create_app
 from broker.runtime import _QuietServer
 from broker.wire.jose import thumbprint
 from tests.conftest import free_port
@@ -221,8 +221,7 @@ async def test_s284_token_output_is_accepted_by_the_api_over_a_real_socket(tmp_p
         .splitlines()[-1]
     )
     store = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
-    app = FastAPI()
-    app.include_router(audit_router(store, AuthConfig.from_env_and_home(home)))
+    app = create_app({}, ApiDeps(audit=store, auth=AuthConfig.from_env_and_home(home)))
     port = free_port()
     server, task = await _serve(app, port)
     try:

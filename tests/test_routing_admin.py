@@ -12,11 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from fastapi import FastAPI
 
 from audit import AuditStore
 from broker.auth import AuthConfig, LocalIssuer, Role
-from broker.http.routing import routing_router
+from broker.http.app import ApiDeps, create_app
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
 from broker.wire.envelope import Sender
@@ -77,8 +76,7 @@ def admin_api(tmp_path):
     issuer = LocalIssuer.for_home(tmp_path / "home")
     config = AuthConfig("s284-local", "s284-audit", str(issuer.public_path))
     issuer.ensure()
-    app = FastAPI()
-    app.include_router(routing_router(routing, audit, config, "test"))
+    app = create_app({}, ApiDeps(audit=audit, auth=config, routing=routing, node="test"))
 
     def bearer(role, agency=None):
         tok = issuer.issue(config, "admin-0001", role, agency, 600)
@@ -111,7 +109,7 @@ async def test_admin_api_replaces_the_table_and_others_may_only_read(admin_api):
         gaps = await http.get("/api/v1/routing/check", headers=bearer(Role.AUDITOR))
         assert gaps.status_code == 200
         bad = await http.put("/api/v1/routing/table", json={"areas": 3}, headers=bearer(Role.ADMIN))
-        assert bad.status_code == 422
+        assert (bad.status_code, bad.json()["error"]) == (422, "routing.bad_table")
     [change] = [r for r in audit.records() if r["event"] == "routing_changed"]
     assert change["sender_person"] == "admin-0001"
 
@@ -167,3 +165,27 @@ async def test_csp_update_tracks_the_review_and_reminders_reach_the_reviewers(de
     reminders = [r for r in audit.records() if r["reason_code"] == "csp.review_30d"]
     audit.close()
     assert len(reminders) == 1
+
+
+async def test_a_routing_database_outage_is_503_and_lands_in_the_access_log(tmp_path):
+    """With the routing database gone (the log's still up), reading the table answers 503
+    routing.unavailable, and the access log an auditor reads shows that 503."""
+    routing = RoutingStore.open(f"sqlite:///{tmp_path / 'routing.db'}")
+    audit = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
+    issuer = LocalIssuer.for_home(tmp_path / "home")
+    issuer.ensure()
+    config = AuthConfig("s284-local", "s284-audit", str(issuer.public_path))
+    app = create_app({}, ApiDeps(audit=audit, auth=config, routing=routing, node="test"))
+    routing.engine.dispose()
+    for path in sorted(tmp_path.glob("routing.db*")):
+        path.unlink()
+    (tmp_path / "routing.db").mkdir()  # cannot be opened, nor created afresh
+    tok = {"Authorization": f"Bearer {issuer.issue(config, 'aud-1', Role.AUDITOR, None, 600)}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        r = await http.get("/api/v1/routing/table", headers=tok)
+        log = (await http.get("/api/v1/audit/access", headers=tok)).json()["entries"]
+    assert (r.status_code, r.json()["error"]) == (503, "routing.unavailable")
+    assert (log[0]["path"], log[0]["status"]) == ("/api/v1/routing/table", 503)
+    routing.close()
+    audit.close()

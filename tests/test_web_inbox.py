@@ -24,7 +24,7 @@ from broker.auth import Role
 from routing import Topic
 from tests.browser import browser_page, login
 from tests.conftest import free_port
-from tests.test_api_alerts import OFFENDER, Env, add_alert, make_env
+from tests.test_api_alerts import OFFENDER, Env, add_alert, make_env, routing_down
 
 __all__ = ["browser_page"]  # a fixture, imported for pytest
 
@@ -34,6 +34,7 @@ def env(tmp_path):
     e = make_env(tmp_path)
     yield e
     e.store.close()
+    e.audit.close()
 
 
 class _ThreadServer(uvicorn.Server):
@@ -67,9 +68,7 @@ def serving(env: Env) -> Iterator[str]:
 
 
 @pytest.mark.browser
-def test_a_contact_signs_in_sees_acknowledges_and_replies_in_a_real_browser(
-    env, browser_page
-):
+def test_a_contact_signs_in_sees_acknowledges_and_replies_in_a_real_browser(env, browser_page):
     """A contact signs in with their token, sees their alerts newest first (offender
     reference, topic, sender, deadline, overdue marker), acknowledges one (it leaves the
     inbox and is recorded as theirs), replies to the other (the reply reaches the alert
@@ -214,6 +213,25 @@ async def test_errors_come_back_as_a_message_on_the_inbox(env, client):
     assert "routing.already_acknowledged" in page
     assert env.actions.replies == []
     assert env.store.alert(theirs.alert_id).acknowledged_by is None
+
+
+async def test_an_alert_escalated_away_or_a_database_outage_is_a_message_too(env, client, tmp_path):
+    """The alert moved to the deputy while the page was open: "not routed to you"; the
+    routing database down: "try again" with routing.unavailable, on the inbox page too (a
+    503 page, not a redirect to itself). No traceback anywhere."""
+    alert = add_alert(env.store, "police", "pol-nwm-017")
+    csrf = await _sign_in(client, env.token("pol-nwm-017"))
+    env.actions.moved_away = True
+    r = await client.post(f"/inbox/alerts/{alert.alert_id}/ack", data={"csrf": csrf})
+    assert "flash=not_found&code=routing.unknown_alert" in r.headers["location"]
+    routing_down(env.store, tmp_path)
+    r = await client.post(f"/inbox/alerts/{alert.alert_id}/ack", data={"csrf": csrf})
+    assert r.status_code == 303
+    assert "flash=unavailable&code=routing.unavailable" in r.headers["location"]
+    page = await client.get(r.headers["location"])  # the inbox itself cannot be read now
+    assert page.status_code == 503
+    assert "try again in a minute" in page.text
+    assert "routing.unavailable" in page.text
 
 
 async def test_everything_shown_is_escaped_and_unknown_flash_text_is_not_reflected(env, client):

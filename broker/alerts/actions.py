@@ -1,5 +1,5 @@
 """What a designated contact can do to an alert, behind one protocol: the HTTP API and the
-web inbox call it; the broker's alert flow (broker/alerting.py) implements it."""
+web inbox call it; the broker's alert flow (broker/alerts/flow.py) implements it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ class AlertActions(Protocol):
     async def acknowledge(self, alert_id: str, contact: Principal) -> Alert:
         """Mark the alert acknowledged by this contact, record it in the disclosure log and
         tell the managing officer. Raises `routing.RoutingError` (unknown alert, already
-        acknowledged) or `broker.auth.AuthError` (403: not this contact's alert)."""
+        acknowledged; `RoutingUnavailableError` when its database is down) or
+        `broker.errors.NotYourAlertError` (the alert is not, or no longer, routed to this
+        contact)."""
         ...
 
     async def reply(self, alert_id: str, contact: Principal, text: str) -> str:

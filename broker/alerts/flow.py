@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime
 import structlog
 
 from audit import AuditRecord, AuditStore, Event
-from broker.auth import AuthError, Principal
-from broker.errors import ReasonCode, Refusal, TransportError
+from broker.auth import Principal
+from broker.errors import NotYourAlertError, ReasonCode, Refusal, TransportError
 from broker.ids import new_id
 from broker.nats.client import Connection
 from broker.nats.config import alert_subject, notice_subject
@@ -97,7 +97,7 @@ class AlertFlow:
     async def _own_alert(self, alert_id: str, contact: Principal) -> Alert:
         alert = await asyncio.to_thread(self._ctx.routing.alert, alert_id)
         if alert is None or alert.agency != contact.agency or alert.contact_id != contact.subject:
-            raise AuthError(403, "auth.forbidden", "that alert is not yours")
+            raise NotYourAlertError(alert_id, contact.subject)
         return alert
 
     def _engine(self) -> PolicyEngine:

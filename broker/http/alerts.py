@@ -18,24 +18,14 @@ payloads (the broker stores none). Every request is logged with ids and status o
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.alerts.actions import AlertActions
 from broker.auth import AuthConfig, Principal, TokenVerifier
-from broker.http.audit import bearer_caller
+from broker.http.access import bearer_caller, log_access, logged_route
 from broker.http.audit_models import ErrorOut
-from broker.http.contacts import (
-    CONTACTS,
-    MAX_REPLY,
-    PREFIX,
-    check_own,
-    logged_route,
-    overdue,
-    own_alerts,
-    problem,
-)
+from broker.http.contacts import CONTACTS, MAX_REPLY, PREFIX, check_own, overdue, own_alerts
 from broker.http.inbox import Inbox
 from routing import Alert, RoutingStore
 
@@ -103,12 +93,6 @@ class ReplyOut(BaseModel):
     message_id: str = Field(description="the concern.report's message id")
 
 
-def _json_error(_request: Request, exc: Exception) -> Response:
-    status, code, detail = problem(exc)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None  # noqa: PLR2004
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
-
-
 def alerts_router(store: RoutingStore, auth: AuthConfig, actions: AlertActions) -> APIRouter:
     """The JSON API and the web inbox; mount with
     `app.include_router(alerts_router(routing_store, auth, actions))`."""
@@ -124,7 +108,7 @@ def alerts_router(store: RoutingStore, auth: AuthConfig, actions: AlertActions) 
 
 def _api(store: RoutingStore, verifier: TokenVerifier, actions: AlertActions) -> APIRouter:
     router = APIRouter(
-        prefix=PREFIX, tags=["alerts"], route_class=logged_route(_json_error), responses=ERRORS
+        prefix=PREFIX, tags=["alerts"], route_class=logged_route(log_access), responses=ERRORS
     )
     who_t = Annotated[Principal, Depends(bearer_caller(verifier, CONTACTS))]
 

@@ -1,40 +1,33 @@
 """The privacy officers' API over the disclosure log, mounted at /api/v1/audit.
 
-Every request, refused ones included, is appended to the access log (`_AccessLogged`),
-and every error leaves as `{"error": code, "detail": sentence}` from that same one place.
-Who sees which record is decided in SQL by `audit._query`; this module maps HTTP to it.
+Every request, refused ones included, is appended to the access log (the one logged route
+class, broker/http/access.py); every error leaves through the one map (broker/http/errors.py).
+Who sees which record is decided in SQL by `audit`'s queries; this module maps HTTP to them.
 """
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine
-from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
 
-from audit import AuditError, AuditRecord, AuditStore, Event
-from audit._query import (
+from audit import (
     MAX_LIMIT,
-    AccessEntry,
     AccessFilters,
-    InvalidCursorError,
+    AuditRecord,
+    AuditStore,
+    Event,
     Viewer,
     access_log,
     accounting,
-    record_access,
     record_by_id,
     refusals,
     review_queue,
     search,
 )
-from broker.auth import AuthConfig, AuthError, Principal, Role, TokenVerifier, require_role
-from broker.errors import BrokerError
+from broker.auth import AuthConfig, AuthError, Principal, Role, TokenVerifier
+from broker.http.access import audit_access, bearer_caller, logged_route
 from broker.http.audit_models import (
     ERRORS,
     AccessPage,
@@ -51,107 +44,13 @@ from broker.http.audit_models import (
     SearchQuery,
     export_rows,
 )
+from broker.http.errors import ApiError
 from broker.ids import new_id
 
 PREFIX = "/api/v1/audit"
 READERS = frozenset({Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN})
 OVERSIGHT = frozenset({Role.AUDITOR, Role.ADMIN})
 REVIEWERS = frozenset({Role.PRIVACY_OFFICER, Role.ADMIN})
-
-
-class ApiError(BrokerError):
-    """A request the API refuses for a reason other than authentication."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.status = status
-        self.code = code
-        self.detail = detail
-
-
-# -- the access log and the one error mapping ------------------------------------------
-
-
-def _error(status: int, code: str, detail: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None  # noqa: PLR2004
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
-
-
-def _as_response(exc: Exception) -> JSONResponse:
-    if isinstance(exc, AuthError | ApiError):
-        return _error(exc.status, exc.code, exc.detail)
-    if isinstance(exc, InvalidCursorError):
-        return _error(400, "request.bad_cursor", str(exc))
-    if isinstance(exc, RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(422, "request.invalid", f"{where}: {first.get('msg', 'invalid')}")
-    raise exc
-
-
-def _entry(request: Request, status: int) -> AccessEntry:
-    principal: Principal | None = getattr(request.state, "principal", None)
-    return AccessEntry(
-        subject=principal.subject[:128] if principal else "anonymous",
-        role=principal.role.value if principal else "none",
-        agency=principal.agency if principal else None,
-        method=request.method,
-        path=request.url.path,
-        query=request.url.query,
-        status=status,
-        results=getattr(request.state, "results", None),
-        at=datetime.now(UTC),
-    )
-
-
-_BEARER = HTTPBearer(auto_error=False, description="JWT with sub, s284_role, s284_agency")
-
-
-def bearer_caller(verifier: TokenVerifier, roles: frozenset[Role]) -> Callable[..., Principal]:
-    """A FastAPI dependency: the verified caller, if their role is one of `roles`."""
-
-    def dependency(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-    ) -> Principal:
-        if credentials is None:
-            raise AuthError(401, "auth.missing_token", "send Authorization: Bearer <token>")
-        principal = verifier.verify(credentials.credentials)
-        request.state.principal = principal
-        require_role(principal, roles)
-        return principal
-
-    return dependency
-
-
-def access_logged_route(engine: Engine) -> type[APIRoute]:
-    """Routes whose every request (refused ones too) lands in the audit access log, and
-    whose errors all leave as {"error", "detail"}."""
-    class AccessLogged(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
-
-            async def logged(request: Request) -> Response:
-                try:
-                    response = await handler(request)
-                except (AuthError, ApiError, InvalidCursorError, RequestValidationError) as exc:
-                    response = _as_response(exc)
-                except Exception:
-                    await run_in_threadpool(record_access, engine, _entry(request, 500))
-                    raise
-                if isinstance(response, StreamingResponse):  # count known once streamed
-                    response.background = BackgroundTask(
-                        lambda: record_access(engine, _entry(request, response.status_code))
-                    )
-                else:
-                    await run_in_threadpool(
-                        record_access, engine, _entry(request, response.status_code)
-                    )
-                return response
-
-            return logged
-
-    return AccessLogged
 
 
 # -- the router --------------------------------------------------------------------------
@@ -172,11 +71,9 @@ def _counted(request: Request, rows: list[Any]) -> list[Any]:
 
 def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C901, PLR0915
     """All audit endpoints; include with `app.include_router(audit_router(store, auth))`."""
-    engine = store.engine
     verifier = TokenVerifier(auth)
-    router = APIRouter(
-        prefix=PREFIX, tags=["audit"], route_class=access_logged_route(engine), responses=ERRORS
-    )
+    route_class = logged_route(audit_access(store))
+    router = APIRouter(prefix=PREFIX, tags=["audit"], route_class=route_class, responses=ERRORS)
 
     def caller(roles: frozenset[Role]) -> Callable[..., Principal]:
         return bearer_caller(verifier, roles)
@@ -191,7 +88,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         params: Annotated[PageQuery, Query()],
     ) -> RecordPage:
         """Records matching every filter that the caller may see, newest first."""
-        page = search(engine, _viewer(who), params.filters(), params.cursor, params.limit)
+        page = search(store, _viewer(who), params.filters(), params.cursor, params.limit)
         return RecordPage.model_validate(
             {"records": _counted(request, page.rows), "next_cursor": page.next_cursor}
         )
@@ -203,12 +100,9 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
     )
     def get_record(request: Request, who: reader, record_id: str) -> RecordWithProof:
         """The record and an RFC 9162 inclusion proof against the latest checkpoint."""
-        record = _visible_record(engine, who, record_id)
+        record = _visible_record(store, who, record_id)
         _counted(request, [record])
-        try:
-            proof = store.inclusion_proof(record["seq"])
-        except AuditError as exc:
-            raise ApiError(503, "audit.no_proof", str(exc)) from None
+        proof = store.inclusion_proof(record["seq"])
         out = InclusionProofOut(
             leaf_index=proof.seq,
             leaf_hash=proof.leaf_hash.hex(),
@@ -231,7 +125,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         limit: limit_q = 100,
     ) -> Accounting:
         """Every disclosure about the offender: purpose, s 284 ground, recipient, time."""
-        page = accounting(engine, _viewer(who), offender, cursor, limit)
+        page = accounting(store, _viewer(who), offender, cursor, limit)
         rows = _counted(request, page.rows)
         return Accounting.model_validate(
             {"offender": offender, "disclosures": rows, "next_cursor": page.next_cursor}
@@ -244,7 +138,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         params: Annotated[PageQuery, Query()],
     ) -> RecordPage:
         """Refusals (event `refused`) with their reason codes, newest first."""
-        page = refusals(engine, _viewer(who), params.filters(), params.cursor, params.limit)
+        page = refusals(store, _viewer(who), params.filters(), params.cursor, params.limit)
         return RecordPage.model_validate(
             {"records": _counted(request, page.rows), "next_cursor": page.next_cursor}
         )
@@ -254,7 +148,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         request: Request, who: reader, cursor: str | None = None, limit: limit_q = 100
     ) -> RecordPage:
         """Review-marked disclosures (risk_reduction) that nobody has reviewed yet."""
-        page = review_queue(engine, _viewer(who), cursor, limit)
+        page = review_queue(store, _viewer(who), cursor, limit)
         return RecordPage.model_validate(
             {"records": _counted(request, page.rows), "next_cursor": page.next_cursor}
         )
@@ -274,7 +168,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         """Appends a `reviewed` record (itself in the Merkle log) referring to the disclosure;
         the disclosure leaves the review queue. Privacy officers of an involved agency or
         admins only."""
-        target = _visible_record(engine, who, record_id)
+        target = _visible_record(store, who, record_id)
         _check_reviewable(who, target)
         review = _review_record(who, target, body)
         result = store.append([review])
@@ -322,10 +216,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         """Proves the tree of size `new` extends the tree of size `old` (RFC 9162 2.1.4)."""
         if old > new:
             raise ApiError(400, "request.invalid", "old must not exceed new")
-        try:
-            proof = store.consistency_proof(old, new)
-        except AuditError as exc:
-            raise ApiError(400, "audit.no_proof", str(exc)) from None
+        proof = store.consistency_proof(old, new)  # beyond the log: 400 audit.no_proof
         return ConsistencyOut(old=old, new=new, proof=_hex(_counted(request, proof)))
 
     @router.get(
@@ -338,7 +229,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         request: Request, who: reader, params: Annotated[SearchQuery, Query()]
     ) -> StreamingResponse:
         """Every record the search finds (not paginated), streamed, newest first."""
-        rows = export_rows(engine, _viewer(who), params.filters(), request)
+        rows = export_rows(store, _viewer(who), params.filters(), request)
         headers = {"Content-Disposition": 'attachment; filename="s284-audit.csv"'}
         return StreamingResponse(rows, media_type="text/csv", headers=headers)
 
@@ -355,7 +246,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
     ) -> AccessPage:
         """Who asked what, when, and how it ended (refusals included). Auditors and admins."""
         filters = AccessFilters(subject, agency, status, since)
-        page = access_log(engine, filters, cursor, limit)
+        page = access_log(store, filters, cursor, limit)
         return AccessPage.model_validate(
             {"entries": _counted(request, page.rows), "next_cursor": page.next_cursor}
         )
@@ -366,8 +257,8 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _visible_record(engine: Engine, who: Principal, record_id: str) -> dict[str, Any]:
-    record = record_by_id(engine, _viewer(who), record_id)
+def _visible_record(store: AuditStore, who: Principal, record_id: str) -> dict[str, Any]:
+    record = record_by_id(store, _viewer(who), record_id)
     if record is None:
         raise ApiError(404, "audit.not_found", "no record with that id is visible to you")
     return record

@@ -8,9 +8,8 @@ from typing import Any, Literal
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine
 
-from audit._query import MAX_LIMIT, Filters, Viewer, search
+from audit import MAX_LIMIT, AuditStore, Filters, Viewer, search
 
 
 class ErrorOut(BaseModel):
@@ -153,6 +152,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         400: "bad cursor or parameters",
         401: "no, bad or expired token",
         403: "the token's role may not do this",
+        503: "a database is unreachable (audit.unavailable, routing.unavailable): retry",
     }.items()
 }
 
@@ -195,7 +195,7 @@ def _cell(value: Any) -> str:
 
 
 def export_rows(
-    engine: Engine, viewer: Viewer, filters: Filters, request: Request
+    store: AuditStore, viewer: Viewer, filters: Filters, request: Request
 ) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -203,7 +203,7 @@ def export_rows(
     count, cursor = 0, None
     request.state.results = 0
     while True:
-        page = search(engine, viewer, filters, cursor, 500)
+        page = search(store, viewer, filters, cursor, 500)
         for row in page.rows:
             writer.writerow([_cell(row.get(c)) for c in CSV_COLUMNS])
         count += len(page.rows)

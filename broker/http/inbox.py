@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -27,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from broker.alerts.actions import AlertActions
 from broker.auth import AuthError, Principal, Role, TokenVerifier, require_role
-from broker.http.audit import ApiError
+from broker.http.access import ErrorPage, log_access, logged_route
 from broker.http.contacts import (
     CONTACTS,
     COOKIE,
@@ -36,11 +35,10 @@ from broker.http.contacts import (
     MAX_FORM_BYTES,
     MAX_REPLY,
     check_own,
-    logged_route,
     overdue,
     own_alerts,
-    problem,
 )
+from broker.http.errors import ApiError, Problem, answer
 from routing import Alert, RoutingStore
 
 # -- the web inbox ------------------------------------------------------------------------
@@ -56,6 +54,7 @@ FLASH: dict[str, tuple[str, bool]] = {  # key -> (sentence, is an error)
     "refused": ("The information-sharing policy refused that reply.", True),
     "invalid": ("The form was not valid: write a reply of at most 2000 characters.", True),
     "stale_form": ("That form had expired or came from elsewhere; please try again.", True),
+    "unavailable": ("The broker cannot answer just now; please try again in a minute.", True),
 }
 STATUS_TEXT = {
     "open": "open",
@@ -159,21 +158,32 @@ def _flash(request: Request) -> _Flash | None:
     return _Flash(text, error, code if code and len(code) <= 64 and CODE.fullmatch(code) else None)  # noqa: PLR2004
 
 
-def _inbox_error(pages: _Pages) -> Callable[[Request, Exception], Response]:
-    """Signed-out or invalid sessions go to the login page; other refusals back to the inbox
-    with a message naming the reason code."""
-    flash_for = {403: "stale_form", 404: "not_found", 409: "conflict", 422: "refused"}
+def _inbox_error(pages: _Pages) -> ErrorPage:
+    """Signed-out or invalid sessions go to the login page; a refused form post goes back
+    to the inbox with a message chosen by the status the one map gives, naming the reason
+    code; the inbox page itself failing says so on a page of its own (no redirect loop)."""
 
-    def to_response(_request: Request, exc: Exception) -> Response:
-        status, code, _detail = problem(exc)
-        if status == 401:  # noqa: PLR2004
+    def to_response(request: Request, found: Problem) -> Response:
+        if found.status == 401:  # noqa: PLR2004
             response = pages.redirect("/login", flash="expired")
             response.delete_cookie(COOKIE, path=INBOX)
             return response
-        flash = "invalid" if code == "request.invalid" else flash_for.get(status, "conflict")
-        return pages.redirect("", flash=flash, code=code)
+        key = _flash_key(found)
+        if request.method == "GET":
+            flash = _Flash(FLASH[key][0], error=True, code=found.code)
+            return pages.render("problem.html", request, found.status, flash)
+        return pages.redirect("", flash=key, code=found.code)
 
     return to_response
+
+
+def _flash_key(found: Problem) -> str:
+    if found.code == "request.invalid":
+        return "invalid"
+    if found.status >= 500:  # noqa: PLR2004
+        return "unavailable"
+    by_status = {403: "stale_form", 404: "not_found", 409: "conflict", 422: "refused"}
+    return by_status.get(found.status, "conflict")
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -200,7 +210,7 @@ class Inbox:
         self.pages = _Pages()
 
     def router(self) -> APIRouter:
-        logged = logged_route(_inbox_error(self.pages))
+        logged = logged_route(log_access, _inbox_error(self.pages))
         router = APIRouter(prefix=INBOX, include_in_schema=False, route_class=logged)
         router.add_api_route("/login", self.login_page, methods=["GET"])
         router.add_api_route("/login", self.login, methods=["POST"])
@@ -238,8 +248,9 @@ class Inbox:
             request.state.principal = principal
             require_role(principal, CONTACTS)
         except (AuthError, ApiError) as exc:
-            flash = _Flash(f"Not signed in: {exc.detail}.", error=True, code=exc.code)
-            return self.pages.render("login.html", request, exc.status, flash)
+            found = answer(exc)
+            flash = _Flash(f"Not signed in: {found.detail}.", error=True, code=found.code)
+            return self.pages.render("login.html", request, found.status, flash)
         response = self.pages.redirect("")
         secure = request.url.scheme == "https"
         response.set_cookie(

@@ -2,7 +2,8 @@
 
 Changing the routing table is an admin's job and is itself recorded in the disclosure log
 (who, when, the digests of the table before and after); reading it and its gaps is open to
-auditors too. Every request lands in the access log, like the audit API's.
+auditors too. Every request lands in the access log, like the audit API's; routing errors
+leave with the status their reason code has in the one map (broker/http/errors.py).
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the Annotated dependency aliases
@@ -17,9 +18,9 @@ from pydantic import BaseModel
 from audit import AuditStore
 from broker.alerts.admin import import_table
 from broker.auth import AuthConfig, Principal, Role, TokenVerifier
-from broker.http.audit import ApiError, access_logged_route, bearer_caller
+from broker.http.access import audit_access, bearer_caller, logged_route
 from broker.http.audit_models import ERRORS
-from routing import RoutingError, RoutingStore
+from routing import RoutingStore
 
 ADMINS = frozenset({Role.ADMIN})
 OVERSIGHT = frozenset({Role.ADMIN, Role.AUDITOR})
@@ -55,9 +56,8 @@ def routing_router(
     routing: RoutingStore, audit: AuditStore, auth: AuthConfig, node: str
 ) -> APIRouter:
     verifier = TokenVerifier(auth)
-    router = APIRouter(
-        prefix="/api/v1", route_class=access_logged_route(audit.engine), responses=ERRORS
-    )
+    route_class = logged_route(audit_access(audit))
+    router = APIRouter(prefix="/api/v1", route_class=route_class, responses=ERRORS)
     admin = Annotated[Principal, Depends(bearer_caller(verifier, ADMINS))]
     overseer = Annotated[Principal, Depends(bearer_caller(verifier, OVERSIGHT))]
     csp_reader = Annotated[Principal, Depends(bearer_caller(verifier, CSP_READERS))]
@@ -65,18 +65,13 @@ def routing_router(
     @router.get("/routing/table", tags=["routing"], summary="The current routing table")
     async def get_table(_who: overseer) -> dict[str, Any]:
         """The table as imported (YAML shape, as JSON); 404 before the first import."""
-        try:
-            return await asyncio.to_thread(routing.export_table)
-        except RoutingError as exc:
-            raise ApiError(404, exc.reason, exc.detail) from None
+        return await asyncio.to_thread(routing.export_table)
 
     @router.put("/routing/table", tags=["routing"], summary="Replace the routing table")
     async def put_table(who: admin, doc: Annotated[dict[str, Any], Body()]) -> TableChangeOut:
-        """A new version of the whole table; recorded in the disclosure log."""
-        try:
-            change = await asyncio.to_thread(import_table, routing, audit, doc, who.subject, node)
-        except RoutingError as exc:
-            raise ApiError(422, exc.reason, exc.detail) from None
+        """A new version of the whole table; recorded in the disclosure log. 422 with the
+        reason code and the row at fault when the table is not valid."""
+        change = await asyncio.to_thread(import_table, routing, audit, doc, who.subject, node)
         return TableChangeOut.model_validate(change, from_attributes=True)
 
     @router.get("/routing/check", tags=["routing"], summary="Needs nobody covers")
