@@ -18,7 +18,9 @@ import click
 
 from audit import AuditError
 from broker import logs
+from broker.cli.agency import agency
 from broker.cli.audit import audit
+from broker.cli.directory import directory
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
 from broker.cli.token import token
@@ -324,6 +326,8 @@ cli.add_command(audit)
 cli.add_command(token)
 cli.add_command(routing)
 cli.add_command(csp)
+cli.add_command(agency)
+cli.add_command(directory)
 
 
 def _add_plugin_commands() -> None:
