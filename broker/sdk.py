@@ -195,8 +195,9 @@ class AgencyClient:
             log.warning("directory_refused", held=self._directory.version, reason=str(exc))
             return
         log.info("directory_adopted", version=self._directory.version)
-        if pickup.cache is not None:
+        if pickup.cache is not None:  # the agency may have rotated too: re-read its keys
             pickup.cache.cache_directory(signed)
+            self._keys = pickup.cache.keyring()
 
     async def __aenter__(self) -> Self:
         return self
