@@ -267,6 +267,7 @@ class Home:
         return DirectoryKey.from_private_jwk(_read_json(self.directory_key_path, "directory key"))
 
     def directory_verifier(self) -> DirectoryVerifier:
+        self.require()
         return DirectoryVerifier.from_jwk(_read_json(self.directory_public_path, "directory key"))
 
     def signed_directory(self) -> bytes:
