@@ -268,6 +268,11 @@ class Home:
 
     def directory_verifier(self) -> DirectoryVerifier:
         self.require()
+        if not self.directory_public_path.is_file():
+            raise ConfigError(
+                f"{self.path} predates the signed key directory (no "
+                f"{self.directory_public_path.name}); start a new home with `s284 up --home NEW`"
+            )
         return DirectoryVerifier.from_jwk(_read_json(self.directory_public_path, "directory key"))
 
     def signed_directory(self) -> bytes:

@@ -135,6 +135,12 @@ def test_directory_cli_refuses_bad_requests_and_writes_versions(tmp_path):
     shown = s284("directory", "show", *h)
     assert "key directory version 3" in shown.stdout
     assert shown.stdout.count("revoked") == 2
+    gateway_kid = home.identity(GATEWAY).sig_kid
+    assert "not an agency's" in s284("directory", "revoke", *h, "--kid", gateway_kid).stderr
+    home.write_directory(keydir.DirectoryKey.generate().sign(home.directory()))
+    tampered = s284("directory", "show", *h)
+    assert tampered.returncode == 1
+    assert "directory refused: signed by key" in tampered.stderr
 
 
 def test_broker_home_holds_no_agency_private_key(tmp_path):
@@ -320,7 +326,8 @@ async def test_revoked_agency_is_refused_and_others_unaffected(deployment, gatew
 async def test_sdk_refuses_a_bad_or_older_directory_on_nats_and_keeps_its_own(deployment, gateway):
     """Someone publishes, on s284.directory, a directory signed by another key and then an
     older genuine version: the SDK refuses both and keeps the version it holds; the
-    operator's next genuine version is adopted."""
+    gateway, offered the older version in its home, keeps its own and messages still go;
+    the operator's next genuine version is adopted by both."""
     home = deployment.home
     v1 = home.signed_directory()
     version = _operate(home, lambda d, now: keydir.revoke(d, now, identity="dffh"))
@@ -337,6 +344,13 @@ async def test_sdk_refuses_a_bad_or_older_directory_on_nats_and_keeps_its_own(de
             await conn.publish(DIRECTORY_SUBJECT, bad, f"bad-{n}")
             await police.refresh_directory(force=True)
             assert police.directory_version == 2
+        genuine = home.signed_directory()
+        home.write_directory(v1)  # the gateway is offered the rollback in its home too
+        await asyncio.sleep(1.5)
+        assert gateway.directory.version == 2
+        after = await police.send(to=["corrections"], kind="risk.update", **_no_kind(UPDATE))
+        assert after.accepted, after.detail
+        home.write_directory(genuine)
         version = _operate(home, lambda d, now: keydir.revoke(d, now, identity="health"))
         await _gateway_holds(gateway, version)
         await asyncio.sleep(0.5)

@@ -99,7 +99,14 @@ def revoke(home: Path | None, kid: str | None, agency: str | None) -> None:
     """Revoke a key at once: every message signed with it is refused (auth.key_revoked)."""
     if (kid is None) == (agency is None):
         raise click.UsageError("give exactly one of --kid or --agency")
-    _change(home, lambda cur, now: keydir.revoke(cur, now, kid=kid, identity=agency))
+
+    def change(cur: KeyDirectory, now: datetime) -> KeyDirectory:
+        entry = cur.entry(kid) if kid else None
+        if entry is not None and entry.identity not in AGENCY_NAMES:
+            raise RegistrationError(f"key {kid} is the {entry.identity}'s, not an agency's")
+        return keydir.revoke(cur, now, kid=kid, identity=agency)
+
+    _change(home, change)
 
 
 @directory.command()
