@@ -191,7 +191,10 @@ class AgencyClient:
             signed = await self._conn.last_message(STREAM_DIRECTORY, DIRECTORY_SUBJECT)
             if signed is None or not offer(self._directory, pickup.verifier, signed):
                 return
-        except (DirectoryError, TransportError) as exc:
+        except TransportError as exc:  # NATS blip: the held version serves meanwhile
+            log.warning("directory_unreachable", held=self._directory.version, error=str(exc))
+            return
+        except DirectoryError as exc:
             log.warning("directory_refused", held=self._directory.version, reason=str(exc))
             return
         log.info("directory_adopted", version=self._directory.version)
