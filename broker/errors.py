@@ -22,6 +22,8 @@ class ReasonCode(StrEnum):
     AUTH_UNKNOWN_KEY = "auth.unknown_key"
     AUTH_KEY_AGENCY_MISMATCH = "auth.key_agency_mismatch"
     AUTH_BAD_SIGNATURE = "auth.bad_signature"
+    AUTH_KEY_REVOKED = "auth.key_revoked"
+    AUTH_KEY_EXPIRED = "auth.key_expired"
     REPLAY_DUPLICATE_ID = "replay.duplicate_id"
     REPLAY_OUTSIDE_WINDOW = "replay.outside_window"
     SEAL_UNDECRYPTABLE = "seal.undecryptable"
@@ -56,6 +58,32 @@ class LogIntegrityError(BrokerError):
 
 class CryptoError(BrokerError):
     """A JOSE object could not be parsed, verified or decrypted."""
+
+
+class KeyUnusableError(CryptoError):
+    """A key in the directory may no longer verify: `code` says why (revoked, expired)."""
+
+    code = ReasonCode.AUTH_UNKNOWN_KEY
+
+
+class KeyRevokedError(KeyUnusableError):
+    """The key was revoked: nothing it signs is accepted any more."""
+
+    code = ReasonCode.AUTH_KEY_REVOKED
+
+
+class KeyExpiredError(KeyUnusableError):
+    """The key was rotated out: it verifies only what was signed before its not_after."""
+
+    code = ReasonCode.AUTH_KEY_EXPIRED
+
+
+class RegistrationError(BrokerError):
+    """An agency's key registration request is malformed or does not prove possession."""
+
+
+class DirectoryError(BrokerError):
+    """A key directory is unsigned, wrongly signed, malformed or older than the one held."""
 
 
 class Refusal(BrokerError):  # noqa: N818 - a refusal is an outcome, not a crash

@@ -1,7 +1,10 @@
-"""The deployment home: keys, key directory, NATS config and credentials, the database.
+"""The deployment home (the broker's keys, the signed key directory, NATS config and
+credentials, the database) and the agency homes (each agency's own private keys).
 
-Created on first start, reused afterwards. Secrets are files readable only by
-their owner and are never printed.
+Created on first start, reused afterwards. Secrets are files readable only by their
+owner and are never printed. The broker's home holds no agency private key: the embedded
+deployment creates the four agencies in agency homes beside it (`<home>.agencies/<agency>`),
+by the same code as `s284 agency init`, and registers their requests like `directory add`.
 """
 
 from __future__ import annotations
@@ -10,23 +13,139 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 from pydantic import SecretStr
 
 from audit import LogSigner
-from broker.errors import ConfigError
+from broker.errors import ConfigError, RegistrationError
 from broker.nats.config import ALL_USERS, Credentials, render_config
+from broker.wire.directory import (
+    DirectoryKey,
+    DirectoryVerifier,
+    Registration,
+    add,
+    registration_request,
+    verify_registration,
+)
 from broker.wire.envelope import Agency
-from broker.wire.keys import GATEWAY, Identity, KeyDirectory, write_directory
+from broker.wire.keys import GATEWAY, Identity, KeyDirectory, Keyring
 
 
 def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # a reader never sees half a directory
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.__class__.__name__}") from None
+
+
+def read_request(path: Path) -> Registration:
+    """A registration request file, verified (thumbprints, proof of possession)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RegistrationError(f"cannot read {path}: {exc.__class__.__name__}") from None
+    return verify_registration(data)
+
+
+@dataclass(frozen=True)
+class AgencyHome:
+    """One agency's own home: its key generations (private, 0600 in a 0700 folder), its
+    registration requests, and how it reaches the broker (NATS, the pinned directory key)."""
+
+    path: Path
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.path / "keys"
+
+    @property
+    def connection_path(self) -> Path:
+        return self.path / "connection.json"
+
+    @property
+    def directory_key_path(self) -> Path:
+        return self.path / "directory-key.json"
+
+    @property
+    def directory_cache_path(self) -> Path:
+        return self.path / "directory.json"
+
+    def request_path(self, generation: int) -> Path:
+        return self.path / f"registration-{generation}.json"
+
+    @property
+    def agency(self) -> str:
+        return str(_read_json(self.path / "agency.json", "agency home")["agency"])
+
+    @classmethod
+    def create(cls, path: Path, agency: str) -> tuple[AgencyHome, Path]:
+        """`s284 agency init`: new keys here, and the registration request to send."""
+        if (path / "agency.json").exists():
+            raise ConfigError(f"{path} already holds an agency's keys; use `s284 agency rotate`")
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (path / "agency.json").write_text(json.dumps({"s284_agency_home": 1, "agency": agency}))
+        home = cls(path)
+        return home, home._new_generation(agency, 1)
+
+    def rotate(self) -> Path:
+        """New keys beside the old ones (which still decrypt); the request to send."""
+        return self._new_generation(self.agency, len(self._generation_files()) + 1)
+
+    def _new_generation(self, agency: str, generation: int) -> Path:
+        ident = Identity.generate(agency)
+        self.keys_dir.mkdir(mode=0o700, exist_ok=True)
+        ident.save(self.keys_dir / f"{generation:04d}.private.jwks.json")
+        request = self.request_path(generation)
+        request.write_text(json.dumps(registration_request(ident), indent=2))
+        return request
+
+    def _generation_files(self) -> list[Path]:
+        return sorted(self.keys_dir.glob("*.private.jwks.json"))
+
+    def keyring(self) -> Keyring:
+        files = self._generation_files()
+        if not files:
+            raise ConfigError(f"no agency keys in {self.keys_dir}; run `s284 agency init`")
+        return Keyring(tuple(Identity.load(f) for f in files))
+
+    def trust(self, nats_url: str, creds: Credentials, directory_key: dict[str, Any]) -> None:
+        """Record how to reach the broker: what its operator hands to the agency."""
+        DirectoryVerifier.from_jwk(directory_key)  # refuse a malformed key now, not later
+        conn = {"nats_url": nats_url, "user": creds.user}
+        conn["password"] = creds.password.get_secret_value()
+        _write_private(self.connection_path, json.dumps(conn))
+        self.directory_key_path.write_text(json.dumps(directory_key, indent=2))
+
+    def connection(self) -> tuple[str, Credentials]:
+        data = _read_json(self.connection_path, "connection settings")
+        return str(data["nats_url"]), Credentials(data["user"], SecretStr(data["password"]))
+
+    def directory_verifier(self) -> DirectoryVerifier:
+        return DirectoryVerifier.from_jwk(_read_json(self.directory_key_path, "directory key"))
+
+    def cached_directory(self) -> bytes | None:
+        path = self.directory_cache_path
+        return path.read_bytes() if path.is_file() else None
+
+    def cache_directory(self, signed: bytes) -> None:
+        _write_atomic(self.directory_cache_path, signed)
 
 
 @dataclass(frozen=True)
@@ -35,7 +154,25 @@ class Home:
 
     @property
     def directory_path(self) -> Path:
-        return self.path / "keys" / "directory.json"
+        """The current signed key directory (what `GET /api/v1/directory` serves)."""
+        return self.path / "directory.json"
+
+    @property
+    def directory_key_path(self) -> Path:
+        return self.path / "keys" / "directory.private.jwk.json"
+
+    @property
+    def directory_public_path(self) -> Path:
+        """The directory's public key: agencies pin it (see docs/wire-format.md)."""
+        return self.path / "keys" / "directory.public.jwk.json"
+
+    @property
+    def agencies_path(self) -> Path:
+        """Where the embedded deployment keeps its four agency homes: beside, not inside."""
+        return self.path.parent / f"{self.path.name}.agencies"
+
+    def agency_home(self, agency: str) -> AgencyHome:
+        return AgencyHome(self.agencies_path / agency)
 
     def identity_path(self, name: str) -> Path:
         return self.path / "keys" / f"{name}.private.jwks.json"
@@ -94,10 +231,8 @@ class Home:
         if self.exists:
             return False
         self.path.mkdir(parents=True, exist_ok=True)
-        identities = [Identity.generate(name) for name in ALL_USERS]
-        for ident in identities:
-            ident.save(self.identity_path(ident.name))
-        write_directory(self.directory_path, identities)
+        gateway = Identity.generate(GATEWAY)
+        gateway.save(self.identity_path(GATEWAY))
         hashes = {}
         for user in ALL_USERS:
             password = secrets.token_urlsafe(32)
@@ -106,10 +241,49 @@ class Home:
         self.jetstream_dir.mkdir(parents=True, exist_ok=True)
         _write_private(self.nats_conf, render_config(nats_port, self.jetstream_dir, hashes))
         self.log_signer()
-        self.deployment_path.write_text(
-            json.dumps({"nats_url": f"nats://127.0.0.1:{nats_port}"}, indent=2)
-        )
+        nats_url = f"nats://127.0.0.1:{nats_port}"
+        self._init_directory(gateway, nats_url)
+        self.deployment_path.write_text(json.dumps({"nats_url": nats_url}, indent=2))
         return True
+
+    def _init_directory(self, gateway: Identity, nats_url: str) -> None:
+        """Version 1: the gateway's keys and the four embedded agencies, each created in its
+        own agency home and admitted from its registration request, as an operator would."""
+        key = DirectoryKey.generate()
+        _write_private(self.directory_key_path, json.dumps(key.private_jwk()))
+        self.directory_public_path.write_text(json.dumps(key.public_jwk(), indent=2))
+        now = datetime.now(UTC)
+        directory = add(KeyDirectory([]), verify_registration(registration_request(gateway)), now)
+        for agency in AGENCY_NAMES:
+            agency_home, request = AgencyHome.create(self.agency_home(agency).path, agency)
+            directory = add(directory, read_request(request), now)
+            agency_home.trust(nats_url, self._credentials(agency), key.public_jwk())
+        directory = KeyDirectory(directory.entries, 1, now)
+        self.write_directory(key.sign(directory))
+
+    def directory_key(self) -> DirectoryKey:
+        """The operator's directory signing key."""
+        self.require()
+        return DirectoryKey.from_private_jwk(_read_json(self.directory_key_path, "directory key"))
+
+    def directory_verifier(self) -> DirectoryVerifier:
+        self.require()
+        if not self.directory_public_path.is_file():
+            raise ConfigError(
+                f"{self.path} predates the signed key directory (no "
+                f"{self.directory_public_path.name}); start a new home with `s284 up --home NEW`"
+            )
+        return DirectoryVerifier.from_jwk(_read_json(self.directory_public_path, "directory key"))
+
+    def signed_directory(self) -> bytes:
+        self.require()
+        try:
+            return self.directory_path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"no key directory at {self.directory_path}") from exc
+
+    def write_directory(self, signed: bytes) -> None:
+        _write_atomic(self.directory_path, signed)
 
     def require(self) -> None:
         if not self.exists:
@@ -124,6 +298,9 @@ class Home:
 
     def credentials(self, user: str) -> Credentials:
         self.require()
+        return self._credentials(user)
+
+    def _credentials(self, user: str) -> Credentials:
         try:
             data = json.loads(self.creds_path(user).read_text())
         except (OSError, ValueError) as exc:
@@ -131,13 +308,17 @@ class Home:
         return Credentials(data["user"], SecretStr(data["password"]))
 
     def identity(self, name: str) -> Identity:
+        """The gateway's keys; for an agency, the embedded demo's convenience: the newest
+        generation in its agency home beside this one (never in this home)."""
         self.require()
+        if name != GATEWAY:
+            return self.agency_home(name).keyring().generations[-1]
         return Identity.load(self.identity_path(name))
 
     def directory(self) -> KeyDirectory:
-        self.require()
-        return KeyDirectory.load(self.directory_path)
+        """The current directory, verified against the directory public key."""
+        return self.directory_verifier().verify(self.signed_directory())
 
 
 AGENCY_NAMES = [a.value for a in Agency]
-__all__ = ["AGENCY_NAMES", "GATEWAY", "Credentials", "Home"]
+__all__ = ["AGENCY_NAMES", "GATEWAY", "AgencyHome", "Credentials", "Home", "read_request"]

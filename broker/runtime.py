@@ -18,6 +18,7 @@ from broker.alerts.flow import AlertContext, AlertFlow
 from broker.auth import AuthConfig
 from broker.errors import ConfigError
 from broker.gateway.checkpoints import Checkpointer
+from broker.gateway.directory import held_directory, keep_directory
 from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
 from broker.home import AGENCY_NAMES, GATEWAY, Home
@@ -26,6 +27,7 @@ from broker.nats.client import Connection, StreamLimits
 from broker.nats.server import NatsServer
 from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
+from broker.wire.keys import DirectoryHolder
 from policies import EngineHolder, PolicyBundleError
 from routing import RoutingStore
 
@@ -76,6 +78,7 @@ class Running:
     gateway: Gateway
     alerts: AlertFlow
     routing: RoutingStore
+    directory: DirectoryHolder
 
 
 @contextlib.asynccontextmanager
@@ -101,7 +104,7 @@ async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncItera
         settings.checkpoint_every_records,
         settings.checkpoint_every_s,
     )
-    identity, directory = home.identity(GATEWAY), home.directory()
+    identity, directory = home.identity(GATEWAY), held_directory(home)
     gateway = Gateway(
         settings, conn, store, engine, identity, directory, checkpointer, AlertRouting(routing)
     )
@@ -121,10 +124,11 @@ async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncItera
         asyncio.create_task(gateway.run(stop)),
         asyncio.create_task(checkpointer.run(stop)),
         asyncio.create_task(alerts.run(stop)),
+        asyncio.create_task(keep_directory(home, directory, conn, stop)),
     ]
     reload_on_sighup(engine)
     try:
-        yield Running(gateway, alerts, routing)
+        yield Running(gateway, alerts, routing, directory)
     finally:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         stop.set()
@@ -167,6 +171,7 @@ async def run_embedded(
                     running.routing,
                     running.alerts,
                     settings.node,
+                    lambda: running.directory.signed,
                 ),
             )
             config = uvicorn.Config(

@@ -1,10 +1,15 @@
 """Client SDK for agency systems: send sealed messages, read the verified inbox.
 
-async with await AgencyClient.from_home("var/s284", "corrections") as client:
+async with await AgencyClient.from_agency_home("/srv/police-s284") as client:
     receipt = await client.send(kind="risk.update", purpose="offender_management",
                                 offender="S284-000123", to=["police"], payload={...})
     async for item in client.inbox():
         ...  # acknowledged once the loop asks for the next item
+
+The client follows the signed key directory published on `s284.directory`: it checks for a
+newer version at most once a second before sending or fetching, adopts it only if it
+verifies against the pinned directory key and is not older than the one held, and signs
+with the newest of its own keys the directory admits.
 """
 
 from __future__ import annotations
@@ -22,12 +27,21 @@ from typing import Any, Self, TypeVar
 import structlog
 
 from audit import Announcement, AuditError, CheckpointKeeper, parse_verifier_key
-from broker.errors import CryptoError, LogIntegrityError, ReceiptTimeoutError
-from broker.home import Home
+from broker.errors import (
+    ConfigError,
+    CryptoError,
+    DirectoryError,
+    LogIntegrityError,
+    ReceiptTimeoutError,
+    TransportError,
+)
+from broker.home import AgencyHome, Home
 from broker.nats.client import Connection, Inbound
 from broker.nats.config import (
+    DIRECTORY_SUBJECT,
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,
+    STREAM_DIRECTORY,
     STREAM_RECEIPTS,
     Credentials,
     alert_consumer,
@@ -37,8 +51,9 @@ from broker.nats.config import (
     notice_consumer,
     receipt_consumer,
 )
+from broker.wire.directory import DirectoryVerifier, offer
 from broker.wire.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
-from broker.wire.keys import Identity, KeyDirectory
+from broker.wire.keys import DirectoryHolder, Identity, KeyDirectory, Keyring
 from broker.wire.notices import NoticeContent, open_notice
 from broker.wire.sealing import VerifiedDelivery, open_delivery, seal_ingress, verify_receipt
 
@@ -68,16 +83,37 @@ def _save_keeper(state: Path, keeper: CheckpointKeeper) -> None:
 _MAX_UNCLAIMED = 10_000
 
 
+@dataclasses.dataclass
+class DirectoryPickup:
+    """Where newer directory versions are checked against: the pinned directory key, and
+    the agency home that remembers the last version accepted (a rollback across restarts
+    is refused too)."""
+
+    verifier: DirectoryVerifier
+    cache: AgencyHome | None = None
+    every_s: float = 1.0
+    last_check: float = float("-inf")
+
+
 class AgencyClient:
-    """One agency system's connection. Create with `connect` or `from_home`."""
+    """One agency system's connection. Create with `from_agency_home`, `from_home` or
+    `connect`."""
 
     def __init__(
-        self, conn: Connection, identity: Identity, directory: KeyDirectory, sender: Sender
+        self,
+        conn: Connection,
+        identity: Identity | Keyring,
+        directory: KeyDirectory,
+        sender: Sender,
+        pickup: DirectoryPickup | None = None,
     ) -> None:
         self._conn = conn
-        self._identity = identity
-        self._directory = directory
+        self._keys = identity if isinstance(identity, Keyring) else Keyring((identity,))
+        self._directory = (
+            directory if isinstance(directory, DirectoryHolder) else DirectoryHolder(directory)
+        )
         self._sender = sender
+        self._pickup = pickup
         self._waiting: dict[str, asyncio.Future[Receipt]] = {}
         self._early: OrderedDict[str, Receipt] = OrderedDict()
 
@@ -86,9 +122,10 @@ class AgencyClient:
         cls,
         nats_url: str,
         creds: Credentials,
-        identity: Identity,
+        identity: Identity | Keyring,
         directory: KeyDirectory,
         sender: Sender | None = None,
+        pickup: DirectoryPickup | None = None,
     ) -> AgencyClient:
         agency = Agency(identity.name)
         conn = await Connection.connect(nats_url, creds, name=f"s284-sdk-{agency.value}")
@@ -97,18 +134,73 @@ class AgencyClient:
             identity,
             directory,
             sender or Sender(agency=agency, unit="hq", person_id="system", role="system"),
+            pickup,
         )
         await conn.subscribe(f"s284.receipt.{agency.value}.>", client._on_receipt)
+        await client.refresh_directory(force=True)
+        return client
+
+    @classmethod
+    async def from_agency_home(
+        cls, agency_home: Path | str, sender: Sender | None = None
+    ) -> AgencyClient:
+        """An agency's own home (`s284 agency init`, then the operator's connection
+        details): its keys, NATS credentials, pinned directory key, last directory held."""
+        ah = AgencyHome(Path(agency_home))
+        keys, (url, creds) = ah.keyring(), ah.connection()
+        pickup = DirectoryPickup(ah.directory_verifier(), ah)
+        cached = ah.cached_directory()
+        held = pickup.verifier.verify(cached) if cached else KeyDirectory([])
+        client = await cls.connect(
+            url, creds, keys, DirectoryHolder(held, cached or b""), sender, pickup
+        )
+        if client.directory_version == 0:
+            await client.close()
+            raise ConfigError(
+                "no key directory published on s284.directory yet; is a gateway running?"
+            )
         return client
 
     @classmethod
     async def from_home(
         cls, home: Path | str, agency: str, sender: Sender | None = None
     ) -> AgencyClient:
+        """Embedded and demo: the agency home beside the broker's `home`, reached with the
+        broker home's NATS details."""
         h = Home(Path(home))
+        ah = h.agency_home(agency)
+        pickup = DirectoryPickup(h.directory_verifier(), ah)
+        signed = h.signed_directory()
+        held = DirectoryHolder(pickup.verifier.verify(signed), signed)
         return await cls.connect(
-            h.nats_url, h.credentials(agency), h.identity(agency), h.directory(), sender
+            h.nats_url, h.credentials(agency), ah.keyring(), held, sender, pickup
         )
+
+    @property
+    def directory_version(self) -> int:
+        return self._directory.version
+
+    async def refresh_directory(self, *, force: bool = False) -> None:
+        """Adopt a newer published directory; a refused one is logged and the held kept."""
+        pickup = self._pickup
+        now = asyncio.get_running_loop().time()
+        if pickup is None or (not force and now - pickup.last_check < pickup.every_s):
+            return
+        pickup.last_check = now
+        try:
+            signed = await self._conn.last_message(STREAM_DIRECTORY, DIRECTORY_SUBJECT)
+            if signed is None or not offer(self._directory, pickup.verifier, signed):
+                return
+        except TransportError as exc:  # NATS blip: the held version serves meanwhile
+            log.warning("directory_unreachable", held=self._directory.version, error=str(exc))
+            return
+        except DirectoryError as exc:
+            log.warning("directory_refused", held=self._directory.version, reason=str(exc))
+            return
+        log.info("directory_adopted", version=self._directory.version)
+        if pickup.cache is not None:  # the agency may have rotated too: re-read its keys
+            pickup.cache.cache_directory(signed)
+            self._keys = pickup.cache.keyring()
 
     async def __aenter__(self) -> Self:
         return self
@@ -145,7 +237,19 @@ class AgencyClient:
         )
 
     def seal(self, envelope: Envelope, payload: dict[str, Any]) -> bytes:
-        return seal_ingress(envelope, payload, self._identity, self._directory)
+        """Signed with the newest of this agency's keys the directory admits."""
+        signer = self._keys.signer(self._directory)
+        return seal_ingress(envelope, payload, signer, self._directory)
+
+    def _opened(self, opener: Callable[[Identity], _T]) -> _T:
+        """With the key generation the item was sealed to (older ones still decrypt)."""
+        error = CryptoError("no key of this agency opens it")
+        for identity in self._keys.newest_first():
+            try:
+                return opener(identity)
+            except CryptoError as exc:
+                error = exc
+        raise error
 
     async def publish_frame(self, frame: bytes, message_id: str) -> None:
         """Publish an already sealed frame (JetStream de-duplicates on the message id)."""
@@ -174,6 +278,7 @@ class AgencyClient:
         the publish and the gateway refuses a second copy as `replay.duplicate_id`.
         """
         env = self.envelope(kind=kind, purpose=purpose, offender=offender, to=to, **extra)
+        await self.refresh_directory()
         await self.publish_frame(self.seal(env, payload), env.id)
         return await self.receipt(env.id, timeout)
 
@@ -245,7 +350,7 @@ class AgencyClient:
         self, durable: str, follow: bool, batch: int, idle_timeout: float
     ) -> AsyncIterator[VerifiedDelivery]:
         def opened(msg: Inbound) -> VerifiedDelivery:
-            item = open_delivery(msg.data, self._identity, self._directory)
+            item = self._opened(lambda me: open_delivery(msg.data, me, self._directory))
             return dataclasses.replace(item, contact=_contact_of(msg.subject))
 
         async for item in self._pulled(durable, opened, follow, batch, idle_timeout):
@@ -258,7 +363,7 @@ class AgencyClient:
         escalated, the contact's reply) and CSP review reminders; verified and decrypted."""
 
         def opened(msg: Inbound) -> NoticeContent:
-            return open_notice(msg.data, self._identity, self._directory)
+            return self._opened(lambda me: open_notice(msg.data, me, self._directory))
 
         durable = notice_consumer(self.agency.value)
         async for notice in self._pulled(durable, opened, follow, batch, idle_timeout):
@@ -276,6 +381,7 @@ class AgencyClient:
         asked for; one that fails verification is terminated (never redelivered)."""
         consumer = self._conn.pull(STREAM_DELIVER, durable)
         while True:
+            await self.refresh_directory()
             msgs = await consumer.fetch(batch, timeout=idle_timeout)
             if not msgs and not follow:
                 return

@@ -18,13 +18,15 @@ from urllib.parse import urlsplit
 import click
 
 from broker import logs
+from broker.cli.agency import agency
 from broker.cli.audit import audit
+from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
 from broker.cli.token import token
 from broker.errors import ConfigError
-from broker.home import Home
+from broker.home import AgencyHome, Home
 from broker.runtime import Started, run_embedded, run_gateway
 from broker.sdk import AgencyClient
 from broker.settings import Settings
@@ -57,6 +59,29 @@ def _settings(home: Path | None, **overrides: Any) -> Settings:
 home_option = click.option(
     "--home", type=click.Path(path_type=Path), envvar="S284_HOME", default=None, help=HOME_HELP
 )
+agency_home_option = click.option(
+    "--agency-home",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="A real agency's own home (`s284 agency init`): its keys and connection; "
+    "replaces --as and --home.",
+)
+
+
+def _agency_of(agency: str | None, agency_home: Path | None) -> str:
+    if agency_home is not None:
+        return AgencyHome(agency_home).agency
+    if agency is None:
+        raise click.UsageError("give --as AGENCY (embedded) or --agency-home DIR")
+    return agency
+
+
+async def _client(
+    settings: Settings, agency: str, agency_home: Path | None, sender: Sender | None = None
+) -> AgencyClient:
+    if agency_home is not None:
+        return await AgencyClient.from_agency_home(agency_home, sender)
+    return await AgencyClient.from_home(settings.home, agency, sender)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -100,8 +125,10 @@ def cli(log_level: str) -> None:
 def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bool) -> None:
     """Start the embedded broker: nats-server, policy gateway and HTTP API, on loopback.
 
-    On first start it creates the home: a key pair per agency and for the gateway,
-    the NATS config with one user per agency, and the SQLite audit database.
+    On first start it creates the home: the gateway's keys, the signed key directory and
+    its key, the NATS config with one user per agency, and the SQLite audit database; and,
+    for the demo, four agency homes beside it (<home>.agencies/<agency>), each holding only
+    its own agency's private keys, admitted to the directory from their requests.
     Stop with Ctrl-C (or SIGTERM): everything, nats-server included, shuts down.
     """
     settings = _settings(home, http_port=http_port, nats_port=nats_port)
@@ -114,7 +141,8 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
         click.echo(f"  audit API   {started.http_url}/api/v1/audit  (token: s284 token --help)")
         click.echo(f"  web inbox   {started.http_url}/inbox  (designated contacts)")
         click.echo(f"  audit log   {started.database_url}  (check: s284 audit verify)")
-        click.echo(f"  keys        {started.home.directory_path.parent}")
+        click.echo(f"  keys        {started.home.path / 'keys'}  (directory: s284 directory show)")
+        click.echo(f"  agencies    {started.home.agencies_path}  (each agency's own keys)")
         click.echo("Press Ctrl-C to stop.")
         if demo:
             from broker.demo import play_all  # noqa: PLC0415 - only when asked
@@ -176,7 +204,8 @@ def _read_payload(source: str) -> dict[str, Any]:
 
 @cli.command()
 @home_option
-@click.option("--as", "agency", required=True, type=click.Choice(AGENCIES), help="Sending agency.")
+@agency_home_option
+@click.option("--as", "agency", type=click.Choice(AGENCIES), help="Sending agency (embedded).")
 @click.option("--kind", required=True, type=click.Choice([k.value for k in Kind]))
 @click.option(
     "--purpose",
@@ -228,7 +257,8 @@ def _read_payload(source: str) -> dict[str, Any]:
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait for a receipt.")
 def send(
     home: Path | None,
-    agency: str,
+    agency_home: Path | None,
+    agency: str | None,
     kind: str,
     purpose: str,
     offender: str,
@@ -251,10 +281,11 @@ def send(
     """
     payload = _read_payload(payload_src)
     settings = _settings(home)
+    name = _agency_of(agency, agency_home)
 
     async def go() -> int:
-        sender = Sender(agency=Agency(agency), unit=unit, person_id=person, role=role)
-        async with await AgencyClient.from_home(settings.home, agency, sender) as client:
+        sender = Sender(agency=Agency(name), unit=unit, person_id=person, role=role)
+        async with await _client(settings, name, agency_home, sender) as client:
             receipt = await client.send(
                 kind=kind,
                 purpose=purpose,
@@ -277,9 +308,8 @@ def send(
 
 @cli.command()
 @home_option
-@click.option(
-    "--as", "agency", required=True, type=click.Choice(AGENCIES), help="Receiving agency."
-)
+@agency_home_option
+@click.option("--as", "agency", type=click.Choice(AGENCIES), help="Receiving agency (embedded).")
 @click.option("--follow", is_flag=True, help="Keep waiting for new messages (Ctrl-C to stop).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option(
@@ -291,7 +321,14 @@ def send(
     flag_value="notices",
     help="What the broker reports on your alerts: acknowledged, escalated, replies.",
 )
-def inbox(home: Path | None, agency: str, follow: bool, as_json: bool, box: str | None) -> None:
+def inbox(
+    home: Path | None,
+    agency_home: Path | None,
+    agency: str | None,
+    follow: bool,
+    as_json: bool,
+    box: str | None,
+) -> None:
     """Print the messages delivered to an agency, verified and decrypted, and acknowledge them.
 
     With --alerts: routed alerts (risk.alert, needs.notification), each naming the designated
@@ -299,16 +336,17 @@ def inbox(home: Path | None, agency: str, follow: bool, as_json: bool, box: str 
     this agency sent (acknowledged, escalated, the contact's reply) and CSP review reminders.
     """
     settings = _settings(home)
+    name = _agency_of(agency, agency_home)
 
     async def go() -> int:
         count = 0
-        async with await AgencyClient.from_home(settings.home, agency) as client:
+        async with await _client(settings, name, agency_home) as client:
             async for record in _records(client, box, follow):
                 count += 1
                 click.echo(json.dumps(record) if as_json else _DESCRIBE[box](record))
         if not as_json:
             one, many = _NOUNS[box]
-            click.echo(f"{count} {one if count == 1 else many} for {agency}.", err=True)
+            click.echo(f"{count} {one if count == 1 else many} for {name}.", err=True)
         return 0
 
     sys.exit(_run(go()))
@@ -383,6 +421,8 @@ cli.add_command(audit)
 cli.add_command(token)
 cli.add_command(routing)
 cli.add_command(csp)
+cli.add_command(agency)
+cli.add_command(directory)
 
 
 def _add_plugin_commands() -> None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from broker.errors import CryptoError, ReasonCode, Refusal
+from broker.errors import CryptoError, KeyUnusableError, ReasonCode, Refusal
 from broker.wire.envelope import Agency, Envelope, IngressClaims, Kind, SealedContent
 from broker.wire.jose import jwe_decrypt, jwe_unverified_header, jws_unverified_header, jws_verify
 from broker.wire.keys import Identity, KeyDirectory
@@ -63,6 +63,13 @@ def authenticate(frame: Frame, directory: KeyDirectory) -> IngressClaims:
         header = jws_unverified_header(frame.token)
     except CryptoError as exc:
         raise Refusal(ReasonCode.FRAME_MALFORMED, f"bad JWS header: {exc}") from None
+    try:  # a revoked key, or one rotated out before the message was signed: its own code
+        return _authenticated(frame, header, directory)
+    except KeyUnusableError as exc:
+        raise Refusal(exc.code, str(exc)) from None
+
+
+def _authenticated(frame: Frame, header: dict[str, Any], directory: KeyDirectory) -> IngressClaims:
     entry = directory.signing_key(header["kid"])
     if entry is None:
         raise Refusal(ReasonCode.AUTH_UNKNOWN_KEY, "the signing key id is not in the directory")
@@ -80,6 +87,7 @@ def authenticate(frame: Frame, directory: KeyDirectory) -> IngressClaims:
     claims = _validated(IngressClaims, body, "the signed claims")
     if claims.agency != frame.agency:
         raise Refusal(ReasonCode.ENVELOPE_MISMATCH, "claims name another agency than the subject")
+    entry.require_valid_at(claims.created_at)
     return claims
 
 

@@ -15,6 +15,7 @@ from broker.alerts.actions import AlertActions
 from broker.auth import AuthConfig
 from broker.http.alerts import alerts_router
 from broker.http.audit import audit_router
+from broker.http.directory import directory_router
 from broker.http.errors import install
 from broker.http.routing import routing_router
 from routing import RoutingStore
@@ -29,6 +30,7 @@ class ApiDeps:
     routing: RoutingStore | None = None
     alerts: AlertActions | None = None
     node: str = "api"
+    directory: Callable[[], bytes] | None = None  # the signed key directory held now
 
 
 def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None = None) -> FastAPI:
@@ -40,6 +42,8 @@ def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None
         if deps.routing is not None:
             app.include_router(routing_router(deps.routing, deps.audit, deps.auth, deps.node))
         _mount_alerts(app, deps)
+        if deps.directory is not None:
+            app.include_router(directory_router(deps.directory))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

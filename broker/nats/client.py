@@ -28,10 +28,12 @@ from nats.js.client import JetStreamContext
 from broker.errors import TransportError
 from broker.nats.config import (
     CHECKPOINT_SUBJECT,
+    DIRECTORY_SUBJECT,
     GATEWAY_CONSUMER,
     MAX_PAYLOAD,
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,
+    STREAM_DIRECTORY,
     STREAM_DLQ,
     STREAM_INGRESS,
     STREAM_RECEIPTS,
@@ -217,6 +219,16 @@ class Connection:
             raise TransportError(f"publish to {subject} refused: {_why(exc)}") from exc
         return int(ack.seq)
 
+    async def last_message(self, stream: str, subject: str) -> bytes | None:
+        """The newest message on `subject` in `stream`, None if there is none yet."""
+        try:
+            msg = await self.js.get_last_msg(stream, subject)
+        except nats.js.errors.NotFoundError:
+            return None
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"cannot read {subject} from {stream}: {_why(exc)}") from exc
+        return msg.data
+
     def pull(self, stream: str, durable: str) -> PullConsumer:
         return PullConsumer(self, stream, durable)
 
@@ -253,6 +265,7 @@ class Connection:
             (STREAM_RECEIPTS, ["s284.receipt.>"], 7 * _DAY),
             (STREAM_DLQ, ["s284.dlq.>"], 90 * _DAY),
             (STREAM_CHECKPOINTS, [CHECKPOINT_SUBJECT], 0.0),  # kept for ever
+            (STREAM_DIRECTORY, [DIRECTORY_SUBJECT], 0.0),  # every signed version, for ever
         ):
             await self._stream(
                 api.StreamConfig(

@@ -29,6 +29,8 @@ STREAM_RECEIPTS = "S284_RECEIPTS"
 STREAM_DLQ = "S284_DLQ"
 STREAM_CHECKPOINTS = "S284_CHECKPOINTS"
 CHECKPOINT_SUBJECT = "s284.checkpoint"
+STREAM_DIRECTORY = "S284_DIRECTORY"
+DIRECTORY_SUBJECT = "s284.directory"
 GATEWAY_CONSUMER = "gateway"
 MAX_PAYLOAD = 8 * 1024 * 1024  # a delivery carries the sender's original frame (<= 1 MiB)
 
@@ -86,7 +88,7 @@ def agency_permissions(agency: str) -> dict[str, Any]:
         (STREAM_DELIVER, alert_consumer(agency)),
         (STREAM_DELIVER, notice_consumer(agency)),
     ]
-    publish = [ingress_subject(agency)]
+    publish = [ingress_subject(agency), f"$JS.API.STREAM.MSG.GET.{STREAM_DIRECTORY}"]
     for stream, consumer in consumers:
         publish += [
             f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
@@ -109,6 +111,7 @@ def gateway_permissions() -> dict[str, Any]:
                 "s284.notice.>",
                 "s284.dlq.>",
                 CHECKPOINT_SUBJECT,
+                DIRECTORY_SUBJECT,
                 "$JS.API.>",
                 f"$JS.ACK.{STREAM_INGRESS}.{GATEWAY_CONSUMER}.>",
             ],
