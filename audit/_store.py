@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from audit import _merkle as merkle
-from audit._errors import AuditError
+from audit._errors import AuditError, StoreUnavailableError
 from audit._records import (
     AuditRecord,
     Event,
@@ -163,8 +164,11 @@ class AuditStore:
     def append(
         self, records: Sequence[AuditRecord], seen: Sequence[SeenMessage] = ()
     ) -> AppendResult:
-        """Durably record a batch in one transaction; records already present are skipped."""
-        with self.engine.connect() as conn:
+        """Durably record a batch in one transaction; records already present are skipped.
+
+        Raises `StoreUnavailableError` when the database cannot take it (nothing written).
+        """
+        with _unavailable_as_audit_error(), self.engine.connect() as conn:
             _take_append_lock(conn, self._dialect)
             size = _size(conn)
             fresh = _unrecorded(conn, records)
@@ -234,14 +238,17 @@ class AuditStore:
             return merkle.consistency_proof(old, new, _Nodes(conn))
 
     def first_seen(self, message_ids: Iterable[str]) -> dict[str, int]:
-        """For each already-authenticated id, the ingress sequence that first carried it."""
+        """For each already-authenticated id, the ingress sequence that first carried it.
+
+        The gateway's replay check reads it before appending: `StoreUnavailableError` too.
+        """
         ids = list(set(message_ids))
         if not ids:
             return {}
         query = select(seen_messages.c.message_id, seen_messages.c.ingress_seq).where(
             seen_messages.c.message_id.in_(ids)
         )
-        with self.engine.connect() as conn:
+        with _unavailable_as_audit_error(), self.engine.connect() as conn:
             return {row.message_id: row.ingress_seq for row in conn.execute(query)}
 
     def records(self, message_id: str | None = None, limit: int = 10_000) -> list[dict[str, Any]]:
@@ -308,7 +315,7 @@ class AuditStore:
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         row = {"size": size, "root": root, "note": note, "signed_at": datetime.now(UTC)}
-        with self.engine.begin() as conn:
+        with _unavailable_as_audit_error(), self.engine.begin() as conn:
             conn.execute(self._insert(audit_checkpoints), [row])
 
     def latest_checkpoint(self) -> CheckpointRow | None:
@@ -374,6 +381,17 @@ class AuditStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _unavailable_as_audit_error() -> Iterator[None]:
+    """The driver's errors leave the store as its own: callers must not need to know SQL."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(
+            f"the log's database refused: {exc.__class__.__name__}"
+        ) from exc
 
 
 def _take_append_lock(conn: Connection, dialect: str) -> None:

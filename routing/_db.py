@@ -7,16 +7,22 @@ READ COMMITTED; only whole-table versioning takes an advisory lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from routing._errors import RoutingUnavailableError
 
 _PG_LOCK = 284_005  # pg_advisory_xact_lock key: one routing-table writer at a time
 _WRITE = "s284_routing_write"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def open_engine(url: str) -> Engine:
@@ -38,6 +44,20 @@ def writing(engine: Engine, *, serial: bool = False) -> Iterator[Connection]:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
         yield conn
         conn.commit()
+
+
+def unavailable_as_routing_error(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """The driver's errors leave the store as `RoutingUnavailableError`, for the callers
+    that must not know SQL (the gateway's routing steps)."""
+
+    @functools.wraps(fn)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            raise RoutingUnavailableError(exc.__class__.__name__) from exc
+
+    return guarded
 
 
 def upsert(engine: Engine, table: Table) -> Any:

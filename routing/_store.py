@@ -16,7 +16,7 @@ from sqlalchemy import Engine, insert, select
 
 from routing._alerts import Alerts, Holder, NewAlert, is_due
 from routing._csp import CspBook
-from routing._db import from_db, open_engine, upsert, writing
+from routing._db import from_db, open_engine, unavailable_as_routing_error, upsert, writing
 from routing._errors import RoutingError
 from routing._hours import aware_utc
 from routing._model import (
@@ -171,6 +171,7 @@ class RoutingStore:
 
     # -- the offender registry ----------------------------------------------------------
 
+    @unavailable_as_routing_error
     def set_offender(
         self,
         ref: str,
@@ -220,6 +221,7 @@ class RoutingStore:
 
     # -- resolution and gaps ------------------------------------------------------------
 
+    @unavailable_as_routing_error
     def resolve(self, agency: str, offender_ref: str, topic: Topic | str, at: datetime) -> Route:
         """The designated contact for this agency, the offender's area at `at`, and topic.
 
@@ -284,6 +286,7 @@ class RoutingStore:
         )
         return self._alerts.open(new)
 
+    @unavailable_as_routing_error
     def open_alert_batch(self, news: Sequence[NewAlert]) -> int:
         """`open_alert` for a whole gateway batch, in one transaction."""
         return self._alerts.open_batch(list(news))
@@ -348,6 +351,7 @@ class RoutingStore:
 
     # -- CSP reviews --------------------------------------------------------------------
 
+    @unavailable_as_routing_error
     def record_csp_review(self, offender: str, csp_id: str, reviewed_at: date) -> CspReview:
         """Record a review; the next is due six months later (the Act's minimum)."""
         return self._csp.record(offender, csp_id, reviewed_at)

@@ -23,9 +23,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
-from audit import AuditRecord, AuditStore, SeenMessage
+from audit import AuditRecord, AuditStore, SeenMessage, StoreUnavailableError
 from broker.errors import AuditUnavailableError, ReasonCode, Refusal, TransportError
 from broker.gateway import steps
 from broker.gateway.checkpoints import Checkpointer
@@ -51,6 +50,7 @@ from broker.wire.envelope import (
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.sealing import seal_delivery, sign_receipt
 from policies import Decision, EngineHolder, PolicyEngine
+from routing import RoutingUnavailableError
 
 log = structlog.get_logger("s284.gateway")
 _R = TypeVar("_R")
@@ -381,8 +381,8 @@ class Gateway:
     async def _db(self, fn: Callable[..., _R], *args: Any) -> _R:
         try:
             return await asyncio.to_thread(fn, *args)
-        except SQLAlchemyError as exc:
-            raise AuditUnavailableError(exc.__class__.__name__) from exc
+        except (StoreUnavailableError, RoutingUnavailableError) as exc:
+            raise AuditUnavailableError(str(exc)) from exc
 
 
 # Refusals that come before the id is trustworthy or that are about the id itself
