@@ -1,9 +1,11 @@
 """The disclosure log: an append-only, verifiable record of every disclosure and refusal.
 
-Records are hashed into an RFC 9162 Merkle tree whose checkpoints are signed in the C2SP
-signed-note format (docs/audit-format.md). Knows nothing of NATS or HTTP.
+Every record the broker writes is built by `audit.records` (one function per kind of
+entry). Records are hashed into an RFC 9162 Merkle tree whose checkpoints are signed in
+the C2SP signed-note format (docs/audit-format.md). Knows nothing of NATS or HTTP.
 """
 
+from audit import _build as records
 from audit._checkpoints import (
     Announcement,
     CheckpointKeeper,
@@ -44,6 +46,7 @@ __all__ = [
     "checkpoint",
     "leaf_hash",
     "parse_verifier_key",
+    "records",
     "verifier_key",
     "verify_consistency",
     "verify_inclusion",

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from audit import _build
 from audit import _merkle as merkle
 from audit._errors import AuditError, StoreUnavailableError
 from audit._records import (
@@ -457,18 +458,8 @@ def _personal_row(record: AuditRecord, seq: int, salt: bytes, fields: bytes) -> 
 
 
 def _expiry_record(before: datetime, erased: int, node: str, record_id: str) -> AuditRecord:
-    cutoff = before.astimezone(UTC).date().isoformat()
-    return AuditRecord(
-        record_id=record_id,
-        dedupe_key=f"expired:{record_id}",
-        event=Event.EXPIRED.value,
-        occurred_at=datetime.now(UTC),
-        ingress_agency="broker",
-        decision="none",
-        reason_code="retention.expired",
-        reason=f"personal fields of {erased} record(s) that occurred before {cutoff} erased",
-        node=node,
-    )
+    origin = _build.Origin(datetime.now(UTC), _build.BROKER, node)
+    return _build.expired(record_id, origin, erased, before)
 
 
 def _latest_checkpoint(conn: Connection) -> CheckpointRow | None:
