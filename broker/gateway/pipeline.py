@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypeVar
 
 import structlog
@@ -40,6 +39,7 @@ from audit import AuditRecord, AuditStore, SeenMessage, StoreUnavailableError
 from broker.errors import ReasonCode, Refusal, TransportError
 from broker.gateway import steps
 from broker.gateway.checkpoints import Checkpointer
+from broker.gateway.receipts import answer, answered_agency, outcome_fields
 from broker.gateway.records import disclosures, refused
 from broker.gateway.routing import AlertRouting
 from broker.gateway.stages import (
@@ -79,7 +79,7 @@ from broker.wire.envelope import (
 )
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.sealing import seal_delivery, sign_receipt
-from policies import EngineHolder, PolicyEngine
+from policies import Decision, EngineHolder, PolicyEngine
 from routing import RoutingUnavailableError
 
 log = structlog.get_logger("s284.gateway")
@@ -221,20 +221,14 @@ class Gateway:
         return Sealed(item.decided, tuple(self._sealed(item.decided, s) for s in item.shares))
 
     def _sealed(self, decided: Decided, share: Minimal) -> Delivery:
-        env, decision = decided.envelope, share.decision
+        env = decided.envelope
         delivery_id = delivery_id_for(env.id, share.recipient)
-        why = DisclosureDecision(
-            policy_ids=list(decision.policy_ids),
-            reason=decision.reason,
-            policy_version=decided.engine.version,
-            review_required=decision.review_required,
-        )
         # Every part was validated on the way in; skip re-validating the envelope per recipient.
         content = DeliveredContent.model_construct(
             envelope=env,
             payload=share.payload,
             withheld=list(share.withheld),
-            decision=why,
+            decision=_why(share.decision, decided.engine.version),
             origin=decided.msg.data.decode("ascii"),
         )
         frame = seal_delivery(
@@ -275,15 +269,8 @@ class Gateway:
             if isinstance(item, Recorded)
             for d in item.routed.deliveries
         ]
-        publishes += [
-            self._conn.publish(
-                f"s284.dlq.ingress.{item.agency or 'unknown'}",
-                item.msg.data,
-                f"dlq:{attempt_key(item.msg)}",
-            )
-            for item in items
-            if isinstance(item, Refused) and item.dead_letter
-        ]
+        dead = [item for item in items if isinstance(item, Refused) and item.dead_letter]
+        publishes += [self._conn.publish(*_dead_letter(item)) for item in dead]
         await asyncio.gather(*publishes)
 
     async def _answer(self, done: list[Recorded | Refused]) -> None:
@@ -294,9 +281,8 @@ class Gateway:
         self.state.processed += len(done)
 
     async def _receipt(self, item: Recorded | Refused) -> None:
-        receipt = _receipt(item)
+        receipt, agency = answer(item), answered_agency(item)
         self._log_outcome(item, receipt)
-        agency = item.agency if isinstance(item, Refused) else item.routed.decided.opened.agency
         if agency is None:
             return
         subject = receipt_subject(agency.value, receipt.message_id or "unknown")
@@ -308,22 +294,12 @@ class Gateway:
             log.warning("receipt_publish_failed", message_id=receipt.message_id)
 
     def _log_outcome(self, item: Recorded | Refused, receipt: Receipt) -> None:
-        seq = item.msg.stream_seq
         if isinstance(item, Refused):
             self.state.refused += 1
-            ingress = item.agency.value if item.agency else None
-            log.info(
-                "message_refused",
-                message_id=receipt.message_id,
-                reason=receipt.reason,
-                ingress=ingress,
-                seq=seq,
-            )
-        else:
-            deliveries = len(receipt.deliveries)
-            log.info(
-                "message_accepted", message_id=receipt.message_id, deliveries=deliveries, seq=seq
-            )
+        log.info(
+            "message_refused" if isinstance(item, Refused) else "message_accepted",
+            **outcome_fields(item, receipt),
+        )
 
     # -- the machinery around the steps ---------------------------------------------------
 
@@ -371,22 +347,20 @@ def _seen(item: Routed) -> SeenMessage:
     return SeenMessage(item.decided.opened.claims.id, item.msg.stream_seq)
 
 
-def _receipt(item: Recorded | Refused) -> Receipt:
-    """The gateway's answer: accepted with every delivery, or refused with the reason."""
-    if isinstance(item, Refused):
-        return Receipt(
-            message_id=item.message_ref,
-            status="refused",
-            reason=item.refusal.code.value,
-            detail=item.refusal.detail,
-            decided_at=datetime.now(UTC),
-            policy_version=item.policy_version,
-        )
-    decided = item.routed.decided
-    return Receipt(
-        message_id=decided.opened.claims.id,
-        status="accepted",
-        deliveries=[d.ref for d in item.routed.deliveries],
-        decided_at=datetime.now(UTC),
-        policy_version=decided.engine.version,
+def _why(decision: Decision, version: str) -> DisclosureDecision:
+    """What the recipient is told about why it may have this (inside the sealed frame)."""
+    return DisclosureDecision(
+        policy_ids=list(decision.policy_ids),
+        reason=decision.reason,
+        policy_version=version,
+        review_required=decision.review_required,
+    )
+
+
+def _dead_letter(item: Refused) -> tuple[str, bytes, str]:
+    """(subject, the frame as it came, Nats-Msg-Id) on the dead-letter stream."""
+    return (
+        f"s284.dlq.ingress.{item.agency or 'unknown'}",
+        item.msg.data,
+        f"dlq:{attempt_key(item.msg)}",
     )

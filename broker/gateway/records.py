@@ -15,6 +15,7 @@ from broker.gateway.stages import (
     Arrived,
     Authenticated,
     Decided,
+    Delivery,
     Framed,
     Fresh,
     Minimised,
@@ -37,54 +38,51 @@ _NOT_SEEN = frozenset({ReasonCode.REPLAY_DUPLICATE_ID, ReasonCode.REPLAY_OUTSIDE
 
 def disclosures(item: Routed, node: str) -> list[AuditRecord]:
     """One disclosure per recipient, in order; then one `alert_routed` per routed alert."""
-    opened, engine = item.decided.opened, item.decided.engine
+    opened, version = item.decided.opened, item.decided.engine.version
     origin = records.Origin(opened.msg.stored_at, opened.agency.value, node)
     about = _about(opened.msg, opened.claims, opened.content.envelope)
-    made, routed = [], []
-    for delivery in item.deliveries:
-        share, route = delivery.share, delivery.route
-        ruling = records.Ruling(
-            share.decision.reason,
-            tuple(share.decision.policy_ids),
-            engine.version,
-            review_required=bool(share.decision.review_required),
+    made = [_disclosure(d, origin, about, version) for d in item.deliveries]
+    routed = [
+        records.alert_routed(
+            new_id(), disclosed, d.route.contact_id, d.route.reason, duty=d.route.duty
         )
-        contact = route.contact_id if route is not None else None
-        disclosed = records.disclosure(
-            new_id(), origin, about, share.recipient.value, ruling, share.withheld, contact
-        )
-        made.append(disclosed)
-        if route is not None:
-            routed.append(
-                records.alert_routed(
-                    new_id(), disclosed, route.contact_id, route.reason, duty=route.duty
-                )
-            )
+        for d, disclosed in zip(item.deliveries, made, strict=True)
+        if d.route is not None
+    ]
     return made + routed
+
+
+def _disclosure(
+    delivery: Delivery, origin: records.Origin, about: records.About, version: str
+) -> AuditRecord:
+    share, route = delivery.share, delivery.route
+    ruling = records.Ruling(
+        share.decision.reason,
+        tuple(share.decision.policy_ids),
+        version,
+        review_required=bool(share.decision.review_required),
+    )
+    contact = route.contact_id if route is not None else None
+    recipient = share.recipient.value
+    return records.disclosure(new_id(), origin, about, recipient, ruling, share.withheld, contact)
 
 
 def refused(
     item: Stage, refusal: Refusal, node: str, policy_version: str, *, dead_letter: bool = False
 ) -> Refused:
     """The outcome of a refusal at `item`'s stage, with its record built from what is known."""
-    agency, claims, env, version = _known(item)
-    version = version or policy_version
-    msg = item.msg
+    agency, claims, env, known_version = _known(item)
+    msg, version = item.msg, known_version or policy_version
     about = _about(msg, claims, None if dead_letter else env)
     origin = records.Origin(msg.stored_at, agency.value if agency else "unknown", node)
+    code, detail, attempt = refusal.code.value, refusal.detail, attempt_key(msg)
     record = records.refusal(
-        new_id(),
-        origin,
-        about,
-        refusal.code.value,
-        refusal.detail,
-        attempt=attempt_key(msg),
-        policy_version=version,
+        new_id(), origin, about, code, detail, attempt=attempt, policy_version=version
     )
-    marks = claims is not None and refusal.code not in _NOT_SEEN
-    seen = SeenMessage(claims.id, msg.stream_seq) if claims is not None and marks else None
-    ref = claims.id if claims is not None else claimed_ref(msg)
-    return Refused(msg, agency, ref, refusal, record, seen, version, dead_letter)
+    if claims is None:
+        return Refused(msg, agency, claimed_ref(msg), refusal, record, None, version, dead_letter)
+    seen = SeenMessage(claims.id, msg.stream_seq) if refusal.code not in _NOT_SEEN else None
+    return Refused(msg, agency, claims.id, refusal, record, seen, version, dead_letter)
 
 
 def _known(item: Stage) -> tuple[Agency | None, IngressClaims | None, Envelope | None, str | None]:
