@@ -11,7 +11,7 @@ import pytest
 
 from broker.errors import ReasonCode, Refusal
 from broker.gateway import records, steps
-from broker.gateway.stages import Arrived, Authenticated, Framed, Fresh, Opened
+from broker.gateway.stages import Arrived, Authenticated, DeadLettered, Framed, Fresh, Opened
 from broker.home import Home
 from broker.nats.client import Inbound
 from broker.wire.keys import GATEWAY
@@ -57,7 +57,8 @@ def test_a_subject_naming_no_agency_is_recorded_as_unknown(home):
     """The dead-letter record of a message on a subject the broker does not know."""
     msg = _inbound(b"x", subject="s284.ingress.nobody")
     out = records.refused(Arrived(msg), DENIED, "n1", "v1", dead_letter=True)
-    assert (out.agency, out.record.ingress_agency, out.dead_letter) == (None, "unknown", True)
+    assert (out.agency, out.record.ingress_agency) == (None, "unknown")
+    assert isinstance(out, DeadLettered)
 
 
 def test_an_authenticated_refusal_marks_the_id_used_unless_it_is_a_replay(home):
@@ -79,6 +80,7 @@ def test_a_policy_refusal_records_the_envelopes_facts_and_a_dead_letter_does_not
     """Step 5 refused: who sent what about whom, for which purpose. A dead letter: only the id."""
     opened = _opened(home)
     out = records.refused(opened, DENIED, "n1", "v1")
+    assert not isinstance(out, DeadLettered)
     env = opened.content.envelope
     assert (out.record.sender_agency, out.record.offender) == ("corrections", env.offender)
     assert (out.record.kind, out.record.purpose) == (env.kind.value, env.purpose.value)

@@ -19,11 +19,12 @@ message's way as `Refused` or `Retry`; the pure checks are in broker/gateway/ste
     8 publish       deliveries and dead letters, every JetStream ack awaited
     9 answer        ack ingress, then the signed receipt to the sender
 
-A bug in a per-message step retries that message, and after `max_deliver` attempts
-dead-letters it (refused `internal.dead_letter`). Nothing is delivered before its record is
-committed; a crash anywhere leads to a redelivery that re-runs the batch idempotently
-(records keyed by message and recipient, deliveries and receipts de-duplicated by
-Nats-Msg-Id). While the log or routing database is down the gateway stops consuming.
+A bug in a per-message step retries that message (`Retry`), and after `max_deliver`
+attempts dead-letters it (`DeadLettered`: refused `internal.dead_letter`). Nothing is
+delivered before its record is committed; a crash anywhere leads to a redelivery that
+re-runs the batch idempotently (records keyed by message and recipient, deliveries and
+receipts de-duplicated by Nats-Msg-Id). While the log or the routing database is down
+the gateway stops consuming and takes the batch again once the store answers.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from broker.gateway.routing import AlertRouting
 from broker.gateway.stages import (
     Arrived,
     Authenticated,
+    DeadLettered,
     Decided,
     Delivery,
     Framed,
@@ -269,7 +271,7 @@ class Gateway:
             if isinstance(item, Recorded)
             for d in item.routed.deliveries
         ]
-        dead = [item for item in items if isinstance(item, Refused) and item.dead_letter]
+        dead = [item for item in items if isinstance(item, DeadLettered)]
         publishes += [self._conn.publish(*_dead_letter(item)) for item in dead]
         await asyncio.gather(*publishes)
 
@@ -357,7 +359,7 @@ def _why(decision: Decision, version: str) -> DisclosureDecision:
     )
 
 
-def _dead_letter(item: Refused) -> tuple[str, bytes, str]:
+def _dead_letter(item: DeadLettered) -> tuple[str, bytes, str]:
     """(subject, the frame as it came, Nats-Msg-Id) on the dead-letter stream."""
     return (
         f"s284.dlq.ingress.{item.agency or 'unknown'}",

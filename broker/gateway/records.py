@@ -14,6 +14,7 @@ from broker.gateway import steps
 from broker.gateway.stages import (
     Arrived,
     Authenticated,
+    DeadLettered,
     Decided,
     Delivery,
     Framed,
@@ -79,10 +80,11 @@ def refused(
     record = records.refusal(
         new_id(), origin, about, code, detail, attempt=attempt, policy_version=version
     )
+    outcome = DeadLettered if dead_letter else Refused
     if claims is None:
-        return Refused(msg, agency, claimed_ref(msg), refusal, record, None, version, dead_letter)
+        return outcome(msg, agency, claimed_ref(msg), refusal, record, None, version)
     seen = SeenMessage(claims.id, msg.stream_seq) if refusal.code not in _NOT_SEEN else None
-    return Refused(msg, agency, claims.id, refusal, record, seen, version, dead_letter)
+    return outcome(msg, agency, claims.id, refusal, record, seen, version)
 
 
 def _known(item: Stage) -> tuple[Agency | None, IngressClaims | None, Envelope | None, str | None]:

@@ -1,6 +1,7 @@
 """What the gateway knows about one ingress message after each step, one immutable record
 per stage, each made only by the step before it (broker/gateway/pipeline.py); and the
-outcomes that end a message's way early: `Refused` (recorded and answered) and `Retry`.
+outcomes that end a message's way early: `Refused` (recorded and answered), `DeadLettered`
+(a refusal whose frame is kept for an operator) and `Retry`.
 
     Arrived -> Framed -> Authenticated -> Fresh -> Opened -> Decided -> Minimised
             -> Sealed -> Routed -> Recorded
@@ -162,8 +163,7 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Refused:
-    """Refused with a reason code: recorded in step 7, answered in step 9; a dead letter is
-    also kept on the dead-letter stream for an operator."""
+    """Refused with a reason code: recorded in step 7, answered in step 9."""
 
     msg: Inbound
     agency: Agency | None  # None: not even the ingress subject was understood
@@ -172,7 +172,12 @@ class Refused:
     record: AuditRecord
     seen: SeenMessage | None  # marks the id as used (not for a replay or an unsigned id)
     policy_version: str
-    dead_letter: bool = False
+
+
+@dataclass(frozen=True)
+class DeadLettered(Refused):
+    """A step failed on it on its last delivery attempt: refused `internal.dead_letter`, and
+    its frame kept on the dead-letter stream (step 8) for an operator."""
 
 
 @dataclass(frozen=True)
