@@ -9,7 +9,7 @@ event, a decision or a key. Knows nothing of NATS, HTTP, policies or routing.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from audit._records import AuditRecord, Event
@@ -47,18 +47,21 @@ class Origin:
 
 @dataclass(frozen=True)
 class About:
-    """What an entry is about: the message and its grounds, as far as they are known."""
+    """What an entry is about: the message and its grounds, as far as they are known.
+
+    The personal fields (as in `AuditRecord`) stay out of its repr, so out of tracebacks.
+    """
 
     message_id: str | None = None
     ingress_seq: int | None = None
     sender_agency: str | None = None
-    sender_person: str | None = None
-    offender: str | None = None
+    sender_person: str | None = field(default=None, repr=False)
+    offender: str | None = field(default=None, repr=False)
     kind: str | None = None
     purpose: str | None = None
-    justification: str | None = None
-    consent_reference: str | None = None
-    law_reference: str | None = None
+    justification: str | None = field(default=None, repr=False)
+    consent_reference: str | None = field(default=None, repr=False)
+    law_reference: str | None = field(default=None, repr=False)
     restricted: bool = False
     correlation_id: str | None = None
     payload_digest: str | None = None
@@ -70,7 +73,7 @@ class Held:
 
     alert_id: str
     agency: str
-    contact: str
+    contact: str = field(repr=False)
     level: int
 
 
@@ -78,7 +81,7 @@ class Held:
 class CspDue:
     """A coordinated services plan whose review reminder (`milestone`) is due."""
 
-    offender: str
+    offender: str = field(repr=False)
     csp_id: str
     due: date
     milestone: str

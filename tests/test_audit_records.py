@@ -149,3 +149,11 @@ def test_each_review_of_a_disclosure_is_its_own_entry():
         target.record_id,
     )
     assert first.dedupe_key != second.dedupe_key
+
+
+def test_the_facts_of_an_entry_never_print_a_person_or_an_offender():
+    """A traceback or log line that shows what an entry is about names no one."""
+    shown = repr(ABOUT) + repr(records.Held("alert-1", "police", "pol-nwm-017", 0))
+    for personal in ("staff-0042", "S284-000123", "synthetic grounds", "pol-nwm-017"):
+        assert personal not in shown
+    assert ABOUT.message_id in shown

@@ -10,7 +10,7 @@ outcomes that end a message's way early: `Refused` (recorded and answered), `Dea
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from audit import AuditRecord, SeenMessage
@@ -68,7 +68,7 @@ class Opened:
     msg: Inbound
     agency: Agency
     claims: IngressClaims
-    content: SealedContent
+    content: SealedContent = field(repr=False)  # the payload stays out of tracebacks
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class Minimal:
 
     recipient: Agency
     decision: Decision
-    payload: dict[str, Any]
+    payload: dict[str, Any] = field(repr=False)
     withheld: tuple[str, ...]
 
 
