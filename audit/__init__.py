@@ -1,13 +1,15 @@
 """The disclosure log: an append-only, verifiable record of every disclosure and refusal.
 
-Records are hashed into an RFC 9162 Merkle tree whose checkpoints are signed in the C2SP
-signed-note format (docs/audit-format.md). Knows nothing of NATS or HTTP.
+Every record the broker writes is built by `audit.records` (one function per kind of
+entry). Records are hashed into an RFC 9162 Merkle tree whose checkpoints are signed in
+the C2SP signed-note format (docs/audit-format.md). Knows nothing of NATS or HTTP.
 
 The read side (`search`, `accounting`, `refusals`, `review_queue`, `record_by_id`,
 `access_log`) takes an `AuditStore` and a `Viewer`; who sees what is decided in SQL. Every
 store call the API makes raises `StoreUnavailableError` when the database fails it.
 """
 
+from audit import _build as records
 from audit._access import AccessEntry, AccessFilters, access_log
 from audit._checkpoints import (
     Announcement,
@@ -73,6 +75,7 @@ __all__ = [
     "leaf_hash",
     "parse_verifier_key",
     "record_by_id",
+    "records",
     "refusals",
     "review_queue",
     "search",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,9 +31,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from audit import _build
 from audit import _merkle as merkle
 from audit._access import AccessEntry, append_access
-from audit._errors import AuditError, ProofError
+from audit._errors import AuditError, ProofError, StoreUnavailableError
 from audit._guard import unavailable_on_db_error
 from audit._records import (
     AuditRecord,
@@ -165,8 +167,11 @@ class AuditStore:
     def append(
         self, records: Sequence[AuditRecord], seen: Sequence[SeenMessage] = ()
     ) -> AppendResult:
-        """Durably record a batch in one transaction; records already present are skipped."""
-        with self.engine.connect() as conn:
+        """Durably record a batch in one transaction; records already present are skipped.
+
+        Raises `StoreUnavailableError` when the database cannot take it (nothing written).
+        """
+        with _unavailable_as_audit_error(), self.engine.connect() as conn:
             _take_append_lock(conn, self._dialect)
             size = _size(conn)
             fresh = _unrecorded(conn, records)
@@ -238,14 +243,17 @@ class AuditStore:
             return merkle.consistency_proof(old, new, _Nodes(conn))
 
     def first_seen(self, message_ids: Iterable[str]) -> dict[str, int]:
-        """For each already-authenticated id, the ingress sequence that first carried it."""
+        """For each already-authenticated id, the ingress sequence that first carried it.
+
+        The gateway's replay check reads it before appending: `StoreUnavailableError` too.
+        """
         ids = list(set(message_ids))
         if not ids:
             return {}
         query = select(seen_messages.c.message_id, seen_messages.c.ingress_seq).where(
             seen_messages.c.message_id.in_(ids)
         )
-        with self.engine.connect() as conn:
+        with _unavailable_as_audit_error(), self.engine.connect() as conn:
             return {row.message_id: row.ingress_seq for row in conn.execute(query)}
 
     def records(self, message_id: str | None = None, limit: int = 10_000) -> list[dict[str, Any]]:
@@ -312,7 +320,7 @@ class AuditStore:
 
     def add_checkpoint(self, size: int, root: bytes, note: str) -> None:
         row = {"size": size, "root": root, "note": note, "signed_at": datetime.now(UTC)}
-        with self.engine.begin() as conn:
+        with _unavailable_as_audit_error(), self.engine.begin() as conn:
             conn.execute(self._insert(audit_checkpoints), [row])
 
     @unavailable_on_db_error
@@ -387,6 +395,17 @@ class AuditStore:
         self.engine.dispose()
 
 
+@contextmanager
+def _unavailable_as_audit_error() -> Iterator[None]:
+    """The driver's errors leave the store as its own: callers must not need to know SQL."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(
+            f"the log's database refused: {exc.__class__.__name__}"
+        ) from exc
+
+
 def _take_append_lock(conn: Connection, dialect: str) -> None:
     if dialect == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_APPEND_LOCK})
@@ -450,18 +469,8 @@ def _personal_row(record: AuditRecord, seq: int, salt: bytes, fields: bytes) -> 
 
 
 def _expiry_record(before: datetime, erased: int, node: str, record_id: str) -> AuditRecord:
-    cutoff = before.astimezone(UTC).date().isoformat()
-    return AuditRecord(
-        record_id=record_id,
-        dedupe_key=f"expired:{record_id}",
-        event=Event.EXPIRED.value,
-        occurred_at=datetime.now(UTC),
-        ingress_agency="broker",
-        decision="none",
-        reason_code="retention.expired",
-        reason=f"personal fields of {erased} record(s) that occurred before {cutoff} erased",
-        node=node,
-    )
+    origin = _build.Origin(datetime.now(UTC), _build.BROKER, node)
+    return _build.expired(record_id, origin, erased, before)
 
 
 def _latest_checkpoint(conn: Connection) -> CheckpointRow | None:

@@ -173,6 +173,7 @@ class RoutingStore:
 
     # -- the offender registry ----------------------------------------------------------
 
+    @unavailable_on_db_error
     def set_offender(
         self,
         ref: str,
@@ -223,6 +224,7 @@ class RoutingStore:
 
     # -- resolution and gaps ------------------------------------------------------------
 
+    @unavailable_on_db_error
     def resolve(self, agency: str, offender_ref: str, topic: Topic | str, at: datetime) -> Route:
         """The designated contact for this agency, the offender's area at `at`, and topic.
 
@@ -288,6 +290,7 @@ class RoutingStore:
         )
         return self._alerts.open(new)
 
+    @unavailable_on_db_error
     def open_alert_batch(self, news: Sequence[NewAlert]) -> int:
         """`open_alert` for a whole gateway batch, in one transaction."""
         return self._alerts.open_batch(list(news))
@@ -355,6 +358,7 @@ class RoutingStore:
 
     # -- CSP reviews --------------------------------------------------------------------
 
+    @unavailable_on_db_error
     def record_csp_review(self, offender: str, csp_id: str, reviewed_at: date) -> CspReview:
         """Record a review; the next is due six months later (the Act's minimum)."""
         return self._csp.record(offender, csp_id, reviewed_at)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 
-from routing._db import upsert, writing
+from routing._db import unavailable_on_db_error, upsert, writing
 from routing._schema import routing_subscriptions
 
 _S = routing_subscriptions.c
@@ -18,6 +18,7 @@ class Subscriptions:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    @unavailable_on_db_error
     def add(self, pairs: Iterable[tuple[str, str]], at: datetime) -> None:
         """Subscribe each (offender, agency); one already subscribed keeps its first date."""
         rows = [{"offender": o, "agency": a, "since": at} for o, a in dict.fromkeys(pairs)]
@@ -26,6 +27,7 @@ class Subscriptions:
         with writing(self._engine) as conn:
             conn.execute(upsert(self._engine, routing_subscriptions).on_conflict_do_nothing(), rows)
 
+    @unavailable_on_db_error
     def of(self, offenders: Iterable[str]) -> dict[str, set[str]]:
         """offender -> the agencies subscribed to them (offenders with none are absent)."""
         wanted = list(dict.fromkeys(offenders))

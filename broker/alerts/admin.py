@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from audit import AuditRecord, AuditStore, Event
+from audit import AuditStore, records
 from broker.ids import new_id
 from routing import RoutingStore, TableChange
 
@@ -16,24 +16,16 @@ def import_table(
     """Store `doc` as the next version of the table and record the change."""
     change = routing.import_table(doc, actor)
     before = change.digest_before[:16] if change.digest_before else "none"
+    summary = (
+        f"routing table v{change.previous_version or 0} -> v{change.version}: "
+        f"{change.added} added, {change.removed} removed, {change.changed} changed; "
+        f"digest {before} -> {change.digest_after[:16]}"
+    )
+    origin = records.Origin(change.at, records.BROKER, node)
     audit.append(
         [
-            AuditRecord(
-                record_id=new_id(),
-                dedupe_key=f"routing_changed:{change.version}",
-                event=Event.ROUTING_CHANGED.value,
-                occurred_at=change.at,
-                ingress_agency="broker",
-                decision="none",
-                reason_code="routing.table_changed",
-                reason=(
-                    f"routing table v{change.previous_version or 0} -> v{change.version}: "
-                    f"{change.added} added, {change.removed} removed, {change.changed} changed; "
-                    f"digest {before} -> {change.digest_after[:16]}"
-                ),
-                node=node,
-                sender_person=actor,  # personal: erasable after the retention period
-                payload_digest=change.digest_after,
+            records.routing_changed(
+                new_id(), origin, actor, change.version, summary, change.digest_after
             )
         ]
     )

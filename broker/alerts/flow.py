@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 
 import structlog
 
-from audit import AuditRecord, AuditStore, Event
+from audit import AuditRecord, AuditStore, records
 from broker.auth import Principal
 from broker.errors import NotYourAlertError, ReasonCode, Refusal, TransportError
 from broker.ids import new_id
@@ -60,7 +60,7 @@ class AlertFlow:
         acked = await asyncio.to_thread(
             self._ctx.routing.acknowledge, alert_id, contact.subject, now
         )
-        record = self._record(acked, Event.ACKNOWLEDGED, "acknowledged by the designated contact")
+        record = records.acknowledged(new_id(), self._origin(acked), _facts(acked), _held(acked))
         await asyncio.to_thread(self._ctx.audit.append, [record])
         await self._notify(acked, NoticeContent(event="acknowledged", **_about(acked)), "ack")
         log.info("alert_acknowledged", alert_id=alert.alert_id, level=alert.level)
@@ -83,12 +83,13 @@ class AlertFlow:
         )
         decision = engine.decide(request)
         message_id = new_id()
+        ruling = records.Ruling(decision.reason, policy_version=engine.version)
         if not decision.allowed:
-            record = self._reply_record(alert, message_id, contact, decision.reason, allowed=False)
+            record = self._reply_record(alert, message_id, contact, ruling, allowed=False)
             await asyncio.to_thread(self._ctx.audit.append, [record])
             raise Refusal(ReasonCode.POLICY_DENIED, decision.reason)
         payload, _ = engine.minimise({"concern": text}, request)
-        record = self._reply_record(alert, message_id, contact, decision.reason, allowed=True)
+        record = self._reply_record(alert, message_id, contact, ruling, allowed=True)
         await asyncio.to_thread(self._ctx.audit.append, [record])
         content = NoticeContent(event="reply", text=payload.get("concern"), **_about(alert))
         await self._notify(alert, content, f"reply.{message_id}")
@@ -134,13 +135,7 @@ class AlertFlow:
         frame = await asyncio.to_thread(self._ctx.routing.alert_frame, alert.alert_id)
         subject = alert_subject(alert.agency, alert.contact_id)
         await self._ctx.conn.publish(subject, frame, f"{alert.alert_id}.L{alert.level}")
-        where = "deputy" if alert.contact_id != "duty" else "duty inbox"
-        record = self._record(
-            alert,
-            Event.ALERT_ROUTED,
-            f"not acknowledged in time: escalated to the {where}",
-            code=f"routing.escalated_{'deputy' if where == 'deputy' else 'duty'}",
-        )
+        record = records.escalated(new_id(), self._origin(alert), _facts(alert), _held(alert))
         await asyncio.to_thread(self._ctx.audit.append, [record])
         content = NoticeContent(event="escalated", level=alert.level, **_about(alert))
         await self._notify(alert, content, f"esc{alert.level}")
@@ -161,72 +156,36 @@ class AlertFlow:
             )
             notice_id = f"csp.{notice.csp_id}.{notice.milestone}.{reviewer.id}"
             await self._publish_notice(MANAGING_AGENCY, notice_id, content)
-        record = AuditRecord(
-            record_id=record_id,
-            dedupe_key=f"csp_notice:{notice.csp_id}:{notice.due}:{notice.milestone}",
-            event=Event.ALERT_ROUTED.value,
-            occurred_at=datetime.combine(today, datetime.min.time(), UTC),
-            ingress_agency="broker",
-            decision="none",
-            reason_code=f"csp.review_{notice.milestone}",
-            reason=f"CSP review due {notice.due}: reminder ({notice.milestone}) to the reviewers",
-            node=self._ctx.node,
-            recipient_agency=MANAGING_AGENCY.value,
-            offender=notice.offender,
-            kind="csp.update",
-            purpose="csp_preparation",
-        )
+        due = records.CspDue(notice.offender, notice.csp_id, notice.due, notice.milestone)
+        record = records.csp_reminder(record_id, self._ctx.node, due, MANAGING_AGENCY.value, today)
         await asyncio.to_thread(self._ctx.audit.append, [record])
         await asyncio.to_thread(self._ctx.routing.mark_csp_notice_sent, notice)
 
     # -- records and notices ----------------------------------------------------------------
 
-    def _record(
-        self, alert: Alert, event: Event, reason: str, code: str | None = None
-    ) -> AuditRecord:
-        record_id = new_id()
-        return AuditRecord(
-            record_id=record_id,
-            dedupe_key=f"{event.value}:{alert.alert_id}:{alert.level}",
-            event=event.value,
-            occurred_at=datetime.now(UTC),
-            ingress_agency=alert.sender_agency,
-            decision="permit" if event is Event.ALERT_ROUTED else "none",
-            reason_code=code,
-            reason=reason,
-            node=self._ctx.node,
-            message_id=alert.message_id,
-            sender_agency=alert.sender_agency,
-            recipient_agency=alert.agency,
-            recipient_contact=alert.contact_id,
-            offender=alert.offender,
-            kind=None,
-            purpose=alert.purpose,
-        )
+    def _origin(self, alert: Alert) -> records.Origin:
+        return records.Origin(datetime.now(UTC), alert.sender_agency, self._ctx.node)
 
     def _reply_record(
-        self, alert: Alert, message_id: str, contact: Principal, reason: str, *, allowed: bool
+        self,
+        alert: Alert,
+        message_id: str,
+        contact: Principal,
+        ruling: records.Ruling,
+        *,
+        allowed: bool,
     ) -> AuditRecord:
-        return AuditRecord(
-            record_id=new_id(),
-            dedupe_key=f"reply:{message_id}:{alert.sender_agency}",
-            event=(Event.DISCLOSED if allowed else Event.REFUSED).value,
-            occurred_at=datetime.now(UTC),
-            ingress_agency=alert.agency,
-            decision="permit" if allowed else "deny",
-            reason_code=None if allowed else ReasonCode.POLICY_DENIED.value,
-            reason=reason,
-            node=self._ctx.node,
+        about = records.About(
             message_id=message_id,
             sender_agency=alert.agency,
             sender_person=contact.subject,
-            recipient_agency=alert.sender_agency,
             offender=alert.offender,
             kind=REPLY_KIND,
             purpose=REPLY_PURPOSE,
             correlation_id=alert.message_id,
-            policy_version=self._engine().version,
         )
+        origin = records.Origin(datetime.now(UTC), alert.agency, self._ctx.node)
+        return records.reply(new_id(), origin, about, alert.sender_agency, ruling, allowed=allowed)
 
     async def _notify(self, alert: Alert, content: NoticeContent, suffix: str) -> None:
         await self._publish_notice(
@@ -240,6 +199,20 @@ class AlertFlow:
         except TransportError:
             log.warning("notice_publish_failed", notice_id=notice_id)
             raise
+
+
+def _facts(alert: Alert) -> records.About:
+    """What an alert's entries in the log are about: its message, sender and offender."""
+    return records.About(
+        message_id=alert.message_id,
+        sender_agency=alert.sender_agency,
+        offender=alert.offender,
+        purpose=alert.purpose,
+    )
+
+
+def _held(alert: Alert) -> records.Held:
+    return records.Held(alert.alert_id, alert.agency, alert.contact_id, alert.level)
 
 
 def _about(alert: Alert) -> dict[str, str]:

@@ -1,17 +1,30 @@
 """The policy gateway: a stateless worker on the shared `gateway` pull consumer.
 
-Each batch runs the steps of broker/_steps.py per message, then the I/O steps:
+`Gateway.process_batch` lists its steps once, in order. Each step takes the messages that
+reached the stage before it and makes the next stage (broker/gateway/stages.py), or ends a
+message's way as `Refused` or `Retry`; the pure checks are in broker/gateway/steps.py.
 
-    6b route      offender registry, then alerts to their designated contacts
-                  (broker/routing_flow.py)
-    7 audit       one durable transaction for the whole batch (group commit)
-    7b committed  alert rows and new subscriptions, before anything is published
-    8 deliver     re-seal per recipient and publish, awaiting every JetStream ack
-    9 ack         ack ingress, then publish the signed receipt to the sender
+    1 frame         Arrived -> Framed          size and shape; the agency from the subject
+    2 authenticate  Framed -> Authenticated    signed by a key bound to that agency
+    3 replay        Authenticated -> Fresh     within the window; id not seen on another seq
+    4 open          Fresh -> Opened            decrypt; the envelope agrees with the claims
+    5 decide        Opened -> Decided          s 284 per recipient; 5b subscribers' copies
+    6 minimise      Decided -> Minimised       per recipient, only what its purpose needs
+    8a seal         Minimised -> Sealed        re-seal per recipient (before the commit, so
+                                               nothing that can fail on one message runs
+                                               after its disclosure is recorded)
+    6b route        Sealed -> Routed           registry; alerts to their designated contacts
+    7 record        Routed -> Recorded         one transaction for the batch (group commit)
+    7b alert rows   alert rows and subscriptions, committed before anything is published
+    8 publish       deliveries and dead letters, every JetStream ack awaited
+    9 answer        ack ingress, then the signed receipt to the sender
 
-Nothing is delivered before its record is committed; a crash anywhere leads to a
-redelivery that re-runs the batch idempotently (records keyed by message and
-recipient, deliveries and receipts de-duplicated by Nats-Msg-Id).
+A bug in a per-message step retries that message (`Retry`), and after `max_deliver`
+attempts dead-letters it (`DeadLettered`: refused `internal.dead_letter`). Nothing is
+delivered before its record is committed; a crash anywhere leads to a redelivery that
+re-runs the batch idempotently (records keyed by message and recipient, deliveries and
+receipts de-duplicated by Nats-Msg-Id). While the log or the routing database is down
+the gateway stops consuming and takes the batch again once the store answers.
 """
 
 from __future__ import annotations
@@ -19,19 +32,37 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
-from audit import AuditRecord, AuditStore, SeenMessage
-from broker.errors import AuditUnavailableError, ReasonCode, Refusal, TransportError
+from audit import AuditRecord, AuditStore, SeenMessage, StoreUnavailableError
+from broker.errors import ReasonCode, Refusal, TransportError
 from broker.gateway import steps
 from broker.gateway.checkpoints import Checkpointer
+from broker.gateway.receipts import answer, answered_agency, outcome_fields
+from broker.gateway.records import disclosures, refused
 from broker.gateway.routing import AlertRouting
-from broker.gateway.stages import Work
-from broker.ids import new_id
+from broker.gateway.stages import (
+    Arrived,
+    Authenticated,
+    DeadLettered,
+    Decided,
+    Delivery,
+    Framed,
+    Fresh,
+    Item,
+    Minimal,
+    Minimised,
+    Opened,
+    Recorded,
+    Refused,
+    Retry,
+    Routed,
+    Sealed,
+    Stage,
+    attempt_key,
+)
 from broker.nats.client import Connection, Inbound
 from broker.nats.config import (
     GATEWAY_CONSUMER,
@@ -51,9 +82,14 @@ from broker.wire.envelope import (
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.sealing import seal_delivery, sign_receipt
 from policies import Decision, EngineHolder, PolicyEngine
+from routing import RoutingUnavailableError
 
 log = structlog.get_logger("s284.gateway")
-_R = TypeVar("_R")
+_S = TypeVar("_S", bound=Stage)
+_DEAD_LETTER = Refusal(
+    ReasonCode.INTERNAL_DEAD_LETTER,
+    "the broker could not process this message; it is kept for an operator",
+)
 
 
 @dataclass
@@ -85,13 +121,6 @@ class Gateway:
         self._alerts = alerts
         self.state = GatewayState()
 
-    def _engine_now(self) -> PolicyEngine:
-        """A reload swaps bundles between messages, never within one."""
-        return self._policy.current if isinstance(self._policy, EngineHolder) else self._policy
-
-    def _version_for(self, work: Work) -> str:
-        return (work.engine or self._policy).version
-
     def store_ok(self) -> bool:
         return self._store.ping()
 
@@ -109,9 +138,9 @@ class Gateway:
     async def _process_safely(self, msgs: list[Inbound]) -> None:
         try:
             await self.process_batch(msgs)
-        except AuditUnavailableError:
+        except (StoreUnavailableError, RoutingUnavailableError) as exc:
             self.state.ready = False
-            log.error("audit_unavailable", batch=len(msgs))  # noqa: TRY400 - no traceback needed
+            log.error("audit_unavailable", batch=len(msgs), error=type(exc).__name__)  # noqa: TRY400 - no traceback needed
             await self._nak_all(msgs, delay=2.0)
             await self._wait_for_store()
         except TransportError as exc:
@@ -119,252 +148,189 @@ class Gateway:
             await self._nak_all(msgs, delay=1.0)
 
     async def process_batch(self, msgs: list[Inbound]) -> None:
-        works = [Work(m) for m in msgs]
-        for work in works:
-            self._guarded(work, self._verify)
-        await self._check_replays(works)
-        for work in works:
-            self._guarded(work, self._open)
-        if self._alerts is not None:  # who follows each offender (pushed updates)
-            await self._db(self._alerts.find_subscribers, works)
-        for work in works:
-            self._guarded(work, self._decide)
-        retry = [w for w in works if w.retry]
-        works = [w for w in works if not w.retry]
-        await self._nak_all([w.msg for w in retry], delay=1.0)
-        if self._alerts is not None:  # 6b: offender registry, then alerts to their contacts
-            await self._db(self._alerts.route, works)
-        await self._audit(works)  # 7
-        if self._alerts is not None:  # 7b: alert rows (escalation timers), subscriptions
-            await self._db(self._alerts.committed, works)
-        await self._deliver(works)  # 8
-        # 9: acks first (fire-and-forget), then receipts, their publish acks awaited together
-        for work in works:
-            await work.msg.ack()
-        await asyncio.gather(*(self._receipt(work) for work in works))
-        self.state.processed += len(works)
+        """Steps 1-9 for one batch, in order."""
+        items: list[Item] = [Arrived(msg) for msg in msgs]
+        items = self._each(items, Arrived, self._frame)  # 1
+        items = self._each(items, Framed, self._authenticate)  # 2
+        items = await self._replay(items)  # 3
+        items = self._each(items, Fresh, self._open)  # 4
+        items = await self._decide(items)  # 5, 5b
+        items = self._each(items, Decided, self._minimise)  # 6
+        items = self._each(items, Minimised, self._seal)  # 8a
+        await self._nak_all([item.msg for item in items if isinstance(item, Retry)], delay=1.0)
+        items = await self._route(items)  # 6b
+        items = await self._record(items)  # 7
+        if self._alerts is not None:  # 7b
+            await asyncio.to_thread(self._alerts.committed, items)
+        await self._publish(items)  # 8
+        await self._answer([item for item in items if isinstance(item, Recorded | Refused)])  # 9
 
-    def _guarded(self, work: Work, step: Callable[[Work], None]) -> None:
-        """A bug in a step must not take the batch down: retry, then dead-letter."""
-        if work.retry:
-            return
-        try:
-            step(work)
-        except Exception:
-            log.exception("step_failed", seq=work.msg.stream_seq, step=step.__name__)
-            if work.msg.num_delivered < self._settings.max_deliver:
-                work.retry = True
-                return
-            work.refusal = Refusal(
-                ReasonCode.INTERNAL_DEAD_LETTER,
-                "the broker could not process this message; it is kept for an operator",
+    # -- steps 1-6: one message at a time -----------------------------------------------
+
+    def _frame(self, item: Arrived) -> Framed:
+        agency = steps.ingress_agency(item.msg.subject)
+        limit = self._settings.max_frame_bytes
+        return Framed(item.msg, steps.check_frame(agency, item.msg.data, limit))
+
+    def _authenticate(self, item: Framed) -> Authenticated:
+        claims = steps.authenticate(item.frame, self._directory)
+        return Authenticated(item.msg, item.frame.agency, claims)
+
+    async def _replay(self, items: list[Item]) -> list[Item]:
+        """3: one lookup for the batch; the same id twice within one batch is a replay too."""
+        ids = [item.claims.id for item in items if isinstance(item, Authenticated)]
+        seen = await asyncio.to_thread(self._store.first_seen, ids)
+
+        def fresh(item: Authenticated) -> Fresh:
+            msg, window = item.msg, self._settings.replay_window_s
+            first = seen.get(item.claims.id)
+            steps.check_replay(item.claims, msg.stored_at, msg.stream_seq, first, window)
+            seen.setdefault(item.claims.id, msg.stream_seq)
+            return Fresh(msg, item.agency, item.claims)
+
+        return self._each(items, Authenticated, fresh)
+
+    def _open(self, item: Fresh) -> Opened:
+        content = steps.open_payload(item.claims, self._identity)
+        return Opened(item.msg, item.agency, item.claims, content)
+
+    async def _decide(self, items: list[Item]) -> list[Item]:
+        """5: every recipient with one policy bundle (a reload swaps bundles between messages,
+        never within one); 5b: copies for the agencies already following the offender."""
+        offenders = [item.content.envelope.offender for item in items if isinstance(item, Opened)]
+        following = await self._subscribers(offenders)
+
+        def decide(item: Opened) -> Decided:
+            env, engine = item.content.envelope, self._engine_now()
+            subscribers = following.get(env.offender, frozenset())
+            named = steps.decide(env, engine)
+            pushed = steps.decide_pushes(env, set(subscribers), engine)
+            return Decided(item, engine, tuple({**named, **pushed}.items()), subscribers)
+
+        return self._each(items, Opened, decide)
+
+    def _minimise(self, item: Decided) -> Minimised:
+        content = item.opened.content
+        shares = []
+        for recipient, decision in item.permitted:
+            payload, withheld = steps.minimise(
+                content.payload, content.envelope, recipient, item.engine
             )
-            work.dead_letter = True
-            work.content = None
-            self._record_refusal(work)
+            shares.append(Minimal(recipient, decision, payload, tuple(withheld)))
+        return Minimised(item, tuple(shares))
 
-    # -- steps 1-2 -------------------------------------------------------------
+    def _seal(self, item: Minimised) -> Sealed:
+        return Sealed(item.decided, tuple(self._sealed(item.decided, s) for s in item.shares))
 
-    def _verify(self, work: Work) -> None:
-        try:
-            work.agency = steps.ingress_agency(work.msg.subject)
-            frame = steps.check_frame(work.agency, work.msg.data, self._settings.max_frame_bytes)
-            work.claims = steps.authenticate(frame, self._directory)
-        except Refusal as refusal:
-            work.refusal = refusal
-
-    # -- step 3 ------------------------------------------------------------------
-
-    async def _check_replays(self, works: list[Work]) -> None:
-        ids = [w.claims.id for w in works if w.claims is not None and w.refusal is None]
-        seen = await self._db(self._store.first_seen, ids)
-        for work in works:
-            if work.claims is None or work.refusal is not None:
-                continue
-            try:
-                steps.check_replay(
-                    work.claims,
-                    work.msg.stored_at,
-                    work.msg.stream_seq,
-                    seen.get(work.claims.id),
-                    self._settings.replay_window_s,
-                )
-            except Refusal as refusal:
-                work.refusal = refusal
-            else:
-                seen.setdefault(work.claims.id, work.msg.stream_seq)  # replays within a batch
-
-    # -- steps 4-6 ---------------------------------------------------------------
-
-    def _open(self, work: Work) -> None:
-        if work.refusal is not None or work.claims is None:
-            self._record_refusal(work)
-            return
-        try:
-            work.content = steps.open_payload(work.claims, self._identity)
-        except Refusal as refusal:
-            work.refusal = refusal
-            self._record_refusal(work)
-
-    def _decide(self, work: Work) -> None:
-        if work.refusal is not None or work.content is None:
-            return
-        try:
-            work.engine = self._engine_now()
-            decisions = steps.decide(work.content.envelope, work.engine)
-        except Refusal as refusal:
-            work.refusal = refusal
-            self._record_refusal(work)
-            return
-        pushed = steps.decide_pushes(work.content.envelope, work.subscribers, work.engine)
-        for recipient, decision in {**decisions, **pushed}.items():
-            self._prepare_delivery(work, recipient, decision)
-
-    def _prepare_delivery(self, work: Work, recipient: Agency, decision: Decision) -> None:
-        if work.content is None:
-            raise RuntimeError("delivery prepared before the payload was opened")
-        env = work.content.envelope
-        engine = work.engine or self._engine_now()
-        payload, withheld = steps.minimise(work.content.payload, env, recipient, engine)
-        delivery_id = delivery_id_for(env.id, recipient)
-        why = DisclosureDecision(
-            policy_ids=list(decision.policy_ids),
-            reason=decision.reason,
-            policy_version=engine.version,
-            review_required=decision.review_required,
-        )
+    def _sealed(self, decided: Decided, share: Minimal) -> Delivery:
+        env = decided.envelope
+        delivery_id = delivery_id_for(env.id, share.recipient)
         # Every part was validated on the way in; skip re-validating the envelope per recipient.
         content = DeliveredContent.model_construct(
             envelope=env,
-            payload=payload,
-            withheld=withheld,
-            decision=why,
-            origin=work.msg.data.decode("ascii"),
+            payload=share.payload,
+            withheld=list(share.withheld),
+            decision=_why(share.decision, decided.engine.version),
+            origin=decided.msg.data.decode("ascii"),
         )
-        frame = seal_delivery(delivery_id, recipient, content, self._identity, self._directory)
-        subject = deliver_subject(recipient.value, env.kind.value)
-        work.deliveries.append(
-            (subject, frame, DeliveryRef(delivery_id=delivery_id, recipient=recipient))
+        frame = seal_delivery(
+            delivery_id, share.recipient, content, self._identity, self._directory
         )
-        work.records.append(self._record(work, "disclosed", recipient, decision, withheld))
+        ref = DeliveryRef(delivery_id=delivery_id, recipient=share.recipient)
+        return Delivery(share, ref, deliver_subject(share.recipient.value, env.kind.value), frame)
 
-    def _record(
-        self,
-        work: Work,
-        event: str,
-        recipient: Agency | None,
-        decision: Decision | None,
-        withheld: list[str] | None = None,
-    ) -> AuditRecord:
-        env = work.content.envelope if work.content is not None else None
-        refusal = work.refusal
-        key = (
-            f"disclosed:{env.id}:{recipient}"
-            if event == "disclosed" and env
-            else f"refused:{work.key}"
-        )
-        return AuditRecord(
-            record_id=new_id(),
-            dedupe_key=key,
-            event=event,
-            occurred_at=work.msg.stored_at,
-            ingress_agency=work.agency.value if work.agency else "unknown",
-            decision="permit" if refusal is None else "deny",
-            reason_code=refusal.code.value if refusal else None,
-            reason=refusal.detail if refusal else (decision.reason if decision else ""),
-            node=self._settings.node,
-            message_id=work.claims.id if work.claims else None,
-            ingress_seq=work.msg.stream_seq,
-            sender_agency=env.sender.agency.value if env else None,
-            sender_person=env.sender.person_id if env else None,
-            recipient_agency=recipient.value if recipient else None,
-            offender=env.offender if env else None,
-            kind=env.kind.value if env else None,
-            purpose=env.purpose.value if env else None,
-            justification=env.justification if env else None,
-            consent_reference=env.consent_reference if env else None,
-            law_reference=env.law_reference if env else None,
-            restricted=bool(env and env.restricted),
-            correlation_id=env.correlation_id if env else None,
-            policy_ids=tuple(decision.policy_ids) if decision else (),
-            policy_version=self._version_for(work),
-            review_required=bool(decision and decision.review_required),
-            withheld=tuple(withheld or ()),
-            payload_digest=work.payload_digest,
-        )
+    # -- steps 6b-9: the whole batch ------------------------------------------------------
 
-    def _record_refusal(self, work: Work) -> None:
-        work.records = [self._record(work, "refused", None, None)]
-        work.deliveries = []
+    async def _route(self, items: list[Item]) -> list[Item]:
+        """6b: the offender registry, then alerts to their designated contacts."""
+        if self._alerts is not None:
+            return await asyncio.to_thread(self._alerts.route, items)
+        return [Routed(i.decided, i.deliveries) if isinstance(i, Sealed) else i for i in items]
 
-    # -- steps 7-9 ---------------------------------------------------------------
-
-    async def _audit(self, works: list[Work]) -> None:
-        records = [r for w in works for r in w.records]
-        seen = [
-            SeenMessage(w.claims.id, w.msg.stream_seq)
-            for w in works
-            if w.claims is not None and (w.refusal is None or w.refusal.code not in _NOT_SEEN)
-        ]
-        result = await self._db(self._store.append, records, seen)
+    async def _record(self, items: list[Item]) -> list[Item]:
+        """7: every record of the batch, and the ids it used, in one durable transaction."""
+        node = self._settings.node
+        batch: list[AuditRecord] = []
+        for item in items:
+            if isinstance(item, Routed):
+                batch += disclosures(item, node)
+            elif isinstance(item, Refused):
+                batch.append(item.record)
+        seen = [_seen(item) for item in items if isinstance(item, Routed)]
+        seen += [item.seen for item in items if isinstance(item, Refused) and item.seen]
+        result = await asyncio.to_thread(self._store.append, batch, seen)
         if self._checkpointer is not None:
             await self._checkpointer.added(result.added)
+        return [Recorded(item) if isinstance(item, Routed) else item for item in items]
 
-    async def _deliver(self, works: list[Work]) -> None:
+    async def _publish(self, items: list[Item]) -> None:
+        """8: deliveries and dead letters; `gather` raises if any JetStream ack fails."""
         publishes = [
-            self._conn.publish(subject, frame, ref.delivery_id)
-            for w in works
-            for subject, frame, ref in w.deliveries
+            self._conn.publish(d.subject, d.frame, d.ref.delivery_id)
+            for item in items
+            if isinstance(item, Recorded)
+            for d in item.routed.deliveries
         ]
-        publishes += [
-            self._conn.publish(
-                f"s284.dlq.ingress.{w.agency or 'unknown'}", w.msg.data, f"dlq:{w.key}"
-            )
-            for w in works
-            if w.dead_letter
-        ]
+        dead = [item for item in items if isinstance(item, DeadLettered)]
+        publishes += [self._conn.publish(*_dead_letter(item)) for item in dead]
         await asyncio.gather(*publishes)
 
-    async def _receipt(self, work: Work) -> None:
-        refusal = work.refusal
-        receipt = Receipt(
-            message_id=work.message_ref,
-            status="refused" if refusal else "accepted",
-            reason=refusal.code.value if refusal else None,
-            detail=refusal.detail if refusal else None,
-            deliveries=[ref for _, _, ref in work.deliveries],
-            decided_at=datetime.now(UTC),
-            policy_version=self._version_for(work),
-        )
-        self._log_outcome(work)
-        if work.agency is None:
+    async def _answer(self, done: list[Recorded | Refused]) -> None:
+        """9: acks first (fire-and-forget), then receipts, their publish acks awaited together."""
+        for item in done:
+            await item.msg.ack()
+        await asyncio.gather(*(self._receipt(item) for item in done))
+        self.state.processed += len(done)
+
+    async def _receipt(self, item: Recorded | Refused) -> None:
+        receipt, agency = answer(item), answered_agency(item)
+        self._log_outcome(item, receipt)
+        if agency is None:
             return
-        subject = receipt_subject(work.agency.value, work.message_ref or "unknown")
+        subject = receipt_subject(agency.value, receipt.message_id or "unknown")
+        signed = sign_receipt(receipt, self._identity)
         try:
-            await self._conn.publish(
-                subject, sign_receipt(receipt, self._identity), f"receipt:{work.key}"
-            )
+            await self._conn.publish(subject, signed, f"receipt:{attempt_key(item.msg)}")
         except TransportError:
             # The decision is recorded and acked; the receipt stays queryable in the audit log.
-            log.warning("receipt_publish_failed", message_id=work.message_ref)
+            log.warning("receipt_publish_failed", message_id=receipt.message_id)
 
-    def _log_outcome(self, work: Work) -> None:
-        if work.refusal is not None:
+    def _log_outcome(self, item: Recorded | Refused, receipt: Receipt) -> None:
+        if isinstance(item, Refused):
             self.state.refused += 1
-            log.info(
-                "message_refused",
-                message_id=work.message_ref,
-                reason=work.refusal.code.value,
-                ingress=work.agency.value if work.agency else None,
-                seq=work.msg.stream_seq,
+        log.info(
+            "message_refused" if isinstance(item, Refused) else "message_accepted",
+            **outcome_fields(item, receipt),
+        )
+
+    # -- the machinery around the steps ---------------------------------------------------
+
+    def _each(self, items: list[Item], stage: type[_S], step: Callable[[_S], Item]) -> list[Item]:
+        """Apply one per-message step to the messages at `stage`; the others pass through."""
+        return [self._guarded(item, step) if isinstance(item, stage) else item for item in items]
+
+    def _guarded(self, item: _S, step: Callable[[_S], Item]) -> Item:
+        """A refusal ends the message's way; a bug retries it, then dead-letters it."""
+        try:
+            return step(item)
+        except Refusal as refusal:
+            return refused(item, refusal, self._settings.node, self._policy.version)
+        except Exception:
+            log.exception("step_failed", seq=item.msg.stream_seq, step=step.__name__)
+            if item.msg.num_delivered < self._settings.max_deliver:
+                return Retry(item.msg)
+            return refused(
+                item, _DEAD_LETTER, self._settings.node, self._policy.version, dead_letter=True
             )
-        else:
-            log.info(
-                "message_accepted",
-                message_id=work.message_ref,
-                deliveries=len(work.deliveries),
-                seq=work.msg.stream_seq,
-            )
+
+    def _engine_now(self) -> PolicyEngine:
+        """A reload swaps bundles between messages, never within one."""
+        return self._policy.current if isinstance(self._policy, EngineHolder) else self._policy
+
+    async def _subscribers(self, offenders: list[str]) -> dict[str, frozenset[Agency]]:
+        if self._alerts is None or not offenders:
+            return {}
+        return await asyncio.to_thread(self._alerts.subscribers, offenders)
 
     async def _nak_all(self, msgs: list[Inbound], delay: float) -> None:
         for msg in msgs:
@@ -378,13 +344,25 @@ class Gateway:
             await asyncio.sleep(1.0)
         log.info("audit_available")
 
-    async def _db(self, fn: Callable[..., _R], *args: Any) -> _R:
-        try:
-            return await asyncio.to_thread(fn, *args)
-        except SQLAlchemyError as exc:
-            raise AuditUnavailableError(exc.__class__.__name__) from exc
+
+def _seen(item: Routed) -> SeenMessage:
+    return SeenMessage(item.decided.opened.claims.id, item.msg.stream_seq)
 
 
-# Refusals that come before the id is trustworthy or that are about the id itself
-# do not mark the id as used.
-_NOT_SEEN = {ReasonCode.REPLAY_DUPLICATE_ID, ReasonCode.REPLAY_OUTSIDE_WINDOW}
+def _why(decision: Decision, version: str) -> DisclosureDecision:
+    """What the recipient is told about why it may have this (inside the sealed frame)."""
+    return DisclosureDecision(
+        policy_ids=list(decision.policy_ids),
+        reason=decision.reason,
+        policy_version=version,
+        review_required=decision.review_required,
+    )
+
+
+def _dead_letter(item: DeadLettered) -> tuple[str, bytes, str]:
+    """(subject, the frame as it came, Nats-Msg-Id) on the dead-letter stream."""
+    return (
+        f"s284.dlq.ingress.{item.agency or 'unknown'}",
+        item.msg.data,
+        f"dlq:{attempt_key(item.msg)}",
+    )

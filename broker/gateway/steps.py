@@ -1,5 +1,6 @@
-"""The gateway's steps, each a small function that either returns the next, more
-trusted object or raises a `Refusal` with a reason code.
+"""The gateway's pure checks, each a small function that either returns the next, more
+trusted object or raises a `Refusal` with a reason code. broker/gateway/pipeline.py lists
+the steps in order and wraps these results in its stage records (stages.py).
 
     1 check_frame       size and shape of the frame, agency from the subject
     2 authenticate      signature by a key bound to that agency
@@ -8,7 +9,7 @@ trusted object or raises a `Refusal` with a reason code.
     5 decide            the s 284 decision for every recipient
     5b decide_pushes    subscribers to the offender get updates too, where policy permits
     6 minimise          per recipient, only the fields its purpose needs
-    (7 audit, 8 re-seal and publish, 9 ack and receipt live in gateway.py: they do I/O)
+    (7 audit, 8 re-seal and publish, 9 ack and receipt: in pipeline.py; they do I/O)
 """
 
 from __future__ import annotations

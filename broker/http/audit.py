@@ -22,6 +22,7 @@ from audit import (
     access_log,
     accounting,
     record_by_id,
+    records,
     refusals,
     review_queue,
     search,
@@ -275,23 +276,14 @@ def _check_reviewable(who: Principal, target: dict[str, Any]) -> None:
 
 
 def _review_record(who: Principal, target: dict[str, Any], body: ReviewIn) -> AuditRecord:
-    record_id = new_id()
-    return AuditRecord(
-        record_id=record_id,
-        dedupe_key=f"reviewed:{target['record_id']}:{record_id}",
-        event=Event.REVIEWED.value,
-        occurred_at=datetime.now(UTC),
-        ingress_agency=who.agency or target["ingress_agency"],
+    origin = records.Origin(datetime.now(UTC), who.agency or target["ingress_agency"], "api")
+    about = records.About(
         sender_agency=who.agency,
         sender_person=who.subject,
-        decision="none",
-        reason_code=f"review.{body.outcome}",
-        reason=body.outcome,
         justification=body.note,  # free text may name people: erasable, not canonical
         offender=target.get("offender"),
         kind=target["kind"],
         purpose=target["purpose"],
         restricted=target["restricted"],
-        refers_to=target["record_id"],
-        node="api",
     )
+    return records.review(new_id(), origin, about, target["record_id"], body.outcome)

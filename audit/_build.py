@@ -1,0 +1,334 @@
+"""The one place that builds the broker's audit records (`audit.records.<event>(...)`).
+
+Each function is one kind of entry in the log: its event, its decision, its reason code,
+and its `dedupe_key`, the key that makes a redelivered message or a repeated action
+record nothing twice. Callers say what happened in plain values; they never spell an
+event, a decision or a key. Knows nothing of NATS, HTTP, policies or routing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from audit._records import AuditRecord, Event
+
+BROKER = "broker"  # the ingress agency of events the broker itself originates
+
+__all__ = [
+    "BROKER",
+    "About",
+    "CspDue",
+    "Held",
+    "Origin",
+    "Ruling",
+    "acknowledged",
+    "alert_routed",
+    "csp_reminder",
+    "disclosure",
+    "escalated",
+    "expired",
+    "refusal",
+    "reply",
+    "review",
+    "routing_changed",
+]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """When it happened, whose ingress (or `BROKER`) it came through, which node wrote it."""
+
+    occurred_at: datetime
+    ingress_agency: str
+    node: str
+
+
+@dataclass(frozen=True)
+class About:
+    """What an entry is about: the message and its grounds, as far as they are known.
+
+    The personal fields (as in `AuditRecord`) stay out of its repr, so out of tracebacks.
+    """
+
+    message_id: str | None = None
+    ingress_seq: int | None = None
+    sender_agency: str | None = None
+    sender_person: str | None = field(default=None, repr=False)
+    offender: str | None = field(default=None, repr=False)
+    kind: str | None = None
+    purpose: str | None = None
+    justification: str | None = field(default=None, repr=False)
+    consent_reference: str | None = field(default=None, repr=False)
+    law_reference: str | None = field(default=None, repr=False)
+    restricted: bool = False
+    correlation_id: str | None = None
+    payload_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """Who holds a routed alert: its agency, the contact (a deputy, or `duty`), the level."""
+
+    alert_id: str
+    agency: str
+    contact: str = field(repr=False)
+    level: int
+
+
+@dataclass(frozen=True)
+class CspDue:
+    """A coordinated services plan whose review reminder (`milestone`) is due."""
+
+    offender: str = field(repr=False)
+    csp_id: str
+    due: date
+    milestone: str
+
+
+@dataclass(frozen=True)
+class Ruling:
+    """Why the s 284 policy permitted a disclosure."""
+
+    reason: str
+    policy_ids: tuple[str, ...] = ()
+    policy_version: str | None = None
+    review_required: bool = False
+
+
+def _entry(
+    record_id: str,
+    origin: Origin,
+    about: About,
+    *,
+    dedupe_key: str,
+    event: Event,
+    decision: str,
+    reason_code: str | None,
+    reason: str,
+    recipient: str | None = None,
+    contact: str | None = None,
+    ruling: Ruling | None = None,
+    withheld: tuple[str, ...] = (),
+    refers_to: str | None = None,
+) -> AuditRecord:
+    ruling = ruling or Ruling(reason)
+    return AuditRecord(
+        record_id=record_id,
+        dedupe_key=dedupe_key,
+        event=event.value,
+        occurred_at=origin.occurred_at,
+        ingress_agency=origin.ingress_agency,
+        decision=decision,
+        reason_code=reason_code,
+        reason=reason,
+        node=origin.node,
+        recipient_agency=recipient,
+        recipient_contact=contact,
+        policy_ids=ruling.policy_ids,
+        policy_version=ruling.policy_version,
+        review_required=ruling.review_required,
+        withheld=withheld,
+        refers_to=refers_to,
+        **vars(about),  # a shallow copy: the gateway builds one per recipient
+    )
+
+
+# -- the gateway ----------------------------------------------------------------------
+
+
+def disclosure(
+    record_id: str,
+    origin: Origin,
+    about: About,
+    recipient: str,
+    ruling: Ruling,
+    withheld: tuple[str, ...] = (),
+    contact: str | None = None,
+) -> AuditRecord:
+    """One recipient's disclosure of a message (one per recipient, keyed by both)."""
+    return _entry(
+        record_id,
+        origin,
+        about,
+        dedupe_key=f"disclosed:{about.message_id}:{recipient}",
+        event=Event.DISCLOSED,
+        decision="permit",
+        reason_code=None,
+        reason=ruling.reason,
+        recipient=recipient,
+        contact=contact,
+        ruling=ruling,
+        withheld=withheld,
+    )
+
+
+def refusal(
+    record_id: str,
+    origin: Origin,
+    about: About,
+    code: str,
+    detail: str,
+    *,
+    attempt: str,
+    policy_version: str,
+) -> AuditRecord:
+    """A refused ingress message, keyed by `attempt` (its ingress sequence and time): its id
+    may be missing, forged or a replay."""
+    return _entry(
+        record_id,
+        origin,
+        about,
+        dedupe_key=f"refused:{attempt}",
+        event=Event.REFUSED,
+        decision="deny",
+        reason_code=code,
+        reason=detail,
+        ruling=Ruling(detail, policy_version=policy_version),
+    )
+
+
+def alert_routed(
+    record_id: str, disclosed: AuditRecord, contact: str, route_reason: str | None, *, duty: bool
+) -> AuditRecord:
+    """The `alert_routed` entry beside a routed alert's disclosure: who it went to, why there."""
+    where = "the agency's duty inbox" if duty else "the designated contact"
+    return dataclasses.replace(
+        disclosed,
+        record_id=record_id,
+        dedupe_key=f"alert_routed:{disclosed.message_id}:{disclosed.recipient_agency}:0",
+        event=Event.ALERT_ROUTED.value,
+        recipient_contact=contact,
+        reason_code=route_reason,
+        reason=f"routed to {where}",
+        withheld=(),
+    )
+
+
+# -- after delivery: the contacts' actions, escalation, reminders ---------------------------
+
+
+def acknowledged(record_id: str, origin: Origin, about: About, held: Held) -> AuditRecord:
+    """Whoever holds the alert (contact, deputy or duty inbox) acknowledged it."""
+    return _entry(
+        record_id,
+        origin,
+        about,
+        dedupe_key=f"{Event.ACKNOWLEDGED.value}:{held.alert_id}:{held.level}",
+        event=Event.ACKNOWLEDGED,
+        decision="none",
+        reason_code=None,
+        reason="acknowledged by the designated contact",
+        recipient=held.agency,
+        contact=held.contact,
+    )
+
+
+def escalated(record_id: str, origin: Origin, about: About, held: Held) -> AuditRecord:
+    """Not acknowledged in time: the alert moved on to its new holder (deputy or duty)."""
+    holder = "duty" if held.contact == "duty" else "deputy"
+    return _entry(
+        record_id,
+        origin,
+        about,
+        dedupe_key=f"{Event.ALERT_ROUTED.value}:{held.alert_id}:{held.level}",
+        event=Event.ALERT_ROUTED,
+        decision="permit",
+        reason_code=f"routing.escalated_{holder}",
+        reason=f"not acknowledged in time: escalated to the {_HOLDERS[holder]}",
+        recipient=held.agency,
+        contact=held.contact,
+    )
+
+
+_HOLDERS = {"deputy": "deputy", "duty": "duty inbox"}
+
+
+def reply(
+    record_id: str,
+    origin: Origin,
+    about: About,
+    recipient: str,
+    ruling: Ruling,
+    *,
+    allowed: bool,
+) -> AuditRecord:
+    """A contact's reply to the managing officer, decided by the s 284 policy."""
+    return _entry(
+        record_id,
+        origin,
+        about,
+        dedupe_key=f"reply:{about.message_id}:{recipient}",
+        event=Event.DISCLOSED if allowed else Event.REFUSED,
+        decision="permit" if allowed else "deny",
+        reason_code=None if allowed else "policy.denied",
+        reason=ruling.reason,
+        recipient=recipient,
+        ruling=ruling,
+    )
+
+
+def csp_reminder(record_id: str, node: str, due: CspDue, recipient: str, on: date) -> AuditRecord:
+    """A CSP review reminder sent to the reviewers (once per plan, due date and milestone)."""
+    return _entry(
+        record_id,
+        Origin(datetime.combine(on, datetime.min.time(), UTC), BROKER, node),
+        About(offender=due.offender, kind="csp.update", purpose="csp_preparation"),
+        dedupe_key=f"csp_notice:{due.csp_id}:{due.due}:{due.milestone}",
+        event=Event.ALERT_ROUTED,
+        decision="none",
+        reason_code=f"csp.review_{due.milestone}",
+        reason=f"CSP review due {due.due}: reminder ({due.milestone}) to the reviewers",
+        recipient=recipient,
+    )
+
+
+# -- administration and retention -------------------------------------------------------
+
+
+def routing_changed(
+    record_id: str, origin: Origin, actor: str, version: int, summary: str, digest: str
+) -> AuditRecord:
+    """A new version of the routing table; `actor` is personal (erasable after retention)."""
+    return _entry(
+        record_id,
+        origin,
+        About(sender_person=actor, payload_digest=digest),
+        dedupe_key=f"routing_changed:{version}",
+        event=Event.ROUTING_CHANGED,
+        decision="none",
+        reason_code="routing.table_changed",
+        reason=summary,
+    )
+
+
+def review(record_id: str, origin: Origin, about: About, target: str, outcome: str) -> AuditRecord:
+    """A privacy officer's review of the disclosure `target`; a free-text note belongs in
+    `about.justification` (personal: erasable, never in the canonical form)."""
+    return _entry(
+        record_id,
+        origin,
+        about,
+        dedupe_key=f"reviewed:{target}:{record_id}",
+        event=Event.REVIEWED,
+        decision="none",
+        reason_code=f"review.{outcome}",
+        reason=outcome,
+        refers_to=target,
+    )
+
+
+def expired(record_id: str, origin: Origin, erased: int, before: datetime) -> AuditRecord:
+    """Personal fields of `erased` records that occurred before `before` were erased."""
+    cutoff = before.astimezone(UTC).date().isoformat()
+    return _entry(
+        record_id,
+        origin,
+        About(),
+        dedupe_key=f"expired:{record_id}",
+        event=Event.EXPIRED,
+        decision="none",
+        reason_code="retention.expired",
+        reason=f"personal fields of {erased} record(s) that occurred before {cutoff} erased",
+    )

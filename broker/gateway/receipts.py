@@ -1,0 +1,44 @@
+"""Step 9's answer to the sender: the receipt, accepted with every delivery or refused
+with the reason code and a sentence; and what the gateway logs about it (ids and codes)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from broker.gateway.stages import Recorded, Refused
+from broker.wire.envelope import Agency, Receipt
+
+
+def answer(item: Recorded | Refused) -> Receipt:
+    if isinstance(item, Refused):
+        return Receipt(
+            message_id=item.message_ref,
+            status="refused",
+            reason=item.refusal.code.value,
+            detail=item.refusal.detail,
+            decided_at=datetime.now(UTC),
+            policy_version=item.policy_version,
+        )
+    decided = item.routed.decided
+    return Receipt(
+        message_id=decided.opened.claims.id,
+        status="accepted",
+        deliveries=[d.ref for d in item.routed.deliveries],
+        decided_at=datetime.now(UTC),
+        policy_version=decided.engine.version,
+    )
+
+
+def answered_agency(item: Recorded | Refused) -> Agency | None:
+    """Whose receipt subject the answer goes to (None: the subject named no agency)."""
+    return item.agency if isinstance(item, Refused) else item.routed.decided.opened.agency
+
+
+def outcome_fields(item: Recorded | Refused, receipt: Receipt) -> dict[str, object]:
+    """The log line's fields: ids, counts and the reason code, never payloads or names."""
+    fields: dict[str, object] = {"message_id": receipt.message_id, "seq": item.msg.stream_seq}
+    if isinstance(item, Refused):
+        fields.update(reason=receipt.reason, ingress=item.agency.value if item.agency else None)
+    else:
+        fields.update(deliveries=len(receipt.deliveries))
+    return fields
