@@ -24,7 +24,7 @@ import structlog
 from audit import Announcement, AuditError, CheckpointKeeper, parse_verifier_key
 from broker.errors import CryptoError, LogIntegrityError, ReceiptTimeoutError
 from broker.home import Home
-from broker.nats.client import Connection, Inbound
+from broker.nats.client import Connection
 from broker.nats.config import (
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,
@@ -36,7 +36,9 @@ from broker.nats.config import (
     ingress_subject,
     notice_consumer,
     receipt_consumer,
+    receipt_subject,
 )
+from broker.nats.transport import Inbound, Transport
 from broker.wire.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.notices import NoticeContent, open_notice
@@ -69,10 +71,11 @@ _MAX_UNCLAIMED = 10_000
 
 
 class AgencyClient:
-    """One agency system's connection. Create with `connect` or `from_home`."""
+    """One agency system's connection. Create with `connect`, `from_home` or, on a transport
+    already connected (the in-memory twin in tests), `on_transport`."""
 
     def __init__(
-        self, conn: Connection, identity: Identity, directory: KeyDirectory, sender: Sender
+        self, conn: Transport, identity: Identity, directory: KeyDirectory, sender: Sender
     ) -> None:
         self._conn = conn
         self._identity = identity
@@ -90,15 +93,27 @@ class AgencyClient:
         directory: KeyDirectory,
         sender: Sender | None = None,
     ) -> AgencyClient:
+        name = f"s284-sdk-{identity.name}"
+        conn = await Connection.connect(nats_url, creds, name=name)
+        return await cls.on_transport(conn, identity, directory, sender)
+
+    @classmethod
+    async def on_transport(
+        cls,
+        conn: Transport,
+        identity: Identity,
+        directory: KeyDirectory,
+        sender: Sender | None = None,
+    ) -> AgencyClient:
+        """A client on a connected transport, listening for its receipts; it closes `conn`."""
         agency = Agency(identity.name)
-        conn = await Connection.connect(nats_url, creds, name=f"s284-sdk-{agency.value}")
         client = cls(
             conn,
             identity,
             directory,
             sender or Sender(agency=agency, unit="hq", person_id="system", role="system"),
         )
-        await conn.subscribe(f"s284.receipt.{agency.value}.>", client._on_receipt)
+        await conn.subscribe(receipt_subject(agency.value, ">"), client._on_receipt)
         return client
 
     @classmethod

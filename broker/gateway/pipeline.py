@@ -32,13 +32,13 @@ from broker.gateway.checkpoints import Checkpointer
 from broker.gateway.routing import AlertRouting
 from broker.gateway.stages import Work
 from broker.ids import new_id
-from broker.nats.client import Connection, Inbound
 from broker.nats.config import (
     GATEWAY_CONSUMER,
     STREAM_INGRESS,
     deliver_subject,
     receipt_subject,
 )
+from broker.nats.transport import Inbound, Transport
 from broker.settings import Settings
 from broker.wire.envelope import (
     Agency,
@@ -67,7 +67,7 @@ class Gateway:
     def __init__(
         self,
         settings: Settings,
-        conn: Connection,
+        conn: Transport,
         store: AuditStore,
         policy: PolicyEngine,
         identity: Identity,

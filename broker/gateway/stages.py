@@ -10,7 +10,7 @@ from functools import cached_property
 from audit import AuditRecord
 from broker.errors import Refusal
 from broker.ids import is_id
-from broker.nats.client import Inbound
+from broker.nats.transport import Inbound
 from broker.wire.envelope import Agency, DeliveryRef, IngressClaims, SealedContent
 from policies import PolicyEngine
 from routing import Route
