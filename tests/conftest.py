@@ -1,4 +1,6 @@
-"""Fixtures: a real nats-server per test on a free loopback port, in a temporary home."""
+"""Fixtures: a real nats-server per test on a free loopback port, in a temporary home
+(`deployment`, `gateway`), or the in-memory twin of NATS for the fast tier
+(`twin_deployment`, `twin_gateway`)."""
 
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ import sqlalchemy as sa
 
 from broker.home import Home
 from broker.nats.server import NatsServer, free_loopback_ports
+from broker.nats.twin import MemoryNats
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
 from broker.settings import Settings
+from tests.twin import TwinDeployment
 
 
 def free_port() -> int:
@@ -67,6 +71,25 @@ async def gateway(deployment: Deployment) -> AsyncIterator[object]:
     """The policy gateway running in this event loop against the deployment."""
     stop = asyncio.Event()
     async with gateway_running(deployment.settings, stop) as gw:
+        yield gw
+
+
+@pytest.fixture
+def twin_deployment(tmp_path: Path) -> TwinDeployment:
+    """A home with keys on the in-memory twin of NATS (no server, no gateway yet). The home
+    names a port nobody listens on, so nothing can reach a real NATS by mistake."""
+    home = Home(tmp_path / "home")
+    home.init(free_port())
+    settings = Settings(home=home.path, ack_wait_s=3.0, replay_window_s=300.0)
+    return TwinDeployment(home, settings, MemoryNats(), tmp_path)
+
+
+@pytest.fixture
+async def twin_gateway(twin_deployment: TwinDeployment) -> AsyncIterator[object]:
+    """The policy gateway, checkpointer and alert flow on the twin, in this event loop."""
+    stop = asyncio.Event()
+    transport = twin_deployment.gateway_transport()
+    async with gateway_running(twin_deployment.settings, stop, transport) as gw:
         yield gw
 
 

@@ -78,7 +78,7 @@ class _Violations:
         found = _VIOLATION.search(str(exc))
         if found is None:
             return
-        key = (found.group(1).lower(), found.group(2))
+        key = (found.group(1).lower(), found.group(2).lower())  # nats-py lowercases it all
         for fut in self._waiting.pop(key, set()):
             if not fut.done():
                 fut.set_result(None)
@@ -86,12 +86,15 @@ class _Violations:
     @contextlib.contextmanager
     def watch(self, kind: str, subject: str) -> Iterator[asyncio.Future[None]]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiting = self._waiting.setdefault((kind, subject), set())
-        waiting.add(fut)
+        key = (kind, subject.lower())
+        self._waiting.setdefault(key, set()).add(fut)
         try:
             yield fut
         finally:
+            waiting = self._waiting.get(key, set())
             waiting.discard(fut)
+            if not waiting:  # subjects are often unique (receipts): keep nothing behind
+                self._waiting.pop(key, None)
             fut.cancel()
 
     async def guard(self, kind: str, subject: str, call: Awaitable[_T]) -> _T:
@@ -259,10 +262,15 @@ class Connection:
 
     async def ensure_streams(self, limits: StreamLimits, agencies: list[str]) -> None:
         """Create or update every stream and durable consumer (idempotent; gateway user)."""
-        for stream in stream_specs(limits):
-            await self._stream(stream)
-        for consumer in consumer_specs(limits, agencies):
-            await self._consumer(consumer)
+        try:
+            for stream in stream_specs(limits):
+                await self._stream(stream)
+            for consumer in consumer_specs(limits, agencies):
+                await self._consumer(consumer)
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise TransportError(
+                f"cannot set up the streams as {self.user!r}: {_why(exc)}"
+            ) from exc
 
     async def _stream(self, spec: StreamSpec) -> None:
         config = api.StreamConfig(
@@ -278,8 +286,9 @@ class Connection:
             deny_delete=True,
             deny_purge=True,
         )
+        create = self.js.add_stream(config)
         try:
-            await self.js.add_stream(config)
+            await self.violations.guard("publish", f"$JS.API.STREAM.CREATE.{spec.name}", create)
         except nats.js.errors.BadRequestError:
             await self.js.update_stream(config)
 
