@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,12 +75,21 @@ async def gateway(deployment: Deployment) -> AsyncIterator[object]:
         yield gw
 
 
-@pytest.fixture
-def twin_deployment(tmp_path: Path) -> TwinDeployment:
-    """A home with keys on the in-memory twin of NATS (no server, no gateway yet). The home
-    names a port nobody listens on, so nothing can reach a real NATS by mistake."""
-    home = Home(tmp_path / "home")
+@pytest.fixture(scope="session")
+def _twin_home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One home's keys and config, made once (key and password generation take a second)."""
+    home = Home(tmp_path_factory.mktemp("twin") / "home")
     home.init(free_port())
+    return home.path
+
+
+@pytest.fixture
+def twin_deployment(tmp_path: Path, _twin_home_template: Path) -> TwinDeployment:
+    """A home with keys on the in-memory twin of NATS (no server, no gateway yet): a copy
+    of one template home, with its own empty database. Its NATS URL names a port nobody
+    listens on, so nothing can reach a real NATS by mistake."""
+    home = Home(tmp_path / "home")
+    shutil.copytree(_twin_home_template, home.path)
     settings = Settings(home=home.path, ack_wait_s=3.0, replay_window_s=300.0)
     return TwinDeployment(home, settings, MemoryNats(), tmp_path)
 
@@ -91,6 +101,8 @@ async def twin_gateway(twin_deployment: TwinDeployment) -> AsyncIterator[object]
     transport = twin_deployment.gateway_transport()
     async with gateway_running(twin_deployment.settings, stop, transport) as gw:
         yield gw
+        stop.set()
+        twin_deployment.nats.interrupt()  # the gateway's pending fetch returns now
 
 
 def s284(

@@ -66,6 +66,7 @@ class _Stream:
         self.messages: dict[int, _Stored] = {}
         self.last_seq = 0
         self.changed = _Signal()
+        self.interrupts = 0  # fetches waiting when this rises return at once
         self._ids: dict[str, tuple[int, float]] = {}  # Nats-Msg-Id -> (seq, stored at)
 
     def store(self, subject: str, data: bytes, headers: dict[str, str]) -> int:
@@ -115,12 +116,12 @@ class _Consumer:
         self.pending: dict[int, _Pending] = {}  # delivered, neither acked nor terminated
 
     async def fetch(self, batch: int, timeout: float, may_ack: bool) -> list[Inbound]:  # noqa: ASYNC109
-        deadline = _now() + timeout
+        deadline, interrupts = _now() + timeout, self.stream.interrupts
         while True:
             changed = self.stream.changed.current
             taken = self._take(batch, may_ack)
             remaining = deadline - _now()
-            if taken or remaining <= 0:
+            if taken or remaining <= 0 or self.stream.interrupts != interrupts:
                 return taken
             try:
                 await asyncio.wait_for(changed.wait(), min(remaining, self._next_redelivery()))
@@ -233,6 +234,13 @@ class MemoryNats:
         """How many messages a stream holds now (what `stream_info().state.messages` says)."""
         found = self._streams.get(stream)
         return len(found.messages) if found is not None else 0
+
+    def interrupt(self) -> None:
+        """Every fetch waiting now returns what it has (nothing): a worker told to stop
+        need not sit out its fetch timeout (tests stop gateways hundreds of times)."""
+        for stream in self._streams.values():
+            stream.interrupts += 1
+            stream.changed.fire()
 
     def ensure(self, limits: StreamLimits, agencies: list[str]) -> None:
         for spec in stream_specs(limits):
