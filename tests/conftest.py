@@ -97,12 +97,8 @@ def twin_deployment(tmp_path: Path, _twin_home_template: Path) -> TwinDeployment
 @pytest.fixture
 async def twin_gateway(twin_deployment: TwinDeployment) -> AsyncIterator[object]:
     """The policy gateway, checkpointer and alert flow on the twin, in this event loop."""
-    stop = asyncio.Event()
-    transport = twin_deployment.gateway_transport()
-    async with gateway_running(twin_deployment.settings, stop, transport) as gw:
+    async with twin_deployment.gateway() as gw:
         yield gw
-        stop.set()
-        twin_deployment.nats.interrupt()  # the gateway's pending fetch returns now
 
 
 def s284(

@@ -11,7 +11,6 @@ import signal
 from pathlib import Path
 
 from audit import AuditStore
-from broker.runtime import gateway_running
 from broker.wire.envelope import Sender
 from policies import load_bundle
 
@@ -79,9 +78,8 @@ async def test_sighup_reload_keeps_the_running_bundle_when_the_new_one_is_bad(
     shutil.copytree(BUNDLE, bundle)
     settings = twin_deployment.settings.model_copy(update={"policy_bundle": bundle})
     stop = asyncio.Event()
-    transport = twin_deployment.gateway_transport()
     async with (
-        gateway_running(settings, stop, transport),
+        twin_deployment.gateway(stop, settings),
         await twin_deployment.client("corrections") as sender,
     ):
 

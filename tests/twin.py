@@ -3,11 +3,15 @@ NATS instead of a nats-server; see the fixtures `twin_deployment` and `twin_gate
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from broker.home import AGENCY_NAMES, Home
 from broker.nats.twin import MemoryNats, TwinConnection
+from broker.runtime import Running, gateway_running
 from broker.sdk import AgencyClient
 from broker.settings import Settings
 from broker.wire.envelope import Sender
@@ -35,3 +39,14 @@ class TwinDeployment:
 
     def gateway_transport(self) -> TwinConnection:
         return self.connect(GATEWAY)
+
+    @contextlib.asynccontextmanager
+    async def gateway(
+        self, stop: asyncio.Event | None = None, settings: Settings | None = None
+    ) -> AsyncIterator[Running]:
+        """The gateway, checkpointer and alert flow on the twin (a restart: enter again)."""
+        stop = stop or asyncio.Event()
+        async with gateway_running(settings or self.settings, stop, self.gateway_transport()) as r:
+            yield r
+            stop.set()
+            self.nats.interrupt()  # its pending fetch returns now, not at its timeout
