@@ -102,7 +102,11 @@ class _Violations:
         with self.watch(kind, subject) as refused:
             task: asyncio.Future[_T] = asyncio.ensure_future(call)
             waiting: set[asyncio.Future[Any]] = {task, refused}
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                task.cancel()  # our caller gave up (e.g. a timeout): so does the operation
+                raise
             if not task.done():
                 task.cancel()
                 raise TransportError(f"{kind} to {subject} refused: permissions violation")

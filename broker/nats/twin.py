@@ -23,6 +23,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -31,6 +32,9 @@ from broker.nats.config import MAX_PAYLOAD
 from broker.nats.permissions import Permissions, permissions_for, subject_matches
 from broker.nats.streams import ConsumerSpec, StreamSpec, consumer_specs, stream_specs
 from broker.nats.transport import Inbound, StreamLimits
+
+if TYPE_CHECKING:
+    from broker.nats.transport import Transport
 
 log = structlog.get_logger("s284.twin")
 MSG_ID = "Nats-Msg-Id"
@@ -359,3 +363,7 @@ class TwinConnection:
         for sub in self._subs:
             self.server.drop(sub)
         self._subs.clear()
+
+
+if TYPE_CHECKING:  # mypy proves the twin is a Transport, as it does for the real client
+    _CONFORMS: Transport = TwinConnection(MemoryNats(), "gateway")
