@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import structlog
@@ -39,13 +39,22 @@ def adapter_sender(agency: Agency) -> Sender:
     return Sender(agency=agency, unit="adapter", person_id=f"{agency.value}-adapter", role="system")
 
 
+ClientFactory = Callable[[AdapterConfig, Sender], Awaitable[AgencyClient]]
+
+
+async def client_from_home(config: AdapterConfig, sender: Sender) -> AgencyClient:
+    """The SDK client on the NATS named by the adapter's home."""
+    return await AgencyClient.from_home(config.home, config.agency.value, sender)
+
+
 @contextlib.asynccontextmanager
-async def open_adapter(config: AdapterConfig) -> AsyncIterator[Adapter]:
+async def open_adapter(
+    config: AdapterConfig, connect: ClientFactory = client_from_home
+) -> AsyncIterator[Adapter]:
+    """`connect` makes the SDK client (tests pass one on the in-memory twin of NATS)."""
     state = AdapterState.open(config.state_dir)
     try:
-        client = await AgencyClient.from_home(
-            config.home, config.agency.value, adapter_sender(config.agency)
-        )
+        client = await connect(config, adapter_sender(config.agency))
         async with client:
             adapter = Adapter(module_for(config.agency), config, client, state)
             adapter.load_offender_map()

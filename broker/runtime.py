@@ -23,8 +23,9 @@ from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
 from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.http.app import ApiDeps, create_app
-from broker.nats.client import Connection, StreamLimits
+from broker.nats.client import Connection
 from broker.nats.server import NatsServer
+from broker.nats.transport import StreamLimits, Transport
 from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
 from broker.wire.keys import DirectoryHolder
@@ -82,9 +83,13 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncIterator[Running]:
+async def gateway_running(
+    settings: Settings, stop: asyncio.Event, transport: Transport | None = None
+) -> AsyncIterator[Running]:
+    """The gateway, its checkpointer and the alert flow, on `transport` if given (the
+    in-memory twin in fast tests; closed on exit), else on a new connection to NATS."""
     home = Home(settings.home)
-    conn = await Connection.connect(
+    conn = transport or await Connection.connect(
         settings.nats_url or home.nats_url, home.credentials(GATEWAY), name="s284-gateway"
     )
     await conn.ensure_streams(

@@ -36,7 +36,7 @@ from broker.errors import (
     TransportError,
 )
 from broker.home import AgencyHome, Home
-from broker.nats.client import Connection, Inbound
+from broker.nats.client import Connection
 from broker.nats.config import (
     DIRECTORY_SUBJECT,
     STREAM_CHECKPOINTS,
@@ -50,7 +50,9 @@ from broker.nats.config import (
     ingress_subject,
     notice_consumer,
     receipt_consumer,
+    receipt_subject,
 )
+from broker.nats.transport import Inbound, Transport
 from broker.wire.directory import DirectoryVerifier, offer
 from broker.wire.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
 from broker.wire.keys import DirectoryHolder, Identity, KeyDirectory, Keyring
@@ -96,12 +98,13 @@ class DirectoryPickup:
 
 
 class AgencyClient:
-    """One agency system's connection. Create with `from_agency_home`, `from_home` or
-    `connect`."""
+    """One agency system's connection. Create with `from_agency_home`, `from_home`,
+    `connect` or, on a transport already connected (the in-memory twin in tests),
+    `on_transport`."""
 
     def __init__(
         self,
-        conn: Connection,
+        conn: Transport,
         identity: Identity | Keyring,
         directory: KeyDirectory,
         sender: Sender,
@@ -127,8 +130,21 @@ class AgencyClient:
         sender: Sender | None = None,
         pickup: DirectoryPickup | None = None,
     ) -> AgencyClient:
+        name = f"s284-sdk-{identity.name}"
+        conn = await Connection.connect(nats_url, creds, name=name)
+        return await cls.on_transport(conn, identity, directory, sender, pickup)
+
+    @classmethod
+    async def on_transport(
+        cls,
+        conn: Transport,
+        identity: Identity | Keyring,
+        directory: KeyDirectory,
+        sender: Sender | None = None,
+        pickup: DirectoryPickup | None = None,
+    ) -> AgencyClient:
+        """A client on a connected transport, listening for its receipts; it closes `conn`."""
         agency = Agency(identity.name)
-        conn = await Connection.connect(nats_url, creds, name=f"s284-sdk-{agency.value}")
         client = cls(
             conn,
             identity,
@@ -136,7 +152,7 @@ class AgencyClient:
             sender or Sender(agency=agency, unit="hq", person_id="system", role="system"),
             pickup,
         )
-        await conn.subscribe(f"s284.receipt.{agency.value}.>", client._on_receipt)
+        await conn.subscribe(receipt_subject(agency.value, ">"), client._on_receipt)
         await client.refresh_directory(force=True)
         return client
 

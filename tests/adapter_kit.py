@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from adapters import Adapter, AdapterConfig, write_offender_map
-from adapters._run import open_adapter
+from adapters._run import client_from_home, open_adapter
 from broker.sdk import AgencyClient
+from broker.wire.envelope import Sender
 from broker.wire.sealing import VerifiedDelivery
+from tests.twin import TwinDeployment
 
 LOCAL_IDS = {
     "health": ["UR-900001", "UR-900002", "UR-900003"],
@@ -42,8 +44,16 @@ def make_config(tmp: Path, home: Path, agency: str, **extra: object) -> AdapterC
 
 
 @contextlib.asynccontextmanager
-async def adapter(config: AdapterConfig) -> AsyncIterator[Adapter]:
-    async with open_adapter(config) as a:
+async def adapter(
+    config: AdapterConfig, twin: TwinDeployment | None = None
+) -> AsyncIterator[Adapter]:
+    """The adapter on the real NATS of its home, or on `twin`'s in-memory NATS."""
+
+    async def on_twin(config: AdapterConfig, sender: Sender) -> AgencyClient:
+        assert twin is not None
+        return await twin.client(config.agency.value, sender)
+
+    async with open_adapter(config, on_twin if twin else client_from_home) as a:
         yield a
 
 

@@ -1,10 +1,13 @@
-"""Fixtures: a real nats-server per test on a free loopback port, in a temporary home."""
+"""Fixtures: a real nats-server per test on a free loopback port, in a temporary home
+(`deployment`, `gateway`), or the in-memory twin of NATS for the fast tier
+(`twin_deployment`, `twin_gateway`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +23,11 @@ import sqlalchemy as sa
 
 from broker.home import Home
 from broker.nats.server import NatsServer, free_loopback_ports
+from broker.nats.twin import MemoryNats
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
 from broker.settings import Settings
+from tests.twin import TwinDeployment
 
 
 def free_port() -> int:
@@ -67,6 +72,32 @@ async def gateway(deployment: Deployment) -> AsyncIterator[object]:
     """The policy gateway running in this event loop against the deployment."""
     stop = asyncio.Event()
     async with gateway_running(deployment.settings, stop) as gw:
+        yield gw
+
+
+@pytest.fixture(scope="session")
+def _twin_home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One home's keys and config, made once (key and password generation take a second)."""
+    home = Home(tmp_path_factory.mktemp("twin") / "home")
+    home.init(free_port())
+    return home.path
+
+
+@pytest.fixture
+def twin_deployment(tmp_path: Path, _twin_home_template: Path) -> TwinDeployment:
+    """A home with keys on the in-memory twin of NATS (no server, no gateway yet): a copy
+    of one template home, with its own empty database. Its NATS URL names a port nobody
+    listens on, so nothing can reach a real NATS by mistake."""
+    home = Home(tmp_path / "home")
+    shutil.copytree(_twin_home_template, home.path)
+    settings = Settings(home=home.path, ack_wait_s=3.0, replay_window_s=300.0)
+    return TwinDeployment(home, settings, MemoryNats(), tmp_path)
+
+
+@pytest.fixture
+async def twin_gateway(twin_deployment: TwinDeployment) -> AsyncIterator[object]:
+    """The policy gateway, checkpointer and alert flow on the twin, in this event loop."""
+    async with twin_deployment.gateway() as gw:
         yield gw
 
 

@@ -1,5 +1,5 @@
 """Corrections adapter: provider CSV exports and order/CSP events in, JSON documents out
-(real nats-server and gateway), and the new-case counting rule as a table."""
+(gateway on the in-memory twin of NATS), and the new-case counting rule as a table."""
 
 from __future__ import annotations
 
@@ -90,17 +90,16 @@ def test_counts_from_attendance_exports(tmp_path):
 # -- through the broker --------------------------------------------------------------------
 
 
-@pytest.mark.nats
-async def test_exports_and_orders_reach_the_panel(deployment, gateway, tmp_path):
+async def test_exports_and_orders_reach_the_panel(twin_deployment, twin_gateway, tmp_path):
     """Attendance reaches Police as service.progress; an order status reaches Police, Health
     and DFFH (DFFH seeing only residence fields); an endorsed CSP for an offender on a
     supervision order reaches all three for csp_preparation."""
-    config = make_config(tmp_path, deployment.home.path, "corrections")
+    config = make_config(tmp_path, twin_deployment.home.path, "corrections")
     generate(config.source, LOCAL_IDS["corrections"], 5)
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         await a.poll_once()
         assert a.state.quarantined() == []
-    clients = {n: await deployment.client(n) for n in ("police", "health", "dffh")}
+    clients = {n: await twin_deployment.client(n) for n in ("police", "health", "dffh")}
     try:
         got = {n: await drain(c) for n, c in clients.items()}
     finally:
@@ -115,11 +114,12 @@ async def test_exports_and_orders_reach_the_panel(deployment, gateway, tmp_path)
     assert csp.envelope.purpose.value == "csp_preparation"
 
 
-@pytest.mark.nats
-async def test_case_notes_stay_local_and_refusals_quarantined(deployment, gateway, tmp_path):
+async def test_case_notes_stay_local_and_refusals_quarantined(
+    twin_deployment, twin_gateway, tmp_path
+):
     """Case notes are never disclosed; a CSP for an offender on no order is refused by the
     s 284 policy and quarantined with the gateway's reason code."""
-    config = make_config(tmp_path, deployment.home.path, "corrections")
+    config = make_config(tmp_path, twin_deployment.home.path, "corrections")
     (config.source / "casenotes-01.csv").write_text(
         "record_id,provider,program,client_id,note_date,note\n"
         "N1,P,MBCP,CCS-50001,2026-01-05,synthetic note text\n"
@@ -133,20 +133,19 @@ async def test_case_notes_stay_local_and_refusals_quarantined(deployment, gatewa
         "csp_status": "created",
     }
     (config.source / "orders-01.json").write_text(json.dumps([csp]))
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         await a.poll_once()
         (row,) = a.state.quarantined()
     assert (row.record_key, row.reason) == ("corrections:csp:CSP-X", "refused.policy.denied")
-    async with await deployment.client("police") as police:
+    async with await twin_deployment.client("police") as police:
         assert await drain(police) == []
 
 
-@pytest.mark.nats
-async def test_delivery_written_in_corrections_ids(deployment, gateway, tmp_path):
+async def test_delivery_written_in_corrections_ids(twin_deployment, twin_gateway, tmp_path):
     """A Health progress report delivered to Corrections is written as a JSON document with
     Corrections' own client id and every disclosed field."""
-    config = make_config(tmp_path, deployment.home.path, "corrections")
-    async with await deployment.client("health") as health:
+    config = make_config(tmp_path, twin_deployment.home.path, "corrections")
+    async with await twin_deployment.client("health") as health:
         receipt = await health.send(
             kind="service.progress",
             purpose="offender_management",
@@ -155,7 +154,7 @@ async def test_delivery_written_in_corrections_ids(deployment, gateway, tmp_path
             payload={"programme": "synthetic", "sessions_attended": 3},
         )
     assert receipt.accepted
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         assert await a.drain_outbound() == 1
     (path,) = config.destination.glob("*.json")
     doc = json.loads(path.read_text())

@@ -1,5 +1,5 @@
-"""Health adapter: FHIR R4 bundles in, FHIR Flag/Communication bundles out, through a real
-nats-server and gateway."""
+"""Health adapter: FHIR R4 bundles in, FHIR Flag/Communication bundles out, through a
+gateway on the in-memory twin of NATS."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from fhir.resources.R4B.bundle import Bundle
 from adapters import SendStatus, SourceRecord, Unmappable
 from adapters.health import HealthModule, generate
 from tests.adapter_kit import LOCAL_IDS, adapter, drain, make_config
-
-pytestmark = pytest.mark.nats
 
 # The shape of HL7's published R4 example Observation ("observation-example.json", as
 # published in hl7-fhir/hl7-fhir.github.io @ c39c15d0b1f1733e71b2819fbbccfab4b05412ff):
@@ -56,15 +54,15 @@ def _bundle(*resources: dict[str, object]) -> str:
     return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
 
 
-async def test_hl7_example_observation_reaches_corrections(deployment, gateway, tmp_path):
+async def test_hl7_example_observation_reaches_corrections(twin_deployment, twin_gateway, tmp_path):
     """An HL7-published Observation shape in a bundle arrives at Corrections as
     service.progress about the mapped scheme offender, with the measure and value."""
-    config = make_config(tmp_path, deployment.home.path, "health")
+    config = make_config(tmp_path, twin_deployment.home.path, "health")
     patient = {"resourceType": "Patient", "id": "UR-900001"}
     (config.source / "b1.json").write_text(_bundle(patient, HL7_EXAMPLE_OBSERVATION))
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         await a.poll_once()
-    async with await deployment.client("corrections") as corrections:
+    async with await twin_deployment.client("corrections") as corrections:
         items = await drain(corrections)
     assert len(items) == 1
     env, payload = items[0].envelope, items[0].payload
@@ -78,37 +76,41 @@ async def test_hl7_example_observation_reaches_corrections(deployment, gateway, 
     assert payload["fhir_id"] == "example"
 
 
-async def test_generated_bundles_delivered_once_across_restarts(deployment, gateway, tmp_path):
+async def test_generated_bundles_delivered_once_across_restarts(
+    twin_deployment, twin_gateway, tmp_path
+):
     """Every generated CarePlan, Encounter and Observation is delivered exactly once: a second
     poll sends nothing again, and a restarted adapter skips finished files but reads a
     bundle dropped while it was down."""
-    config = make_config(tmp_path, deployment.home.path, "health")
+    config = make_config(tmp_path, twin_deployment.home.path, "health")
     generate(config.source, LOCAL_IDS["health"], 9, seed=1)
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         await a.poll_once()
         await a.poll_once()
     generate(config.source, LOCAL_IDS["health"], 3, seed=2)
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         await a.poll_once()
         counts = a.state.counts()
-    async with await deployment.client("corrections") as corrections:
+    async with await twin_deployment.client("corrections") as corrections:
         items = await drain(corrections)
     assert counts[SendStatus.SENT] == 12
     assert len({i.envelope.id for i in items}) == len(items) == 12
     assert {i.payload["record_type"] for i in items} == {"careplan", "encounter", "observation"}
 
 
-async def test_unmapped_patient_and_invalid_resource_quarantined(deployment, gateway, tmp_path):
+async def test_unmapped_patient_and_invalid_resource_quarantined(
+    twin_deployment, twin_gateway, tmp_path
+):
     """A patient missing from the offender map, an invalid Observation and an unsupported
     resource are quarantined with a reason each; the valid record in the same bundle flows."""
-    config = make_config(tmp_path, deployment.home.path, "health")
+    config = make_config(tmp_path, twin_deployment.home.path, "health")
     unknown = {**HL7_EXAMPLE_OBSERVATION, "id": "o2", "subject": {"reference": "Patient/UR-1"}}
     invalid = {"resourceType": "Observation", "id": "o3", "status": "not-a-status"}
     other = {"resourceType": "MedicationRequest", "id": "m1"}
     bundle = _bundle(HL7_EXAMPLE_OBSERVATION, unknown, invalid, other)
     (config.source / "b1.json").write_text(bundle)
     (config.source / "broken.json").write_text("{not json")
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         await a.poll_once()
         rows = {r.record_key: r.reason for r in a.state.quarantined()}
     assert rows == {
@@ -117,15 +119,17 @@ async def test_unmapped_patient_and_invalid_resource_quarantined(deployment, gat
         "health:MedicationRequest/m1": "fhir.unsupported_resource",
         "broken.json#file": "file.not_json",
     }
-    async with await deployment.client("corrections") as corrections:
+    async with await twin_deployment.client("corrections") as corrections:
         assert len(await drain(corrections)) == 1
 
 
-async def test_risk_update_written_as_fhir_flag_and_communication(deployment, gateway, tmp_path):
+async def test_risk_update_written_as_fhir_flag_and_communication(
+    twin_deployment, twin_gateway, tmp_path
+):
     """A Corrections risk.update to Health is written to the destination folder as a valid
     FHIR Bundle with a safety Flag and a Communication, the patient in Health's own id."""
-    config = make_config(tmp_path, deployment.home.path, "health")
-    async with await deployment.client("corrections") as corrections:
+    config = make_config(tmp_path, twin_deployment.home.path, "health")
+    async with await twin_deployment.client("corrections") as corrections:
         receipt = await corrections.send(
             kind="risk.update",
             purpose="offender_management",
@@ -134,7 +138,7 @@ async def test_risk_update_written_as_fhir_flag_and_communication(deployment, ga
             payload={"risk_level": "elevated", "summary": "synthetic"},
         )
     assert receipt.accepted
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         assert await a.drain_outbound() == 1
         assert await a.drain_outbound() == 0  # acknowledged: not delivered again
     files = list(config.destination.glob("*.json"))

@@ -12,8 +12,6 @@ from adapters import Adapter, AdapterState
 from adapters.dffh import DffhModule
 from tests.adapter_kit import adapter, make_config
 
-pytestmark = pytest.mark.nats
-
 
 async def _send_order_status(deployment) -> None:
     async with await deployment.client("corrections") as corrections:
@@ -27,17 +25,17 @@ async def _send_order_status(deployment) -> None:
     assert receipt.accepted
 
 
-async def test_failed_write_is_not_acknowledged(deployment, gateway, tmp_path):
+async def test_failed_write_is_not_acknowledged(twin_deployment, twin_gateway, tmp_path):
     """When the destination cannot be written, the delivery stays unacknowledged and is
     written once the destination is usable again (NATS redelivers it)."""
-    config = make_config(tmp_path, deployment.home.path, "dffh")
-    await _send_order_status(deployment)
+    config = make_config(tmp_path, twin_deployment.home.path, "dffh")
+    await _send_order_status(twin_deployment)
     config.destination.write_text("a file where the folder should be")
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         with pytest.raises(OSError, match="out"):
             await a.drain_outbound()
         config.destination.unlink()
-        await asyncio.sleep(deployment.settings.ack_wait_s + 0.5)
+        await asyncio.sleep(twin_deployment.settings.ack_wait_s + 0.5)
         assert await a.drain_outbound() == 1
     assert len(list(config.destination.glob("*.csv"))) == 1
 
@@ -47,14 +45,14 @@ class _BrokenFormat(DffhModule):
         raise ValueError("this format cannot hold it")
 
 
-async def test_unrenderable_delivery_kept_and_listed(deployment, gateway, tmp_path):
+async def test_unrenderable_delivery_kept_and_listed(twin_deployment, twin_gateway, tmp_path):
     """A delivery the agency format cannot hold is kept as plain JSON under `unrenderable/`,
     listed in the quarantine, and acknowledged (not redelivered forever)."""
-    config = make_config(tmp_path, deployment.home.path, "dffh")
-    await _send_order_status(deployment)
+    config = make_config(tmp_path, twin_deployment.home.path, "dffh")
+    await _send_order_status(twin_deployment)
     state = AdapterState.open(config.state_dir)
     try:
-        async with await deployment.client("dffh") as client:
+        async with await twin_deployment.client("dffh") as client:
             broken = Adapter(_BrokenFormat(), config, client, state)
             assert await broken.drain_outbound() == 1
             assert await broken.drain_outbound() == 0

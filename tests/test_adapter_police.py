@@ -7,25 +7,25 @@ import io
 import json
 
 import httpx
-import pytest
 import structlog
 
 from adapters.police import generate, webhook_app
 from broker import logs
 from tests.adapter_kit import LOCAL_IDS, adapter, drain, make_config
 
-pytestmark = pytest.mark.nats
 
-
-async def test_events_map_to_risk_and_breach_kinds(deployment, gateway, tmp_path):
+async def test_events_map_to_risk_and_breach_kinds(twin_deployment, twin_gateway, tmp_path):
     """Incidents and risk tiers arrive as risk.update, intelligence flags as risk.alert (to
     Corrections and Health), detected breaches as order.breach (sent to Corrections, and
     pushed to Health too, which already follows those offenders)."""
-    config = make_config(tmp_path, deployment.home.path, "police")
+    config = make_config(tmp_path, twin_deployment.home.path, "police")
     generate(config.source, LOCAL_IDS["police"], 8)
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         await a.poll_once()
-    async with await deployment.client("corrections") as c, await deployment.client("health") as h:
+    async with (
+        await twin_deployment.client("corrections") as c,
+        await twin_deployment.client("health") as h,
+    ):
         to_corrections, to_health = await drain(c), await drain(h)
     kinds = sorted(i.envelope.kind.value for i in to_corrections)
     assert kinds == ["order.breach"] * 2 + ["risk.alert"] * 2 + ["risk.update"] * 4
@@ -37,10 +37,10 @@ async def test_events_map_to_risk_and_breach_kinds(deployment, gateway, tmp_path
     assert all(p["risk_level"] in {"very_high", "high", "medium", "low"} for p in tiers)
 
 
-async def test_webhook_spools_then_adapter_sends(deployment, gateway, tmp_path):
+async def test_webhook_spools_then_adapter_sends(twin_deployment, twin_gateway, tmp_path):
     """A POST to the webhook is answered 202 once the events are on disk, and the adapter
     then sends them; a malformed body is refused with 422 and nothing is spooled."""
-    config = make_config(tmp_path, deployment.home.path, "police")
+    config = make_config(tmp_path, twin_deployment.home.path, "police")
     app = webhook_app(config.source)
     event = {
         "event_id": "VP-EV-W1",
@@ -56,18 +56,18 @@ async def test_webhook_spools_then_adapter_sends(deployment, gateway, tmp_path):
     assert (ok.status_code, ok.json()) == (202, {"accepted": 1})
     assert bad.status_code == 422
     assert len(list(config.source.glob("webhook-*.ndjson"))) == 1
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         await a.poll_once()
-    async with await deployment.client("corrections") as c:
+    async with await twin_deployment.client("corrections") as c:
         (item,) = await drain(c)
     assert item.envelope.kind.value == "risk.alert"
     assert item.payload["flag"] == "stalking"
 
 
-async def test_bad_lines_quarantined_rest_flows(deployment, gateway, tmp_path):
+async def test_bad_lines_quarantined_rest_flows(twin_deployment, twin_gateway, tmp_path):
     """A line that is not JSON, an unknown event type, a missing field and an unknown person
     are each quarantined with their own reason; the good event in the same file is sent."""
-    config = make_config(tmp_path, deployment.home.path, "police")
+    config = make_config(tmp_path, twin_deployment.home.path, "police")
     good = {
         "event_id": "E1",
         "event_type": "breach",
@@ -83,7 +83,7 @@ async def test_bad_lines_quarantined_rest_flows(deployment, gateway, tmp_path):
         json.dumps({**good, "event_id": "E4", "person_id": "VP-P-99999"}),
     ]
     (config.source / "drop.ndjson").write_text("\n".join(lines) + "\n")
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         await a.poll_once()
         reasons = {r.record_key: r.reason for r in a.state.quarantined()}
     assert reasons == {
@@ -92,15 +92,15 @@ async def test_bad_lines_quarantined_rest_flows(deployment, gateway, tmp_path):
         "police:E3": "record.missing_field",
         "police:E4": "offender.unmapped",
     }
-    async with await deployment.client("corrections") as c:
+    async with await twin_deployment.client("corrections") as c:
         assert [i.payload["event_id"] for i in await drain(c)] == ["E1"]
 
 
-async def test_deliveries_written_as_json_in_police_ids(deployment, gateway, tmp_path):
+async def test_deliveries_written_as_json_in_police_ids(twin_deployment, twin_gateway, tmp_path):
     """A DFFH child-safety alert delivered to Police is written as one JSON document named by
     its delivery id, carrying Police's own person id."""
-    config = make_config(tmp_path, deployment.home.path, "police")
-    async with await deployment.client("dffh") as dffh:
+    config = make_config(tmp_path, twin_deployment.home.path, "police")
+    async with await twin_deployment.client("dffh") as dffh:
         receipt = await dffh.send(
             kind="risk.alert",
             purpose="offender_management",
@@ -109,7 +109,7 @@ async def test_deliveries_written_as_json_in_police_ids(deployment, gateway, tmp
             payload={"alert_level": "high", "concern_type": "synthetic"},
         )
     assert receipt.accepted
-    async with adapter(config) as a:
+    async with adapter(config, twin_deployment) as a:
         assert await a.drain_outbound() == 1
     (path,) = config.destination.glob("*.json")
     doc = json.loads(path.read_text())
@@ -117,11 +117,11 @@ async def test_deliveries_written_as_json_in_police_ids(deployment, gateway, tmp
     assert (doc["local_id"], doc["kind"], doc["from"]) == ("VP-P-70003", "risk.alert", "dffh")
 
 
-async def test_adapter_logs_hold_no_payload_or_offender(deployment, gateway, tmp_path):
+async def test_adapter_logs_hold_no_payload_or_offender(twin_deployment, twin_gateway, tmp_path):
     """Sent, quarantined and written records leave only keys, ids and reason codes in the
     adapter's JSON log: no payload content, no person id, no offender reference."""
     sentinel = "synthetic-sentinel-4c1d"
-    config = make_config(tmp_path, deployment.home.path, "police")
+    config = make_config(tmp_path, twin_deployment.home.path, "police")
     event = {
         "event_id": "E1",
         "event_type": "incident",
@@ -131,7 +131,7 @@ async def test_adapter_logs_hold_no_payload_or_offender(deployment, gateway, tmp
     }
     unmapped = {**event, "event_id": "E2", "person_id": "VP-P-99999"}
     (config.source / "d.ndjson").write_text(f"{json.dumps(event)}\n{json.dumps(unmapped)}\n")
-    async with await deployment.client("dffh") as dffh:
+    async with await twin_deployment.client("dffh") as dffh:
         await dffh.send(
             kind="risk.alert",
             purpose="offender_management",
@@ -143,7 +143,7 @@ async def test_adapter_logs_hold_no_payload_or_offender(deployment, gateway, tmp
     logs.configure("DEBUG", json=True)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=out))
     try:
-        async with adapter(config) as a:
+        async with adapter(config, twin_deployment) as a:
             await a.poll_once()
             await a.drain_outbound()
     finally:

@@ -15,14 +15,11 @@ from audit import Announcement, AuditStore, Checkpoint
 from audit._note import sign_checkpoint
 from broker.errors import LogIntegrityError
 from broker.home import GATEWAY
-from broker.nats.client import Connection
 from broker.nats.config import CHECKPOINT_SUBJECT
 from broker.runtime import gateway_running
 from tests.auditlog import untrigger
 from tests.conftest import free_port, pg_schema, s284
 from tests.tcpproxy import TcpProxy
-
-pytestmark = pytest.mark.nats
 
 UPDATE = {"risk_level": "moderate", "summary": "synthetic"}
 
@@ -38,27 +35,28 @@ async def _send(client, offender="S284-000501", purpose="offender_management", *
     )
 
 
-async def test_every_decision_is_recorded_and_the_log_verifies(deployment, tmp_path):
+@pytest.mark.slow  # five `s284 audit` runs as subprocesses; the gateway part is on the twin
+async def test_every_decision_is_recorded_and_the_log_verifies(twin_deployment, tmp_path):
     """Accepted and refused messages land in the log; `s284 audit verify` passes, still
     passes after `s284 audit expire` erased the personal fields, then fails naming the
     record once someone edits it in the database."""
     stop = asyncio.Event()
     async with (
-        gateway_running(deployment.settings, stop),
-        await deployment.client("corrections") as sender,
+        twin_deployment.gateway(stop),
+        await twin_deployment.client("corrections") as sender,
     ):
         accepted = await _send(sender)
         refused = await _send(sender, purpose="consent")  # no consent reference: refused
     assert accepted.accepted
     assert refused.reason == "policy.denied"
-    store = AuditStore.open(deployment.settings.database_url)
+    store = AuditStore.open(twin_deployment.settings.database_url)
     events = [(r["event"], r["recipient_agency"]) for r in store.records()]
     assert sorted(events[:2]) == [("disclosed", "health"), ("disclosed", "police")]
     assert events[2] == ("refused", None)
     assert store.latest_checkpoint().size == 3  # signed when the gateway stopped
     store.close()
 
-    home = str(deployment.home.path)
+    home = str(twin_deployment.home.path)
     ok = s284("audit", "verify", "--home", home)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("ok: 3 records and 1 signed checkpoints verified")
@@ -69,11 +67,11 @@ async def test_every_decision_is_recorded_and_the_log_verifies(deployment, tmp_p
     still = s284("audit", "verify", "--home", home)
     assert still.returncode == 0, still.stderr
     assert still.stdout.startswith("ok: 4 records and 2 signed checkpoints verified")
-    store = AuditStore.open(deployment.settings.database_url)
+    store = AuditStore.open(twin_deployment.settings.database_url)
     assert [r.get("offender") for r in store.records()] == [None, None, None, None]
     store.close()
 
-    engine = untrigger(deployment.settings.database_url)
+    engine = untrigger(twin_deployment.settings.database_url)
     with engine.begin() as conn:
         conn.execute(
             sa.text("UPDATE audit_log SET canonical = replace(canonical, 'police', 'dffh')")
@@ -85,18 +83,18 @@ async def test_every_decision_is_recorded_and_the_log_verifies(deployment, tmp_p
     assert "record.altered" in bad.stderr
 
 
-async def test_agencies_keep_checkpoints_and_notice_a_rewritten_log(deployment, tmp_path):
+async def test_agencies_keep_checkpoints_and_notice_a_rewritten_log(twin_deployment, tmp_path):
     """Each agency's SDK checks every new checkpoint extends the last one it holds; one over a
     different tree, even signed with the log's own key, is refused as a fork."""
-    settings = deployment.settings.model_copy(update={"checkpoint_every_records": 1})
+    settings = twin_deployment.settings.model_copy(update={"checkpoint_every_records": 1})
     state = tmp_path / "police-checkpoints.json"
-    vkey = deployment.home.log_vkey()
+    vkey = twin_deployment.home.log_vkey()
     stop = asyncio.Event()
-    async with gateway_running(settings, stop):
-        async with await deployment.client("corrections") as sender:
+    async with twin_deployment.gateway(stop, settings):
+        async with await twin_deployment.client("corrections") as sender:
             assert (await _send(sender)).accepted
             assert (await _send(sender, offender="S284-000502")).accepted
-        async with await deployment.client("police") as police:
+        async with await twin_deployment.client("police") as police:
             assert await police.sync_checkpoints(state, vkey) == 2
             held = {int(k): v for k, v in json.loads(state.read_text()).items()}
             assert sorted(held) == [2, 4]
@@ -104,11 +102,11 @@ async def test_agencies_keep_checkpoints_and_notice_a_rewritten_log(deployment, 
             assert held[4] == store.root(4)[1].hex()
             store.close()
 
-            signer = deployment.home.log_signer()
+            signer = twin_deployment.home.log_signer()
             rewritten = sign_checkpoint(
                 Checkpoint(signer.origin, 5, bytes(32)), signer.key
             )  # e.g. an operator with the key re-signing an edited log
-            await _announce(deployment, Announcement(rewritten, 4, [bytes(32)] * 3))
+            await _announce(twin_deployment, Announcement(rewritten, 4, [bytes(32)] * 3))
             with pytest.raises(LogIntegrityError, match="not an extension of checkpoint 4"):
                 await police.sync_checkpoints(state, vkey)
 
@@ -116,21 +114,20 @@ async def test_agencies_keep_checkpoints_and_notice_a_rewritten_log(deployment, 
                 Checkpoint(signer.origin, 6, bytes(32)), Ed25519PrivateKey.generate()
             )
             health_state = tmp_path / "health.json"
-        async with await deployment.client("health") as health:
-            await _announce(deployment, Announcement(forged, 4, []))
+        async with await twin_deployment.client("health") as health:
+            await _announce(twin_deployment, Announcement(forged, 4, []))
             with pytest.raises(LogIntegrityError):
                 await health.sync_checkpoints(health_state, vkey)
 
 
 async def _announce(deployment, announcement):
-    conn = await Connection.connect(
-        deployment.home.nats_url, deployment.home.credentials(GATEWAY), name="test"
-    )
+    conn = deployment.connect(GATEWAY)
     size = announcement.note.split("\n")[1]
     await conn.publish(CHECKPOINT_SUBJECT, announcement.to_json(), f"checkpoint:{size}")
     await conn.close()
 
 
+@pytest.mark.nats
 @pytest.mark.postgres
 @pytest.mark.slow
 async def test_gateway_fails_closed_while_the_database_is_unreachable(deployment):

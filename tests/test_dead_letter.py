@@ -1,21 +1,18 @@
 """A message that can never be processed is retried a bounded number of times, then kept on
-the dead-letter stream, refused with a reason, and the gateway keeps serving others."""
+the dead-letter stream, refused with a reason, and the gateway keeps serving others.
+(Gateway logic: on the in-memory twin of NATS, held to nats-server's behaviour by
+tests/test_transport_contract.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 
-import nats
-import pytest
-
 from audit import AuditStore
 from broker.gateway.pipeline import Gateway
-from broker.nats.client import Connection, StreamLimits
-from broker.nats.config import STREAM_DLQ, inbox_prefix
+from broker.nats.config import STREAM_DLQ
+from broker.nats.transport import StreamLimits
 from broker.wire.keys import GATEWAY
 from policies import Decision, PolicyRequest, load_bundle
-
-pytestmark = pytest.mark.nats
 
 
 class _BrokenForOneKind:
@@ -34,12 +31,12 @@ class _BrokenForOneKind:
         return self._engine.minimise(payload, request)
 
 
-async def test_poison_message_is_dead_lettered_and_refused(deployment):
+async def test_poison_message_is_dead_lettered_and_refused(twin_deployment):
     """After max_deliver attempts the sender gets internal.dead_letter, the frame is on
     S284_DLQ for an operator, the refusal is recorded, and the next message flows."""
-    settings = deployment.settings.model_copy(update={"max_deliver": 2})
-    home = deployment.home
-    conn = await Connection.connect(home.nats_url, home.credentials(GATEWAY), name="gw")
+    settings = twin_deployment.settings.model_copy(update={"max_deliver": 2})
+    home = twin_deployment.home
+    conn = twin_deployment.connect(GATEWAY)
     await conn.ensure_streams(
         StreamLimits(settings.max_frame_bytes, 3.0, 2), ["police", "corrections", "dffh", "health"]
     )
@@ -50,7 +47,7 @@ async def test_poison_message_is_dead_lettered_and_refused(deployment):
     stop = asyncio.Event()
     task = asyncio.create_task(gw.run(stop))
     try:
-        async with await deployment.client("corrections") as sender:
+        async with await twin_deployment.client("corrections") as sender:
             poison = await sender.send(
                 kind="order.breach",
                 purpose="offender_management",
@@ -68,6 +65,7 @@ async def test_poison_message_is_dead_lettered_and_refused(deployment):
             )
     finally:
         stop.set()
+        twin_deployment.nats.interrupt()
         await task
         await conn.close()
     assert poison.reason == "internal.dead_letter"
@@ -75,13 +73,4 @@ async def test_poison_message_is_dead_lettered_and_refused(deployment):
     assert [r["reason_code"] for r in store.records() if r["event"] == "refused"] == [
         "internal.dead_letter"
     ]
-    creds = home.credentials(GATEWAY)
-    nc = await nats.connect(
-        home.nats_url,
-        user=creds.user,
-        password=creds.password.get_secret_value(),
-        inbox_prefix=inbox_prefix(GATEWAY).encode(),
-    )
-    info = await nc.jetstream().stream_info(STREAM_DLQ)
-    await nc.close()
-    assert info.state.messages == 1
+    assert twin_deployment.nats.stream_size(STREAM_DLQ) == 1

@@ -1,5 +1,6 @@
-"""Bad input against a real nats-server and gateway: each refused with a reason the sender
-receives, recorded in the audit log, nothing delivered, and the gateway keeps running."""
+"""Bad input against the gateway: each refused with a reason the sender receives, recorded
+in the audit log, nothing delivered, and the gateway keeps running. (Gateway logic: on the
+in-memory twin of NATS, held to nats-server's behaviour by tests/test_transport_contract.py.)"""
 
 from __future__ import annotations
 
@@ -10,23 +11,21 @@ import pytest
 from audit import AuditStore
 from broker.sdk import AgencyClient
 from broker.wire.keys import Identity
-from tests.conftest import Deployment
 from tests.frames import craft, envelope_dict, fresh_id, stale_created_at
+from tests.twin import TwinDeployment
 
-pytestmark = pytest.mark.nats
-
-Case = Callable[[Deployment], tuple[str, bytes]]
+Case = Callable[[TwinDeployment], tuple[str, bytes]]
 
 
-def _me(dep: Deployment) -> Identity:
+def _me(dep: TwinDeployment) -> Identity:
     return dep.home.identity("corrections")
 
 
-def _signed(dep: Deployment, **kw: object) -> tuple[str, bytes]:
+def _signed(dep: TwinDeployment, **kw: object) -> tuple[str, bytes]:
     return craft(_me(dep), dep.home.directory(), **kw)  # type: ignore[arg-type]
 
 
-def _bad_signature(dep: Deployment) -> tuple[str, bytes]:
+def _bad_signature(dep: TwinDeployment) -> tuple[str, bytes]:
     mid, frame = _signed(dep)
     head, body, sig = frame.decode().split(".")
     flipped = "A" if sig[5] != "A" else "B"
@@ -101,12 +100,12 @@ async def _refused(
 
 
 @pytest.mark.parametrize("case", list(CASES))
-async def test_bad_input_is_refused_recorded_and_not_delivered(deployment, gateway, case):
+async def test_bad_input_is_refused_recorded_and_not_delivered(twin_deployment, twin_gateway, case):
     """The sender gets a signed receipt with the documented reason code and a sentence; the
     refusal is in the audit log; the recipient gets nothing; the next good message still flows."""
     build, expected = CASES[case]
-    mid, frame = build(deployment)
-    async with await deployment.client("corrections") as sender:
+    mid, frame = build(twin_deployment)
+    async with await twin_deployment.client("corrections") as sender:
         reason, detail = await _refused(sender, mid, frame)
         assert reason == expected
         assert detail
@@ -118,35 +117,35 @@ async def test_bad_input_is_refused_recorded_and_not_delivered(deployment, gatew
             payload={"ok": True},
         )
         assert good.accepted
-    store = AuditStore.open(deployment.settings.database_url)
+    store = AuditStore.open(twin_deployment.settings.database_url)
     refusals = [r for r in store.records() if r["event"] == "refused"]
     assert [r["reason_code"] for r in refusals] == [expected]
-    async with await deployment.client("police") as police:
+    async with await twin_deployment.client("police") as police:
         delivered = [d.envelope.id async for d in police.inbox()]
     assert delivered == [good.message_id]
 
 
-async def test_replayed_message_id_is_refused(deployment, gateway):
+async def test_replayed_message_id_is_refused(twin_deployment, twin_gateway):
     """Re-publishing an accepted frame under a new Nats-Msg-Id is refused as a replay and
     delivered only once."""
-    mid, frame = _signed(deployment)
-    async with await deployment.client("corrections") as sender:
+    mid, frame = _signed(twin_deployment)
+    async with await twin_deployment.client("corrections") as sender:
         await sender.publish_frame(frame, mid)
         assert (await sender.receipt(mid, timeout=10)).accepted
         # An attacker replays the captured bytes under a new Nats-Msg-Id, defeating
         # JetStream's de-duplication; the gateway's replay window must catch it.
         reason, _ = await _refused(sender, mid, frame, nats_msg_id=fresh_id())
     assert reason == "replay.duplicate_id"
-    async with await deployment.client("police") as police:
+    async with await twin_deployment.client("police") as police:
         assert [d.envelope.id async for d in police.inbox()] == [mid]
 
 
-async def test_frame_beyond_the_stream_limit_is_refused_at_publish(deployment, gateway):
+async def test_frame_beyond_the_stream_limit_is_refused_at_publish(twin_deployment, twin_gateway):
     """A frame far over the limit never enters JetStream: the sender's publish fails at once
     with a clear error naming the size problem."""
     from broker.errors import TransportError
 
-    mid, frame = _signed(deployment, payload={"blob": "x" * 2_000_000})
-    async with await deployment.client("corrections") as sender:
+    mid, frame = _signed(twin_deployment, payload={"blob": "x" * 2_000_000})
+    async with await twin_deployment.client("corrections") as sender:
         with pytest.raises(TransportError, match="size exceeds maximum"):
             await sender.publish_frame(frame, mid)

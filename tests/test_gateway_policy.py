@@ -1,4 +1,6 @@
-"""The s 284 engine inside the running gateway: minimisation, review flags, reload."""
+"""The s 284 engine inside the running gateway: minimisation, review flags, reload.
+(Gateway logic: runs on the in-memory twin of NATS; tests/test_transport_contract.py holds
+the twin to nats-server's behaviour.)"""
 
 from __future__ import annotations
 
@@ -8,25 +10,21 @@ import shutil
 import signal
 from pathlib import Path
 
-import pytest
-
 from audit import AuditStore
-from broker.runtime import gateway_running
-from broker.sdk import AgencyClient
 from broker.wire.envelope import Sender
 from policies import load_bundle
-
-pytestmark = pytest.mark.nats
 
 BUNDLE = Path(load_bundle().path)
 JUSTIFIED = "Victim reported a credible threat to the case manager this morning"
 
 
-async def test_recipient_receives_only_allowed_fields_and_log_names_the_rest(deployment, gateway):
+async def test_recipient_receives_only_allowed_fields_and_log_names_the_rest(
+    twin_deployment, twin_gateway
+):
     """Police get attendance from a progress report, not the clinical notes; the disclosure
     record names the withheld field, never its value."""
     payload = {"programme": "MBCP", "sessions_attended": 7, "clinical_notes": "synthetic"}
-    async with await deployment.client("corrections") as sender:
+    async with await twin_deployment.client("corrections") as sender:
         receipt = await sender.send(
             kind="service.progress",
             purpose="offender_management",
@@ -35,21 +33,21 @@ async def test_recipient_receives_only_allowed_fields_and_log_names_the_rest(dep
             payload=payload,
         )
     assert receipt.accepted
-    async with await deployment.client("police") as police:
+    async with await twin_deployment.client("police") as police:
         [item] = [d async for d in police.inbox()]
     assert item.payload == {"programme": "MBCP", "sessions_attended": 7}
     assert item.withheld == ["clinical_notes"]
-    [record] = AuditStore.open(deployment.settings.database_url).records(receipt.message_id)
+    [record] = AuditStore.open(twin_deployment.settings.database_url).records(receipt.message_id)
     assert record["withheld"] == ["clinical_notes"]
     assert "synthetic" not in str(record)
 
 
-async def test_risk_reduction_is_flagged_for_privacy_review(deployment, gateway):
+async def test_risk_reduction_is_flagged_for_privacy_review(twin_deployment, twin_gateway):
     """A justified risk_reduction disclosure is delivered and marked for review in the log
     and in the recipient's copy of the decision. (It rests on a person's belief, so the
     sender is a staff member, not the SDK's default `system` role.)"""
     officer = Sender(agency="corrections", unit="north", person_id="staff-7", role="case_manager")
-    async with await AgencyClient.from_home(deployment.home.path, "corrections", officer) as sender:
+    async with await twin_deployment.client("corrections", officer) as sender:
         receipt = await sender.send(
             kind="risk.alert",
             purpose="risk_reduction",
@@ -59,11 +57,11 @@ async def test_risk_reduction_is_flagged_for_privacy_review(deployment, gateway)
             justification=JUSTIFIED,
         )
     assert receipt.accepted
-    async with await deployment.client("police") as police:
+    async with await twin_deployment.client("police") as police:
         [item] = [d async for d in police.alerts()]  # a risk.alert is routed, not an inbox item
     assert item.content.decision.review_required is True
     assert item.contact == "duty"  # no routing table yet: Police's duty inbox
-    disclosed, routed = AuditStore.open(deployment.settings.database_url).records(
+    disclosed, routed = AuditStore.open(twin_deployment.settings.database_url).records(
         receipt.message_id
     )
     assert disclosed["review_required"] is True
@@ -71,14 +69,19 @@ async def test_risk_reduction_is_flagged_for_privacy_review(deployment, gateway)
     assert (routed["event"], routed["reason_code"]) == ("alert_routed", "routing.no_area")
 
 
-async def test_sighup_reload_keeps_the_running_bundle_when_the_new_one_is_bad(deployment, tmp_path):
+async def test_sighup_reload_keeps_the_running_bundle_when_the_new_one_is_bad(
+    twin_deployment, tmp_path
+):
     """An operator edits the bundle and sends SIGHUP: a broken bundle is rejected and messages
     keep being decided by the running one; a valid edit takes effect without a restart."""
     bundle = tmp_path / "bundle"
     shutil.copytree(BUNDLE, bundle)
-    settings = deployment.settings.model_copy(update={"policy_bundle": bundle})
+    settings = twin_deployment.settings.model_copy(update={"policy_bundle": bundle})
     stop = asyncio.Event()
-    async with gateway_running(settings, stop), await deployment.client("corrections") as sender:
+    async with (
+        twin_deployment.gateway(stop, settings),
+        await twin_deployment.client("corrections") as sender,
+    ):
 
         async def send() -> str | None:
             r = await sender.send(

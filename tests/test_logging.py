@@ -5,23 +5,20 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
 import structlog
 
 from broker import logs
-
-pytestmark = pytest.mark.nats
 
 SECRET_NAME = "Zebediah Quillfeather"  # invented
 SECRET_NOTE = "synthetic-sentinel-7f3a"
 
 
-async def test_gateway_and_sdk_logs_hold_no_payload_or_names(deployment, gateway):
+async def test_gateway_and_sdk_logs_hold_no_payload_or_names(twin_deployment, twin_gateway):
     """Accepted and refused messages alike leave only ids and codes in the JSON log."""
     out = io.StringIO()
     logs.configure("DEBUG", json=True)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=out))
-    async with await deployment.client("corrections") as sender:
+    async with await twin_deployment.client("corrections") as sender:
         payload = {"name": SECRET_NAME, "note": SECRET_NOTE}
         ok = await sender.send(
             kind="risk.update",
@@ -38,7 +35,7 @@ async def test_gateway_and_sdk_logs_hold_no_payload_or_names(deployment, gateway
             payload=payload,
             justification=f"asked by {SECRET_NAME}",
         )
-    async with await deployment.client("police") as police:
+    async with await twin_deployment.client("police") as police:
         got = [d.payload async for d in police.inbox()]
     logs.configure("INFO")
     text = out.getvalue()

@@ -16,8 +16,6 @@ import yaml
 from audit import AuditStore
 from broker.auth import AuthConfig, LocalIssuer, Role
 from broker.http.app import ApiDeps, create_app
-from broker.runtime import gateway_running
-from broker.sdk import AgencyClient
 from broker.wire.envelope import Sender
 from routing import RoutingStore
 from tests.conftest import s284
@@ -131,18 +129,17 @@ async def test_csp_overdue_through_the_api_and_the_cli(admin_api, tmp_path):
     assert "csp-old" in listed.stdout
 
 
-@pytest.mark.nats
-async def test_csp_update_tracks_the_review_and_reminders_reach_the_reviewers(deployment):
+async def test_csp_update_tracks_the_review_and_reminders_reach_the_reviewers(twin_deployment):
     """Corrections' csp.update sets the next review six months on; as the due date nears,
     the Serious Offenders Coordination Team and the MAP chair are each reminded once at 30
     days, and the reminder is in the disclosure log."""
     stop = asyncio.Event()
     officer = Sender(agency="corrections", unit="ccs", person_id="cm-0042", role="case_manager")
-    routing = RoutingStore.open(deployment.settings.database_url)
+    routing = RoutingStore.open(twin_deployment.settings.database_url)
     routing.import_table(yaml.safe_load(TABLE.read_text()), "ops-0001")
     async with (
-        gateway_running(deployment.settings, stop) as running,
-        await AgencyClient.from_home(deployment.home.path, "corrections", officer) as sender,
+        twin_deployment.gateway(stop) as running,
+        await twin_deployment.client("corrections", officer) as sender,
     ):
         receipt = await sender.send(
             kind="csp.update", purpose="csp_preparation", offender="S284-000932",
@@ -161,7 +158,7 @@ async def test_csp_update_tracks_the_review_and_reminders_reach_the_reviewers(de
         ("csp_review_due", "map-chair", "30d"),
         ("csp_review_due", "soct", "30d"),
     ]
-    audit = AuditStore.open(deployment.settings.database_url)
+    audit = AuditStore.open(twin_deployment.settings.database_url)
     reminders = [r for r in audit.records() if r["reason_code"] == "csp.review_30d"]
     audit.close()
     assert len(reminders) == 1

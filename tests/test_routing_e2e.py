@@ -1,4 +1,5 @@
-"""Designated-contact routing through the real gateway and nats-server: an alert reaches the
+"""Designated-contact routing through the gateway (on the in-memory twin of NATS, held to
+nats-server's behaviour by tests/test_transport_contract.py): an alert reaches the
 contact for the offender's area and topic, the acknowledgement and the contact's reply reach
 the managing officer, an unacknowledged alert escalates (also after a restart), and an
 alert nobody can take is parked at the duty inbox, recorded and reported."""
@@ -9,21 +10,16 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import yaml
 
 from audit import AuditStore
 from broker.alerts.admin import import_table
 from broker.auth import Principal, Role
-from broker.home import AGENCY_NAMES, GATEWAY
-from broker.nats.client import Connection, StreamLimits
-from broker.runtime import gateway_running
-from broker.sdk import AgencyClient
+from broker.home import AGENCY_NAMES
+from broker.nats.transport import StreamLimits
 from broker.wire.envelope import Sender
 from routing import RoutingStore
 from tests.conftest import s284
-
-pytestmark = pytest.mark.nats
 
 TABLE = Path(__file__).parent.parent / "docs" / "examples" / "routing-table.yaml"
 OFFENDER = "S284-000900"
@@ -66,9 +62,7 @@ async def _alert(officer_client, offender=OFFENDER, topic="risk"):
 
 
 async def _create_streams(deployment):
-    conn = await Connection.connect(
-        deployment.home.nats_url, deployment.home.credentials(GATEWAY), name="test"
-    )
+    conn = deployment.gateway_transport()
     settings = deployment.settings
     limits = StreamLimits(settings.max_frame_bytes, settings.ack_wait_s, settings.max_deliver)
     await conn.ensure_streams(limits, AGENCY_NAMES)
@@ -79,21 +73,21 @@ async def _drain(client, box):
     return [item async for item in getattr(client, box)()]
 
 
-async def test_alert_reaches_the_designated_contact_who_acknowledges_and_replies(deployment):
+async def test_alert_reaches_the_designated_contact_who_acknowledges_and_replies(twin_deployment):
     """Routed by the offender's area and topic: the receipt names the contact, Police get the
     alert for that contact, and the managing officer (Corrections) is told of the
     acknowledgement and gets the contact's reply, each step in the disclosure log."""
-    _load_table(deployment.settings)
+    _load_table(twin_deployment.settings)
     stop = asyncio.Event()
     async with (
-        gateway_running(deployment.settings, stop) as running,
-        await AgencyClient.from_home(deployment.home.path, "corrections", OFFICER) as officer,
+        twin_deployment.gateway(stop) as running,
+        await twin_deployment.client("corrections", OFFICER) as officer,
     ):
         await _place(officer)
         receipt = await _alert(officer)
         assert receipt.accepted
         assert [(d.recipient, d.contact) for d in receipt.deliveries] == [("police", "pol-nwm-017")]
-        async with await deployment.client("police") as police:
+        async with await twin_deployment.client("police") as police:
             alerts = await _drain(police, "alerts")
             assert [(a.envelope.id, a.contact) for a in alerts] == [
                 (receipt.message_id, "pol-nwm-017")
@@ -108,7 +102,7 @@ async def test_alert_reaches_the_designated_contact_who_acknowledges_and_replies
         ("reply", "pol-nwm-017", alert_id),
     ]
     assert notices[1].text == "Visited the address; all quiet."
-    store = AuditStore.open(deployment.settings.database_url)
+    store = AuditStore.open(twin_deployment.settings.database_url)
     events = [(r["event"], r.get("recipient_contact")) for r in store.records()]
     store.close()
     assert ("routing_changed", None) in events
@@ -117,69 +111,69 @@ async def test_alert_reaches_the_designated_contact_who_acknowledges_and_replies
     assert events.count(("disclosed", None)) >= 2  # the order.status and the contact's reply
 
 
-async def test_unacknowledged_alert_escalates_to_the_deputy_even_after_a_restart(deployment):
+async def test_unacknowledged_alert_escalates_to_the_deputy_even_after_a_restart(twin_deployment):
     """The deadline is kept in the database: a gateway started after the one that routed
     the alert escalates it to the deputy once the deadline passes, and the managing
     officer is told."""
-    _load_table(deployment.settings)
+    _load_table(twin_deployment.settings)
     stop = asyncio.Event()
     async with (
-        gateway_running(deployment.settings, stop),
-        await AgencyClient.from_home(deployment.home.path, "corrections", OFFICER) as officer,
+        twin_deployment.gateway(stop),
+        await twin_deployment.client("corrections", OFFICER) as officer,
     ):
         await _place(officer)
         receipt = await _alert(officer)
     alert_id = receipt.deliveries[0].delivery_id
 
     later = datetime.now(UTC) + timedelta(days=3)  # well past two working hours
-    async with gateway_running(deployment.settings, asyncio.Event()) as running:
+    async with twin_deployment.gateway() as running:
         await running.alerts.tick(later)
         await running.alerts.tick(later)  # a second pass changes nothing
         escalated = running.routing.alert(alert_id)
-        async with await deployment.client("police") as police:
+        async with await twin_deployment.client("police") as police:
             contacts = [a.contact for a in await _drain(police, "alerts")]
-        async with await deployment.client("corrections") as corrections:
+        async with await twin_deployment.client("corrections") as corrections:
             notices = await _drain(corrections, "notices")
     assert (escalated.level, escalated.contact_id) == (1, "pol-nwm-022")
     assert contacts == ["pol-nwm-017", "pol-nwm-022"]
     assert [(n.event, n.level, n.contact) for n in notices] == [("escalated", 1, "pol-nwm-022")]
 
 
-async def test_alert_for_an_offender_with_no_known_area_goes_to_the_duty_inbox(deployment):
+async def test_alert_for_an_offender_with_no_known_area_goes_to_the_duty_inbox(twin_deployment):
     """Never silently dropped: it reaches Police's duty inbox with a reason, is recorded,
     and `s284 routing check` reports it."""
-    _load_table(deployment.settings)
+    _load_table(twin_deployment.settings)
     stop = asyncio.Event()
     async with (
-        gateway_running(deployment.settings, stop),
-        await AgencyClient.from_home(deployment.home.path, "corrections", OFFICER) as officer,
+        twin_deployment.gateway(stop),
+        await twin_deployment.client("corrections", OFFICER) as officer,
     ):
         receipt = await _alert(officer, offender="S284-000901")
         assert receipt.accepted
         assert receipt.deliveries[0].contact == "duty"
         assert receipt.deliveries[0].route_reason == "routing.no_area"
-        async with await deployment.client("police") as police:
+        async with await twin_deployment.client("police") as police:
             assert [a.contact for a in await _drain(police, "alerts")] == ["duty"]
-    store = AuditStore.open(deployment.settings.database_url)
+    store = AuditStore.open(twin_deployment.settings.database_url)
     routed = [r for r in store.records() if r["event"] == "alert_routed"]
     store.close()
     assert [(r["recipient_contact"], r["reason_code"]) for r in routed] == [
         ("duty", "routing.no_area")
     ]
-    check = s284("routing", "check", "--home", str(deployment.home.path))
+    check = s284("routing", "check", "--home", str(twin_deployment.home.path))
     assert check.returncode == 3
     assert "routing.no_area" in check.stdout
     assert receipt.deliveries[0].delivery_id in check.stdout
 
 
-async def test_an_agency_informed_about_an_offender_gets_later_updates_pushed(deployment):
+async def test_an_agency_informed_about_an_offender_gets_later_updates_pushed(twin_deployment):
     """Police, once told about an offender, also receive Corrections' later risk update
     addressed to Health only; the receipt and the disclosure log say it was pushed."""
     stop = asyncio.Event()
     update = {"risk_level": "moderate", "summary": "synthetic"}
     async with (
-        gateway_running(deployment.settings, stop),
-        await AgencyClient.from_home(deployment.home.path, "corrections", OFFICER) as officer,
+        twin_deployment.gateway(stop),
+        await twin_deployment.client("corrections", OFFICER) as officer,
     ):
         first = await officer.send(
             kind="risk.update",
@@ -202,25 +196,23 @@ async def test_an_agency_informed_about_an_offender_gets_later_updates_pushed(de
             to=["health"],
             payload=update,
         )
-        async with await deployment.client("police") as police:
+        async with await twin_deployment.client("police") as police:
             got = [d.envelope.id async for d in police.inbox()]
     assert [d.recipient for d in later.deliveries] == ["health", "police"]
     assert [d.recipient for d in unrelated.deliveries] == ["health"]
     assert got == [first.message_id, later.message_id]
-    store = AuditStore.open(deployment.settings.database_url)
+    store = AuditStore.open(twin_deployment.settings.database_url)
     [pushed] = [r for r in store.records(later.message_id) if r["recipient_agency"] == "police"]
     store.close()
     assert pushed["reason"].startswith("pushed to a subscriber")
 
 
-async def test_an_alert_right_behind_the_placement_is_routed_by_it(deployment):
+async def test_an_alert_right_behind_the_placement_is_routed_by_it(twin_deployment):
     """A placement (order.status) and an alert that wait in JetStream together, so the
     gateway takes them in one batch: the alert already follows the new area."""
-    _load_table(deployment.settings)
-    await _create_streams(deployment)  # no gateway yet: the two messages wait together
-    async with await AgencyClient.from_home(
-        deployment.home.path, "corrections", OFFICER
-    ) as officer:
+    _load_table(twin_deployment.settings)
+    await _create_streams(twin_deployment)  # no gateway yet: the two messages wait together
+    async with await twin_deployment.client("corrections", OFFICER) as officer:
         placement = officer.envelope(
             kind="order.status", purpose="offender_management", offender="S284-000950",
             to=["police"], order_status="supervision_order",
@@ -232,6 +224,6 @@ async def test_an_alert_right_behind_the_placement_is_routed_by_it(deployment):
         area = {"area": "barwon-south-west", "managing_officer": "cm-0042"}
         await officer.publish_frame(officer.seal(placement, area), placement.id)
         await officer.publish_frame(officer.seal(alert, {"alert_level": "high"}), alert.id)
-        async with gateway_running(deployment.settings, asyncio.Event()):
+        async with twin_deployment.gateway():
             receipt = await officer.receipt(alert.id)
     assert [d.contact for d in receipt.deliveries] == ["pol-bsw-004"]

@@ -19,8 +19,8 @@ from audit import AuditRecord, AuditStore, records
 from broker.auth import Principal
 from broker.errors import NotYourAlertError, ReasonCode, Refusal, TransportError
 from broker.ids import new_id
-from broker.nats.client import Connection
 from broker.nats.config import alert_subject, notice_subject
+from broker.nats.transport import Transport
 from broker.wire.envelope import Agency
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.notices import NoticeContent, seal_notice
@@ -38,7 +38,7 @@ class AlertContext:
 
     routing: RoutingStore
     audit: AuditStore
-    conn: Connection
+    conn: Transport
     gateway: Identity
     directory: KeyDirectory
     policy: EngineHolder | PolicyEngine

@@ -22,8 +22,8 @@ from audit import (
 )
 from broker.errors import TransportError
 from broker.home import Home
-from broker.nats.client import Connection
 from broker.nats.config import CHECKPOINT_SUBJECT
+from broker.nats.transport import Transport
 from broker.settings import Settings
 
 log = structlog.get_logger("s284.checkpoints")
@@ -37,7 +37,7 @@ class Checkpointer:
         self,
         store: AuditStore,
         signer: LogSigner,
-        conn: Connection,
+        conn: Transport,
         every_records: int,
         every_s: float,
     ) -> None:

@@ -16,8 +16,8 @@ import structlog
 
 from broker.errors import BrokerError, DirectoryError
 from broker.home import Home
-from broker.nats.client import Connection
 from broker.nats.config import DIRECTORY_SUBJECT
+from broker.nats.transport import Transport
 from broker.wire.directory import offer
 from broker.wire.keys import DirectoryHolder
 
@@ -30,7 +30,7 @@ def held_directory(home: Home) -> DirectoryHolder:
     return DirectoryHolder(home.directory_verifier().verify(signed), signed)
 
 
-async def publish_directory(conn: Connection, holder: DirectoryHolder) -> None:
+async def publish_directory(conn: Transport, holder: DirectoryHolder) -> None:
     await conn.publish(DIRECTORY_SUBJECT, holder.signed, f"directory-v{holder.version}")
     log.info("directory_published", version=holder.version)
 
@@ -48,7 +48,7 @@ def refresh_from_home(home: Home, holder: DirectoryHolder) -> bool:
 
 
 async def keep_directory(
-    home: Home, holder: DirectoryHolder, conn: Connection, stop: asyncio.Event, every: float = 1.0
+    home: Home, holder: DirectoryHolder, conn: Transport, stop: asyncio.Event, every: float = 1.0
 ) -> None:
     """Publish the held version, then follow the home's until `stop`."""
     published = False

@@ -63,13 +63,13 @@ from broker.gateway.stages import (
     Stage,
     attempt_key,
 )
-from broker.nats.client import Connection, Inbound
 from broker.nats.config import (
     GATEWAY_CONSUMER,
     STREAM_INGRESS,
     deliver_subject,
     receipt_subject,
 )
+from broker.nats.transport import Inbound, Transport
 from broker.settings import Settings
 from broker.wire.envelope import (
     Agency,
@@ -103,7 +103,7 @@ class Gateway:
     def __init__(
         self,
         settings: Settings,
-        conn: Connection,
+        conn: Transport,
         store: AuditStore,
         policy: PolicyEngine,
         identity: Identity,

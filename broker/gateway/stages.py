@@ -17,7 +17,7 @@ from audit import AuditRecord, SeenMessage
 from broker.errors import Refusal
 from broker.gateway.steps import Frame
 from broker.ids import is_id
-from broker.nats.client import Inbound
+from broker.nats.transport import Inbound
 from broker.wire.envelope import Agency, DeliveryRef, Envelope, IngressClaims, SealedContent
 from policies import Decision, PolicyEngine
 from routing import Route

@@ -4,17 +4,19 @@ Hardened against nats-py's known pitfalls: a fetch on an empty stream raises a
 timeout (we return an empty batch); a pull subscription can go stale across a
 server restart (we re-bind it); publishes can fail while a stream leader is being
 elected or the connection is re-established (we retry with backoff, under the same
-Nats-Msg-Id so JetStream de-duplicates).
+Nats-Msg-Id so JetStream de-duplicates); nats-server reports a permission violation
+asynchronously, so we watch for it and refuse at once instead of timing out.
+
+`Connection` satisfies `broker.nats.transport.Transport`, as does the in-memory twin.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import nats
 import nats.errors
@@ -26,27 +28,14 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from broker.errors import TransportError
-from broker.nats.config import (
-    CHECKPOINT_SUBJECT,
-    DIRECTORY_SUBJECT,
-    GATEWAY_CONSUMER,
-    MAX_PAYLOAD,
-    STREAM_CHECKPOINTS,
-    STREAM_DELIVER,
-    STREAM_DIRECTORY,
-    STREAM_DLQ,
-    STREAM_INGRESS,
-    STREAM_RECEIPTS,
-    Credentials,
-    alert_consumer,
-    checkpoint_consumer,
-    deliver_consumer,
-    inbox_prefix,
-    notice_consumer,
-    receipt_consumer,
-)
+from broker.nats.config import Credentials, inbox_prefix
+from broker.nats.streams import ConsumerSpec, StreamSpec, consumer_specs, stream_specs
+from broker.nats.transport import Inbound, StreamLimits
+
+__all__ = ["Connection", "Inbound", "PullConsumer", "StreamLimits", "raw_jetstream_baseline"]
 
 log = structlog.get_logger("s284.transport")
+_T = TypeVar("_T")
 
 _RETRYABLE = (
     nats.errors.NoRespondersError,
@@ -56,40 +45,13 @@ _RETRYABLE = (
     nats.js.errors.NoStreamResponseError,  # stream briefly unavailable (update, election)
     asyncio.TimeoutError,
 )
-_DAY = 86_400.0
+_VIOLATION = re.compile(
+    r'permissions violation for (publish|subscription) to "([^"]+)"', re.IGNORECASE
+)
 
 
 def _why(exc: Exception) -> str:
     return str(getattr(exc, "description", None) or exc.__class__.__name__)
-
-
-@dataclass(frozen=True)
-class StreamLimits:
-    max_frame_bytes: int
-    ack_wait_s: float
-    max_deliver: int
-
-
-@dataclass
-class Inbound:
-    """One JetStream message, with the metadata the gateway needs and its ack controls."""
-
-    data: bytes
-    subject: str
-    headers: dict[str, str]
-    stream_seq: int
-    num_delivered: int
-    stored_at: datetime
-    _msg: Msg
-
-    async def ack(self) -> None:
-        await self._msg.ack()
-
-    async def nak(self, delay: float | None = None) -> None:
-        await self._msg.nak(delay=delay)
-
-    async def term(self) -> None:
-        await self._msg.term()
 
 
 def _inbound(msg: Msg) -> Inbound:
@@ -101,8 +63,54 @@ def _inbound(msg: Msg) -> Inbound:
         stream_seq=meta.sequence.stream,
         num_delivered=meta.num_delivered,
         stored_at=meta.timestamp,
-        _msg=msg,
+        _controls=msg,  # nats-py's Msg has ack(), nak(delay), term(): it is AckControls
     )
+
+
+class _Violations:
+    """Permission violations, which nats-server reports on the connection (-ERR) rather
+    than to the request that caused them, matched back to the operation by subject."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
+
+    def report(self, exc: Exception) -> None:
+        found = _VIOLATION.search(str(exc))
+        if found is None:
+            return
+        key = (found.group(1).lower(), found.group(2).lower())  # nats-py lowercases it all
+        for fut in self._waiting.pop(key, set()):
+            if not fut.done():
+                fut.set_result(None)
+
+    @contextlib.contextmanager
+    def watch(self, kind: str, subject: str) -> Iterator[asyncio.Future[None]]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        key = (kind, subject.lower())
+        self._waiting.setdefault(key, set()).add(fut)
+        try:
+            yield fut
+        finally:
+            waiting = self._waiting.get(key, set())
+            waiting.discard(fut)
+            if not waiting:  # subjects are often unique (receipts): keep nothing behind
+                self._waiting.pop(key, None)
+            fut.cancel()
+
+    async def guard(self, kind: str, subject: str, call: Awaitable[_T]) -> _T:
+        """`call`'s result, or TransportError as soon as the server refuses `subject`."""
+        with self.watch(kind, subject) as refused:
+            task: asyncio.Future[_T] = asyncio.ensure_future(call)
+            waiting: set[asyncio.Future[Any]] = {task, refused}
+            try:
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                task.cancel()  # our caller gave up (e.g. a timeout): so does the operation
+                raise
+            if not task.done():
+                task.cancel()
+                raise TransportError(f"{kind} to {subject} refused: permissions violation")
+            return task.result()
 
 
 class PullConsumer:
@@ -120,7 +128,13 @@ class PullConsumer:
                 self._sub = await self._conn.js.pull_subscribe_bind(
                     durable=self._durable, stream=self._stream
                 )
-            msgs = await self._sub.fetch(batch=batch, timeout=timeout)
+            next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{self._durable}"
+            msgs = await self._conn.violations.guard(
+                "publish", next_subject, self._sub.fetch(batch=batch, timeout=timeout)
+            )
+        except TransportError:
+            await self._drop_sub()
+            raise
         except (TimeoutError, nats.errors.TimeoutError):
             return []
         except (nats.errors.Error, nats.js.errors.Error) as exc:
@@ -142,16 +156,18 @@ class PullConsumer:
 class Connection:
     """An authenticated NATS connection with JetStream; create with `connect`."""
 
-    def __init__(self, nc: Client, user: str) -> None:
+    def __init__(self, nc: Client, user: str, violations: _Violations | None = None) -> None:
         self._nc = nc
         self.js = nc.jetstream()
         self.user = user
+        self.violations = violations or _Violations()
 
     @classmethod
     async def connect(
         cls, url: str, creds: Credentials, name: str, connect_timeout: float = 5.0
     ) -> Connection:
         async def on_error(exc: Exception) -> None:
+            violations.report(exc)
             log.warning("nats_error", user=creds.user, error=exc.__class__.__name__)
 
         async def on_disconnect() -> None:
@@ -162,6 +178,7 @@ class Connection:
             log.info("nats_reconnected", user=creds.user)
 
         nc_holder: list[Client] = []
+        violations = _Violations()
         try:
             nc = await asyncio.wait_for(
                 nats.connect(
@@ -186,7 +203,7 @@ class Connection:
                 "is the broker running (`s284 up`)?"
             ) from exc
         nc_holder.append(nc)
-        return cls(nc, creds.user)
+        return cls(nc, creds.user, violations)
 
     @property
     def is_connected(self) -> bool:
@@ -197,9 +214,7 @@ class Connection:
         delay = 0.1
         for attempt in range(attempts):
             try:
-                ack = await self.js.publish(
-                    subject, data, timeout=5.0, headers={"Nats-Msg-Id": msg_id}
-                )
+                ack = await self._guarded_publish(subject, data, {"Nats-Msg-Id": msg_id})
             except _RETRYABLE as exc:
                 if attempt == attempts - 1:
                     raise TransportError(f"publish to {subject} failed: {exc!r}") from exc
@@ -214,7 +229,7 @@ class Connection:
     async def publish_raw(self, subject: str, data: bytes, headers: dict[str, str]) -> int:
         """Publish without our retry/dedup policy (used to exercise the gateway with bad input)."""
         try:
-            ack = await self.js.publish(subject, data, timeout=5.0, headers=headers or None)
+            ack = await self._guarded_publish(subject, data, headers or None)
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise TransportError(f"publish to {subject} refused: {_why(exc)}") from exc
         return int(ack.seq)
@@ -229,95 +244,78 @@ class Connection:
             raise TransportError(f"cannot read {subject} from {stream}: {_why(exc)}") from exc
         return msg.data
 
+    async def _guarded_publish(
+        self, subject: str, data: bytes, headers: dict[str, str] | None
+    ) -> Any:
+        publish = self.js.publish(subject, data, timeout=5.0, headers=headers)
+        return await self.violations.guard("publish", subject, publish)
+
     def pull(self, stream: str, durable: str) -> PullConsumer:
         return PullConsumer(self, stream, durable)
 
     async def subscribe(self, subject: str, handler: Callable[[bytes], None]) -> Any:
+        """Core NATS; refused at once (TransportError) if this user may not subscribe."""
+
         async def _cb(msg: Msg) -> None:
             handler(msg.data)
 
-        try:
-            return await self._nc.subscribe(subject, cb=_cb)
-        except nats.errors.Error as exc:
-            raise TransportError(f"cannot subscribe to {subject}: {exc!r}") from exc
+        with self.violations.watch("subscription", subject) as refused:
+            try:
+                sub = await self._nc.subscribe(subject, cb=_cb)
+                await self._nc.flush(timeout=5)  # the server answers a refused SUB before PONG
+            except (TimeoutError, nats.errors.Error) as exc:
+                raise TransportError(f"cannot subscribe to {subject}: {exc!r}") from exc
+            if refused.done() and not refused.cancelled():
+                with contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
+                raise TransportError(f"cannot subscribe to {subject}: permissions violation")
+        return sub
 
     async def flush(self) -> None:
         await self._nc.flush(timeout=5)
 
     async def ensure_streams(self, limits: StreamLimits, agencies: list[str]) -> None:
         """Create or update every stream and durable consumer (idempotent; gateway user)."""
-        frame_limit = limits.max_frame_bytes + 64 * 1024  # room for NATS headers
-        window = max(300.0, limits.ack_wait_s * (limits.max_deliver + 1))
-        await self._stream(
-            api.StreamConfig(
-                name=STREAM_INGRESS,
-                subjects=["s284.ingress.*"],
-                retention=api.RetentionPolicy.WORK_QUEUE,
-                storage=api.StorageType.FILE,
-                max_msg_size=frame_limit,
-                duplicate_window=window,
-                deny_delete=True,
-                deny_purge=True,
-            )
-        )
-        for name, subjects, age in (
-            (STREAM_DELIVER, ["s284.deliver.>", "s284.alert.>", "s284.notice.>"], 30 * _DAY),
-            (STREAM_RECEIPTS, ["s284.receipt.>"], 7 * _DAY),
-            (STREAM_DLQ, ["s284.dlq.>"], 90 * _DAY),
-            (STREAM_CHECKPOINTS, [CHECKPOINT_SUBJECT], 0.0),  # kept for ever
-            (STREAM_DIRECTORY, [DIRECTORY_SUBJECT], 0.0),  # every signed version, for ever
-        ):
-            await self._stream(
-                api.StreamConfig(
-                    name=name,
-                    subjects=subjects,
-                    retention=api.RetentionPolicy.LIMITS,
-                    storage=api.StorageType.FILE,
-                    max_age=age,
-                    duplicate_window=window,
-                    max_msg_size=MAX_PAYLOAD,
-                    deny_delete=True,
-                    deny_purge=True,
-                )
-            )
-        await self._consumer(
-            STREAM_INGRESS, GATEWAY_CONSUMER, "s284.ingress.*", limits, limits.max_deliver
-        )
-        for agency in agencies:
-            await self._consumer(
-                STREAM_DELIVER, deliver_consumer(agency), f"s284.deliver.{agency}.>", limits
-            )
-            await self._consumer(
-                STREAM_RECEIPTS, receipt_consumer(agency), f"s284.receipt.{agency}.>", limits
-            )
-            await self._consumer(
-                STREAM_CHECKPOINTS, checkpoint_consumer(agency), CHECKPOINT_SUBJECT, limits
-            )
-            await self._consumer(
-                STREAM_DELIVER, alert_consumer(agency), f"s284.alert.{agency}.>", limits
-            )
-            await self._consumer(
-                STREAM_DELIVER, notice_consumer(agency), f"s284.notice.{agency}.>", limits
-            )
-
-    async def _stream(self, config: api.StreamConfig) -> None:
         try:
-            await self.js.add_stream(config)
+            for stream in stream_specs(limits):
+                await self._stream(stream)
+            for consumer in consumer_specs(limits, agencies):
+                await self._consumer(consumer)
+        except (nats.errors.Error, nats.js.errors.Error) as exc:
+            raise TransportError(
+                f"cannot set up the streams as {self.user!r}: {_why(exc)}"
+            ) from exc
+
+    async def _stream(self, spec: StreamSpec) -> None:
+        config = api.StreamConfig(
+            name=spec.name,
+            subjects=list(spec.subjects),
+            retention=(
+                api.RetentionPolicy.WORK_QUEUE if spec.work_queue else api.RetentionPolicy.LIMITS
+            ),
+            storage=api.StorageType.FILE,
+            max_msg_size=spec.max_msg_size,
+            max_age=spec.max_age_s,
+            duplicate_window=spec.duplicate_window_s,
+            deny_delete=True,
+            deny_purge=True,
+        )
+        create = self.js.add_stream(config)
+        try:
+            await self.violations.guard("publish", f"$JS.API.STREAM.CREATE.{spec.name}", create)
         except nats.js.errors.BadRequestError:
             await self.js.update_stream(config)
 
-    async def _consumer(
-        self, stream: str, durable: str, subject: str, limits: StreamLimits, max_deliver: int = -1
-    ) -> None:
+    async def _consumer(self, spec: ConsumerSpec) -> None:
         config = api.ConsumerConfig(
-            durable_name=durable,
+            durable_name=spec.durable,
             ack_policy=api.AckPolicy.EXPLICIT,
-            filter_subject=subject,
-            ack_wait=limits.ack_wait_s,
-            max_deliver=max_deliver,
+            filter_subject=spec.filter_subject,
+            ack_wait=spec.ack_wait_s,
+            max_deliver=spec.max_deliver,
             max_ack_pending=4096,
         )
-        await self.js.add_consumer(stream, config)
+        await self.js.add_consumer(spec.stream, config)
 
     async def close(self) -> None:
         """Flush what we published, then close (drain would wait on idle pull requests)."""

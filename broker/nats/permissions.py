@@ -1,0 +1,133 @@
+"""The isolation RULES, as a table built with the subject and consumer names of
+`broker.nats.config`: what each user may publish, subscribe to and consume. The in-memory
+twin enforces it; nats-server enforces the config rendered from the same names, and the
+contract tests (tests/test_transport_contract.py) check that both refuse alike.
+
+An agency publishes only to its own ingress and reads only its own deliveries, alerts,
+notices, receipts and the checkpoints; only the gateway reads ingress, publishes the
+rest and manages streams; nobody deletes or purges a stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.nats.config import (
+    CHECKPOINT_SUBJECT,
+    DIRECTORY_SUBJECT,
+    GATEWAY_CONSUMER,
+    STREAM_CHECKPOINTS,
+    STREAM_DELIVER,
+    STREAM_DIRECTORY,
+    STREAM_INGRESS,
+    STREAM_RECEIPTS,
+    alert_consumer,
+    alert_subject,
+    checkpoint_consumer,
+    deliver_consumer,
+    deliver_subject,
+    inbox_prefix,
+    ingress_subject,
+    notice_consumer,
+    notice_subject,
+    receipt_consumer,
+    receipt_subject,
+)
+from broker.wire.keys import GATEWAY
+
+ANY_CONSUMER = ("*", "*")
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """Subject patterns (NATS wildcards) and (stream, durable) pairs one user may use."""
+
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    pull: tuple[tuple[str, str], ...]  # may fetch from ("*", "*"): any
+    ack: tuple[tuple[str, str], ...]
+    manage_streams: bool
+    read_last: tuple[str, ...] = ()  # streams whose newest message it may get ("*": any)
+
+    def may_publish(self, subject: str) -> bool:
+        return any(subject_matches(p, subject) for p in self.publish)
+
+    def may_subscribe(self, subject: str) -> bool:
+        """A subscription is allowed only if every subject it could match is allowed."""
+        return any(pattern_covers(p, subject) for p in self.subscribe)
+
+    def may_pull(self, stream: str, durable: str) -> bool:
+        return ANY_CONSUMER in self.pull or (stream, durable) in self.pull
+
+    def may_ack(self, stream: str, durable: str) -> bool:
+        return (stream, durable) in self.ack
+
+    def may_read_last(self, stream: str) -> bool:
+        return "*" in self.read_last or stream in self.read_last
+
+
+def _own_consumers(agency: str) -> tuple[tuple[str, str], ...]:
+    return (
+        (STREAM_DELIVER, deliver_consumer(agency)),
+        (STREAM_RECEIPTS, receipt_consumer(agency)),
+        (STREAM_CHECKPOINTS, checkpoint_consumer(agency)),
+        (STREAM_DELIVER, alert_consumer(agency)),
+        (STREAM_DELIVER, notice_consumer(agency)),
+    )
+
+
+def agency_permissions(agency: str) -> Permissions:
+    own = _own_consumers(agency)
+    return Permissions(
+        publish=(ingress_subject(agency),),
+        subscribe=(f"{inbox_prefix(agency)}.>", receipt_subject(agency, ">")),
+        pull=own,
+        ack=own,
+        manage_streams=False,
+        read_last=(STREAM_DIRECTORY,),  # the signed key directory is public
+    )
+
+
+def gateway_permissions() -> Permissions:
+    return Permissions(
+        publish=(
+            deliver_subject("*", ">"),
+            receipt_subject("*", ">"),
+            alert_subject("*", ">"),
+            notice_subject("*", ">"),
+            "s284.dlq.>",
+            CHECKPOINT_SUBJECT,
+            DIRECTORY_SUBJECT,
+        ),
+        subscribe=(f"{inbox_prefix(GATEWAY)}.>",),
+        pull=(ANY_CONSUMER,),  # the gateway holds the JetStream API (not delete or purge)
+        ack=((STREAM_INGRESS, GATEWAY_CONSUMER),),
+        manage_streams=True,
+        read_last=("*",),
+    )
+
+
+def permissions_for(user: str) -> Permissions:
+    return gateway_permissions() if user == GATEWAY else agency_permissions(user)
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS matching: `*` one token, `>` one or more trailing tokens."""
+    pat, sub = pattern.split("."), subject.split(".")
+    for i, part in enumerate(pat):
+        if part == ">":
+            return len(sub) > i
+        if i >= len(sub) or part not in ("*", sub[i]):
+            return False
+    return len(pat) == len(sub)
+
+
+def pattern_covers(allowed: str, wanted: str) -> bool:
+    """Every subject `wanted` (itself a pattern) can match is matched by `allowed`."""
+    pat, sub = allowed.split("."), wanted.split(".")
+    for i, part in enumerate(pat):
+        if part == ">":
+            return len(sub) > i
+        if i >= len(sub) or sub[i] == ">" or part not in ("*", sub[i]):
+            return False
+    return len(pat) == len(sub)

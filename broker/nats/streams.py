@@ -1,0 +1,101 @@
+"""The JetStream layout as data: which streams hold which subjects, with what retention
+and limits, and the durable consumers on them. The real client renders it into JetStream
+API calls; the in-memory twin builds its streams from it, so the two cannot disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.nats.config import (
+    CHECKPOINT_SUBJECT,
+    DIRECTORY_SUBJECT,
+    GATEWAY_CONSUMER,
+    MAX_PAYLOAD,
+    STREAM_CHECKPOINTS,
+    STREAM_DELIVER,
+    STREAM_DIRECTORY,
+    STREAM_DLQ,
+    STREAM_INGRESS,
+    STREAM_RECEIPTS,
+    alert_consumer,
+    alert_subject,
+    checkpoint_consumer,
+    deliver_consumer,
+    deliver_subject,
+    ingress_subject,
+    notice_consumer,
+    notice_subject,
+    receipt_consumer,
+    receipt_subject,
+)
+from broker.nats.transport import StreamLimits
+
+_DAY = 86_400.0
+HEADER_ROOM = 64 * 1024  # NATS headers travel inside the frame limit
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    subjects: tuple[str, ...]
+    work_queue: bool  # an acked message is removed; otherwise kept up to max_age
+    max_msg_size: int
+    max_age_s: float  # 0: kept for ever
+    duplicate_window_s: float
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    stream: str
+    durable: str
+    filter_subject: str
+    ack_wait_s: float
+    max_deliver: int  # -1: unbounded
+
+
+def stream_specs(limits: StreamLimits) -> list[StreamSpec]:
+    window = max(300.0, limits.ack_wait_s * (limits.max_deliver + 1))
+    ingress = StreamSpec(
+        STREAM_INGRESS,
+        (ingress_subject("*"),),
+        work_queue=True,
+        max_msg_size=limits.max_frame_bytes + HEADER_ROOM,
+        max_age_s=0.0,
+        duplicate_window_s=window,
+    )
+    kept = [
+        (
+            STREAM_DELIVER,
+            tuple(_family(f("*", "*")) for f in (deliver_subject, alert_subject, notice_subject)),
+            30 * _DAY,
+        ),
+        (STREAM_RECEIPTS, (_family(receipt_subject("*", "*")),), 7 * _DAY),
+        (STREAM_DLQ, ("s284.dlq.>",), 90 * _DAY),
+        (STREAM_CHECKPOINTS, (CHECKPOINT_SUBJECT,), 0.0),  # kept for ever
+        (STREAM_DIRECTORY, (DIRECTORY_SUBJECT,), 0.0),  # every signed version, for ever
+    ]
+    return [ingress] + [
+        StreamSpec(name, subjects, False, MAX_PAYLOAD, age, window)  # noqa: FBT003 - positional dataclass
+        for name, subjects, age in kept
+    ]
+
+
+def _family(pattern: str) -> str:
+    """`s284.deliver.*.*` -> `s284.deliver.>`: every subject of that family."""
+    return ".".join(pattern.split(".")[:2]) + ".>"
+
+
+def consumer_specs(limits: StreamLimits, agencies: list[str]) -> list[ConsumerSpec]:
+    def spec(stream: str, durable: str, subject: str, max_deliver: int = -1) -> ConsumerSpec:
+        return ConsumerSpec(stream, durable, subject, limits.ack_wait_s, max_deliver)
+
+    specs = [spec(STREAM_INGRESS, GATEWAY_CONSUMER, ingress_subject("*"), limits.max_deliver)]
+    for agency in agencies:
+        specs += [
+            spec(STREAM_DELIVER, deliver_consumer(agency), deliver_subject(agency, ">")),
+            spec(STREAM_RECEIPTS, receipt_consumer(agency), receipt_subject(agency, ">")),
+            spec(STREAM_CHECKPOINTS, checkpoint_consumer(agency), CHECKPOINT_SUBJECT),
+            spec(STREAM_DELIVER, alert_consumer(agency), alert_subject(agency, ">")),
+            spec(STREAM_DELIVER, notice_consumer(agency), notice_subject(agency, ">")),
+        ]
+    return specs
