@@ -90,6 +90,8 @@ def twin_deployment(tmp_path: Path, _twin_home_template: Path) -> TwinDeployment
     listens on, so nothing can reach a real NATS by mistake."""
     home = Home(tmp_path / "home")
     shutil.copytree(_twin_home_template, home.path)
+    template = Home(_twin_home_template)  # and the embedded agencies' homes beside it
+    shutil.copytree(template.agencies_path, home.agencies_path)
     settings = Settings(home=home.path, ack_wait_s=3.0, replay_window_s=300.0)
     return TwinDeployment(home, settings, MemoryNats(), tmp_path)
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from audit import AuditStore
 from broker.auth import AuthConfig, AuthError, LocalIssuer, Role, TokenVerifier
+from broker.home import Home
 from broker.http.app import ApiDeps, create_app
 from broker.runtime import _QuietServer
 from broker.wire.jose import thumbprint
@@ -188,6 +189,7 @@ async def test_s284_token_output_is_accepted_by_the_api_over_a_real_socket(tmp_p
     """`s284 token` prints a token on its last line; the API served by uvicorn on a loopback
     port accepts it, refuses a wrong role (403), and refuses no token or a bad one (401)."""
     home = tmp_path / "home"
+    Home(home).init(free_port())  # `s284 token` refuses a folder that is not a deployment
     result = await asyncio.to_thread(
         cli,
         "token",
@@ -248,6 +250,7 @@ async def test_s284_token_output_is_accepted_by_the_api_over_a_real_socket(tmp_p
 def test_s284_token_usage_errors_exit_2(tmp_path, cli):
     """A privacy officer token needs an agency; an unknown role is a usage error too."""
     home = str(tmp_path / "home")
+    Home(tmp_path / "home").init(free_port())
     no_agency = cli("token", "--home", home, "--role", "privacy_officer", "--subject", "X")
     assert no_agency.returncode == 2
     assert "--agency is required" in no_agency.stderr

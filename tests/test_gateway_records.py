@@ -30,7 +30,7 @@ def home(tmp_path_factory) -> Home:
 def _inbound(frame: bytes, subject: str = "s284.ingress.corrections", header: str = "") -> Inbound:
     headers = {"Nats-Msg-Id": header} if header else {}
     now = datetime.now(UTC)
-    return Inbound(frame, subject, headers, 41, 1, now, _msg=None)  # type: ignore[arg-type]
+    return Inbound(frame, subject, headers, 41, 1, now, _controls=None)  # type: ignore[arg-type]
 
 
 def _opened(home: Home) -> Opened:
