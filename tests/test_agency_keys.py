@@ -55,6 +55,16 @@ async def _gateway_holds(running: Any, version: int) -> None:
     pytest.fail(f"the gateway never adopted directory version {version}")
 
 
+async def _client_holds(client: AgencyClient, version: int) -> None:
+    """The gateway publishes a version it adopted a moment later: poll as the SDK would."""
+    for _ in range(100):
+        await client.refresh_directory(force=True)
+        if client.directory_version >= version:
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail(f"the client never picked up directory version {version}")
+
+
 def _client(dep: Deployment, agency: str) -> Any:
     return AgencyClient.from_agency_home(dep.home.agency_home(agency).path)
 
@@ -274,13 +284,13 @@ async def test_rotation_while_messages_flow_refuses_nothing_signed_before_not_af
             home, lambda d, now: keydir.rotate(d, read_request(request), now, timedelta(0))
         )
         await _gateway_holds(gateway, version)
-        await corr.refresh_directory(force=True)
+        await _client_holds(corr, version)
         await corr.publish_frame(signed_before, env.id)
         late = await corr.receipt(env.id)
         fresh = corr.envelope(to=["police"], **_no_payload(UPDATE))
         assert _kid(corr.seal(fresh, {})) == home.identity("corrections").sig_kid
         after = await corr.send(to=["police"], **UPDATE)
-        await police.refresh_directory(force=True)
+        await _client_holds(police, version)
         to_new = await police.send(to=["corrections"], kind="risk.update", **_no_kind(UPDATE))
         read = {d.envelope.id async for d in corr.inbox()}
         delivered = {d.envelope.id async for d in police.inbox()}
@@ -307,7 +317,7 @@ async def test_revoked_agency_is_refused_and_others_unaffected(deployment, gatew
         earlier = await corr.send(to=["police"], **UPDATE)
         version = _operate(home, lambda d, now: keydir.revoke(d, now, identity="corrections"))
         await _gateway_holds(gateway, version)
-        await corr.refresh_directory(force=True)
+        await _client_holds(corr, version)
         with pytest.raises(ConfigError, match="none of corrections's signing keys is current"):
             await corr.send(to=["police"], **UPDATE)
         mid, frame = craft(home.identity("corrections"), home.directory())
@@ -353,8 +363,7 @@ async def test_sdk_refuses_a_bad_or_older_directory_on_nats_and_keeps_its_own(de
         home.write_directory(genuine)
         version = _operate(home, lambda d, now: keydir.revoke(d, now, identity="health"))
         await _gateway_holds(gateway, version)
-        await asyncio.sleep(0.5)
-        await police.refresh_directory(force=True)
+        await _client_holds(police, version)
         assert police.directory_version == 3
     await conn.close()
 
