@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from audit import LogSigner
 from broker.errors import ConfigError
-from broker.nats.config import ALL_USERS, Credentials, render_config
+from broker.nats.config import ADMIN, ALL_USERS, Credentials, render_config
 from broker.wire.envelope import Agency
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory, write_directory
 
@@ -27,6 +27,14 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+def _read_credentials(path: Path, user: str, home: Path) -> Credentials:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"no NATS credentials for {user!r} in {home}") from exc
+    return Credentials(data["user"], SecretStr(data["password"]))
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,12 @@ class Home:
 
     def creds_path(self, user: str) -> Path:
         return self.path / "nats" / "creds" / f"{user}.json"
+
+    @property
+    def admin_creds_path(self) -> Path:
+        """The provisioning identity: read by `s284 up` and `s284 provision`, never by a
+        running gateway, so the gateway cannot change or cut a stream."""
+        return self.path / "nats" / "admin" / "admin.json"
 
     @property
     def deployment_path(self) -> Path:
@@ -99,9 +113,10 @@ class Home:
             ident.save(self.identity_path(ident.name))
         write_directory(self.directory_path, identities)
         hashes = {}
-        for user in ALL_USERS:
+        for user in [*ALL_USERS, ADMIN]:
             password = secrets.token_urlsafe(32)
-            _write_private(self.creds_path(user), json.dumps({"user": user, "password": password}))
+            path = self.admin_creds_path if user == ADMIN else self.creds_path(user)
+            _write_private(path, json.dumps({"user": user, "password": password}))
             hashes[user] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10, b"2a")).decode()
         self.jetstream_dir.mkdir(parents=True, exist_ok=True)
         _write_private(self.nats_conf, render_config(nats_port, self.jetstream_dir, hashes))
@@ -124,11 +139,12 @@ class Home:
 
     def credentials(self, user: str) -> Credentials:
         self.require()
-        try:
-            data = json.loads(self.creds_path(user).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"no NATS credentials for {user!r} in {self.path}") from exc
-        return Credentials(data["user"], SecretStr(data["password"]))
+        return _read_credentials(self.creds_path(user), user, self.path)
+
+    def admin_credentials(self) -> Credentials:
+        """Only for provisioning streams and consumers (`s284 up`, `s284 provision`)."""
+        self.require()
+        return _read_credentials(self.admin_creds_path, ADMIN, self.path)
 
     def identity(self, name: str) -> Identity:
         self.require()

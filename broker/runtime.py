@@ -78,15 +78,27 @@ class Running:
     routing: RoutingStore
 
 
+async def provision(settings: Settings) -> None:
+    """Create or update every stream and consumer with the admin identity, then let it go:
+    the running gateway never holds credentials that can change a stream."""
+    home = Home(settings.home)
+    conn = await Connection.connect(
+        settings.nats_url or home.nats_url, home.admin_credentials(), name="s284-provision"
+    )
+    try:
+        await conn.ensure_streams(
+            StreamLimits(settings.max_frame_bytes, settings.ack_wait_s, settings.max_deliver),
+            AGENCY_NAMES,
+        )
+    finally:
+        await conn.close()
+
+
 @contextlib.asynccontextmanager
 async def gateway_running(settings: Settings, stop: asyncio.Event) -> AsyncIterator[Running]:
     home = Home(settings.home)
     conn = await Connection.connect(
         settings.nats_url or home.nats_url, home.credentials(GATEWAY), name="s284-gateway"
-    )
-    await conn.ensure_streams(
-        StreamLimits(settings.max_frame_bytes, settings.ack_wait_s, settings.max_deliver),
-        AGENCY_NAMES,
     )
     store = await asyncio.to_thread(AuditStore.open, settings.database_url)
     routing = await asyncio.to_thread(RoutingStore.open, settings.database_url)
@@ -156,6 +168,7 @@ async def run_embedded(
     server = NatsServer(home.nats_conf, port, home.path / "nats" / "nats-server.log")
     await server.start()
     try:
+        await provision(settings)
         async with gateway_running(settings, stop) as running:
             gateway = running.gateway
             api_store = await asyncio.to_thread(AuditStore.open, settings.database_url)

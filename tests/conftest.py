@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from broker.home import Home
 from broker.nats.server import NatsServer, free_loopback_ports
-from broker.runtime import gateway_running
+from broker.runtime import gateway_running, provision
 from broker.sdk import AgencyClient
 from broker.settings import Settings
 
@@ -46,20 +46,28 @@ class Deployment:
         return await AgencyClient.from_home(self.home.path, agency)
 
 
-@pytest.fixture
-async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
-    """A home with keys and NATS config, and its nats-server running (no gateway yet)."""
+@contextlib.asynccontextmanager
+async def started_deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """A home with keys and NATS config, its nats-server running and its streams provisioned
+    with the admin identity (no gateway yet); the server is stopped afterwards."""
     home = Home(tmp_path / "home")
     port = free_port()
     home.init(port)
     server = NatsServer(home.nats_conf, port, tmp_path / "nats.log")
     await server.start()
-    settings = Settings(home=home.path, ack_wait_s=3.0, replay_window_s=300.0)
-    dep = Deployment(home, port, settings, server, tmp_path)
+    dep = Deployment(home, port, Settings(home=home.path, ack_wait_s=3.0), server, tmp_path)
     try:
+        await provision(dep.settings)
         yield dep
     finally:
         await dep.server.stop()
+
+
+@pytest.fixture
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """A provisioned deployment with its nats-server running (no gateway yet)."""
+    async with started_deployment(tmp_path) as dep:
+        yield dep
 
 
 @pytest.fixture

@@ -39,10 +39,12 @@ async def test_poison_message_is_dead_lettered_and_refused(deployment):
     S284_DLQ for an operator, the refusal is recorded, and the next message flows."""
     settings = deployment.settings.model_copy(update={"max_deliver": 2})
     home = deployment.home
-    conn = await Connection.connect(home.nats_url, home.credentials(GATEWAY), name="gw")
-    await conn.ensure_streams(
+    admin = await Connection.connect(home.nats_url, home.admin_credentials(), name="admin")
+    await admin.ensure_streams(
         StreamLimits(settings.max_frame_bytes, 3.0, 2), ["police", "corrections", "dffh", "health"]
     )
+    await admin.close()
+    conn = await Connection.connect(home.nats_url, home.credentials(GATEWAY), name="gw")
     store = AuditStore.open(settings.database_url)
     gw = Gateway(
         settings, conn, store, _BrokenForOneKind(), home.identity(GATEWAY), home.directory()

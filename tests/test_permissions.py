@@ -12,9 +12,9 @@ from broker.nats.config import (
     CHECKPOINT_SUBJECT,
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,
-    STREAM_INGRESS,
     deliver_consumer,
     inbox_prefix,
+    ingress_stream,
 )
 
 pytestmark = pytest.mark.nats
@@ -52,7 +52,7 @@ async def test_agency_cannot_publish_into_another_agencys_ingress(deployment, ga
         password=deployment.home.credentials("gateway").password.get_secret_value(),
         inbox_prefix=inbox_prefix("gateway").encode(),
     )
-    info = await gw.jetstream().stream_info(STREAM_INGRESS)
+    info = await gw.jetstream().stream_info(ingress_stream("dffh"))
     await gw.close()
     assert info.state.messages == 0
 

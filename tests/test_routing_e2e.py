@@ -15,7 +15,7 @@ import yaml
 from audit import AuditStore
 from broker.alerts.admin import import_table
 from broker.auth import Principal, Role
-from broker.home import AGENCY_NAMES, GATEWAY
+from broker.home import AGENCY_NAMES
 from broker.nats.client import Connection, StreamLimits
 from broker.runtime import gateway_running
 from broker.sdk import AgencyClient
@@ -67,7 +67,7 @@ async def _alert(officer_client, offender=OFFENDER, topic="risk"):
 
 async def _create_streams(deployment):
     conn = await Connection.connect(
-        deployment.home.nats_url, deployment.home.credentials(GATEWAY), name="test"
+        deployment.home.nats_url, deployment.home.admin_credentials(), name="test"
     )
     settings = deployment.settings
     limits = StreamLimits(settings.max_frame_bytes, settings.ack_wait_s, settings.max_deliver)

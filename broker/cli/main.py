@@ -24,6 +24,7 @@ from broker.cli.routing import csp, routing
 from broker.cli.token import token
 from broker.errors import BrokerError
 from broker.runtime import Started, run_embedded, run_gateway
+from broker.runtime import provision as run_provision
 from broker.sdk import AgencyClient
 from broker.settings import Settings
 from broker.wire.envelope import Agency, Kind, OrderStatus, Purpose, Sender, Topic
@@ -121,8 +122,18 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
 @cli.command()
 @home_option
 def gateway(home: Path | None) -> None:
-    """Run one policy gateway worker against an existing deployment (NATS already running)."""
+    """Run one policy gateway worker against an existing deployment (NATS already running,
+    streams provisioned: see `s284 provision`). It never reads the admin credentials."""
     sys.exit(_run(run_gateway(_settings(home))))
+
+
+@cli.command()
+@home_option
+def provision(home: Path | None) -> None:
+    """Create or update the JetStream streams and consumers with the admin identity
+    (<home>/nats/admin/admin.json). Run it once per deployment, and after an upgrade."""
+    _run(run_provision(_settings(home)))
+    click.echo("streams and consumers provisioned")
 
 
 def _read_payload(source: str) -> dict[str, Any]:

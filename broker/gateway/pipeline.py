@@ -35,10 +35,11 @@ from broker.ids import new_id
 from broker.nats.client import Connection, Inbound
 from broker.nats.config import (
     GATEWAY_CONSUMER,
-    STREAM_INGRESS,
     deliver_subject,
+    ingress_streams,
     receipt_subject,
 )
+from broker.nats.fanin import FanIn
 from broker.settings import Settings
 from broker.wire.envelope import (
     Agency,
@@ -96,13 +97,14 @@ class Gateway:
         return self._store.ping()
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = self._conn.pull(STREAM_INGRESS, GATEWAY_CONSUMER)
+        consumer = FanIn([self._conn.pull(s, GATEWAY_CONSUMER) for s in ingress_streams()])
         log.info("gateway_started", policy_version=self._policy.version)
         while not stop.is_set():
             self.state.ready = self._conn.is_connected
             msgs = await consumer.fetch(self._settings.fetch_batch, timeout=1.0)
             if msgs:
                 await self._process_safely(msgs)
+        await consumer.close()
         self.state.ready = False
         log.info("gateway_stopped", processed=self.state.processed, refused=self.state.refused)
 
@@ -201,6 +203,7 @@ class Gateway:
             self._record_refusal(work)
             return
         try:
+            steps.check_msg_id(work.msg.headers, work.claims)
             work.content = steps.open_payload(work.claims, self._identity)
         except Refusal as refusal:
             work.refusal = refusal

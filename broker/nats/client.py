@@ -28,20 +28,20 @@ from nats.js.client import JetStreamContext
 from broker.errors import TransportError
 from broker.nats.config import (
     CHECKPOINT_SUBJECT,
+    DIRECTORY_SUBJECT,
     GATEWAY_CONSUMER,
     MAX_PAYLOAD,
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,
+    STREAM_DIRECTORY,
     STREAM_DLQ,
-    STREAM_INGRESS,
     STREAM_RECEIPTS,
     Credentials,
-    alert_consumer,
-    checkpoint_consumer,
-    deliver_consumer,
+    agency_consumers,
     inbox_prefix,
-    notice_consumer,
-    receipt_consumer,
+    ingress_first_seq,
+    ingress_stream,
+    ingress_subject,
 )
 
 log = structlog.get_logger("s284.transport")
@@ -233,59 +233,31 @@ class Connection:
         await self._nc.flush(timeout=5)
 
     async def ensure_streams(self, limits: StreamLimits, agencies: list[str]) -> None:
-        """Create or update every stream and durable consumer (idempotent; gateway user)."""
-        frame_limit = limits.max_frame_bytes + 64 * 1024  # room for NATS headers
+        """Create or update every stream and durable consumer (idempotent). Needs the admin
+        identity: the gateway's own user may not create or change streams."""
         window = max(300.0, limits.ack_wait_s * (limits.max_deliver + 1))
-        await self._stream(
-            api.StreamConfig(
-                name=STREAM_INGRESS,
-                subjects=["s284.ingress.*"],
-                retention=api.RetentionPolicy.WORK_QUEUE,
-                storage=api.StorageType.FILE,
-                max_msg_size=frame_limit,
-                duplicate_window=window,
-                deny_delete=True,
-                deny_purge=True,
+        for agency in agencies:
+            await self._stream(_ingress_config(agency, limits, window))
+            await self._consumer(
+                ingress_stream(agency),
+                GATEWAY_CONSUMER,
+                ingress_subject(agency),
+                limits,
+                limits.max_deliver,
             )
-        )
         for name, subjects, age in (
             (STREAM_DELIVER, ["s284.deliver.>", "s284.alert.>", "s284.notice.>"], 30 * _DAY),
             (STREAM_RECEIPTS, ["s284.receipt.>"], 7 * _DAY),
             (STREAM_DLQ, ["s284.dlq.>"], 90 * _DAY),
             (STREAM_CHECKPOINTS, [CHECKPOINT_SUBJECT], 0.0),  # kept for ever
+            (STREAM_DIRECTORY, [DIRECTORY_SUBJECT], 0.0),  # every signed version, for ever
         ):
-            await self._stream(
-                api.StreamConfig(
-                    name=name,
-                    subjects=subjects,
-                    retention=api.RetentionPolicy.LIMITS,
-                    storage=api.StorageType.FILE,
-                    max_age=age,
-                    duplicate_window=window,
-                    max_msg_size=MAX_PAYLOAD,
-                    deny_delete=True,
-                    deny_purge=True,
-                )
-            )
-        await self._consumer(
-            STREAM_INGRESS, GATEWAY_CONSUMER, "s284.ingress.*", limits, limits.max_deliver
-        )
+            await self._stream(_kept_config(name, subjects, age, window))
         for agency in agencies:
-            await self._consumer(
-                STREAM_DELIVER, deliver_consumer(agency), f"s284.deliver.{agency}.>", limits
-            )
-            await self._consumer(
-                STREAM_RECEIPTS, receipt_consumer(agency), f"s284.receipt.{agency}.>", limits
-            )
-            await self._consumer(
-                STREAM_CHECKPOINTS, checkpoint_consumer(agency), CHECKPOINT_SUBJECT, limits
-            )
-            await self._consumer(
-                STREAM_DELIVER, alert_consumer(agency), f"s284.alert.{agency}.>", limits
-            )
-            await self._consumer(
-                STREAM_DELIVER, notice_consumer(agency), f"s284.notice.{agency}.>", limits
-            )
+            for consumer in agency_consumers(agency):
+                await self._consumer(
+                    consumer.stream, consumer.durable, consumer.filter_subject, limits
+                )
 
     async def _stream(self, config: api.StreamConfig) -> None:
         try:
@@ -311,6 +283,34 @@ class Connection:
         with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
             await self._nc.flush(timeout=2)
         await self._nc.close()
+
+
+def _ingress_config(agency: str, limits: StreamLimits, window: float) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=ingress_stream(agency),
+        subjects=[ingress_subject(agency)],
+        retention=api.RetentionPolicy.WORK_QUEUE,
+        storage=api.StorageType.FILE,
+        max_msg_size=limits.max_frame_bytes + 64 * 1024,  # room for NATS headers
+        duplicate_window=window,
+        first_seq=ingress_first_seq(agency),
+        deny_delete=True,
+        deny_purge=True,
+    )
+
+
+def _kept_config(name: str, subjects: list[str], age: float, window: float) -> api.StreamConfig:
+    return api.StreamConfig(
+        name=name,
+        subjects=subjects,
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        max_age=age,
+        duplicate_window=window,
+        max_msg_size=MAX_PAYLOAD,
+        deny_delete=True,
+        deny_purge=True,
+    )
 
 
 async def raw_jetstream_baseline(url: str, count: int, frame_bytes: int, window: int) -> float:
