@@ -18,6 +18,8 @@ from pydantic import SecretStr
 from audit import LogSigner
 from broker.errors import ConfigError
 from broker.nats.config import ADMIN, ALL_USERS, Credentials, render_config
+from broker.nats.tls import TlsFiles, create_local_ca
+from broker.settings import Settings
 from broker.wire.envelope import Agency
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory, write_directory
 
@@ -29,12 +31,12 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _read_credentials(path: Path, user: str, home: Path) -> Credentials:
+def _read_credentials(path: Path, user: str, home: Path, ca: Path | None) -> Credentials:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"no NATS credentials for {user!r} in {home}") from exc
-    return Credentials(data["user"], SecretStr(data["password"]))
+    return Credentials(data["user"], SecretStr(data["password"]), ca=ca)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,20 @@ class Home:
         """The provisioning identity: read by `s284 up` and `s284 provision`, never by a
         running gateway, so the gateway cannot change or cut a stream."""
         return self.path / "nats" / "admin" / "admin.json"
+
+    @property
+    def tls_files(self) -> TlsFiles:
+        """The embedded NATS server's local CA and certificate (keys 0600)."""
+        tls = self.path / "tls"
+        return TlsFiles(tls / "ca.pem", tls / "server.pem", tls / "server.key")
+
+    @property
+    def trusted_ca(self) -> Path | None:
+        """What NATS clients verify the server against: S284_TLS_CA, else the home's CA."""
+        configured = Settings().tls_ca
+        if configured is not None:
+            return configured
+        return self.tls_files.ca if self.tls_files.ca.is_file() else None
 
     @property
     def deployment_path(self) -> Path:
@@ -119,10 +135,11 @@ class Home:
             _write_private(path, json.dumps({"user": user, "password": password}))
             hashes[user] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10, b"2a")).decode()
         self.jetstream_dir.mkdir(parents=True, exist_ok=True)
-        _write_private(self.nats_conf, render_config(nats_port, self.jetstream_dir, hashes))
+        tls = create_local_ca(self.tls_files.ca.parent)
+        _write_private(self.nats_conf, render_config(nats_port, self.jetstream_dir, hashes, tls))
         self.log_signer()
         self.deployment_path.write_text(
-            json.dumps({"nats_url": f"nats://127.0.0.1:{nats_port}"}, indent=2)
+            json.dumps({"nats_url": f"tls://127.0.0.1:{nats_port}"}, indent=2)
         )
         return True
 
@@ -139,12 +156,17 @@ class Home:
 
     def credentials(self, user: str) -> Credentials:
         self.require()
-        return _read_credentials(self.creds_path(user), user, self.path)
+        return _read_credentials(self.creds_path(user), user, self.path, self.trusted_ca)
 
     def admin_credentials(self) -> Credentials:
         """Only for provisioning streams and consumers (`s284 up`, `s284 provision`)."""
         self.require()
-        return _read_credentials(self.admin_creds_path, ADMIN, self.path)
+        if not self.admin_creds_path.is_file():
+            raise ConfigError(
+                f"{self.path} predates per-agency NATS accounts and has no admin identity; "
+                "start a new home (`s284 up --home NEW_DIR`)"
+            )
+        return _read_credentials(self.admin_creds_path, ADMIN, self.path, self.trusted_ca)
 
     def identity(self, name: str) -> Identity:
         self.require()

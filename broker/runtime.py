@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,6 +31,27 @@ from policies import EngineHolder, PolicyBundleError
 from routing import RoutingStore
 
 log = structlog.get_logger("s284.runtime")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def http_tls(settings: Settings) -> dict[str, str]:
+    """uvicorn's TLS options; the API is served in clear only on loopback."""
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+    if not _is_loopback(settings.http_host):
+        raise ConfigError(
+            f"refusing to serve the HTTP API on {settings.http_host} without TLS; "
+            "set S284_TLS_CERT and S284_TLS_KEY (PEM files), or bind 127.0.0.1"
+        )
+    return {}
 
 
 def _port_in_use(port: int) -> bool:
@@ -159,6 +181,7 @@ async def run_embedded(
     stop: asyncio.Event | None = None,
 ) -> None:
     """nats-server child + gateway + HTTP API until `stop` (default: SIGINT/SIGTERM)."""
+    tls = http_tls(settings)
     stop = stop or stop_event_on_signals()
     if _port_in_use(settings.http_port):
         raise ConfigError(f"HTTP port {settings.http_port} on 127.0.0.1 is already in use")
@@ -188,6 +211,7 @@ async def run_embedded(
                 port=settings.http_port,
                 log_level="warning",
                 lifespan="off",
+                **tls,  # type: ignore[arg-type]
             )
             http = _QuietServer(config)
             http_task = asyncio.create_task(http.serve())
@@ -195,7 +219,7 @@ async def run_embedded(
                 Started(
                     home,
                     home.nats_url,
-                    f"http://{settings.http_host}:{settings.http_port}",
+                    f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}",
                     settings.database_url,
                 )
             )

@@ -13,16 +13,35 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import nats
 import pytest
 import sqlalchemy as sa
+from nats.aio.client import Client
 
 from broker.home import Home
+from broker.nats.config import ADMIN, inbox_prefix
 from broker.nats.server import NatsServer, free_loopback_ports
+from broker.nats.tls import client_context
 from broker.runtime import gateway_running, provision
 from broker.sdk import AgencyClient
 from broker.settings import Settings
+
+
+async def raw_nats(home: Home, user: str, **options: Any) -> Client:
+    """A bare nats-py connection as `user` (admin included), over the home's TLS: for
+    tests that must send what the SDK never would."""
+    creds = home.admin_credentials() if user == ADMIN else home.credentials(user)
+    return await nats.connect(
+        home.nats_url,
+        user=creds.user,
+        password=creds.password.get_secret_value(),
+        tls=client_context(creds.ca) if creds.ca else None,
+        inbox_prefix=inbox_prefix(user).encode(),
+        **options,
+    )
 
 
 def free_port() -> int:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
-import nats
 import pytest
 
 from audit import AuditStore
 from broker.gateway.pipeline import Gateway
 from broker.nats.client import Connection, StreamLimits
-from broker.nats.config import STREAM_DLQ, inbox_prefix
+from broker.nats.config import STREAM_DLQ
 from broker.wire.keys import GATEWAY
 from policies import Decision, PolicyRequest, load_bundle
+from tests.conftest import raw_nats
 
 pytestmark = pytest.mark.nats
 
@@ -77,13 +77,7 @@ async def test_poison_message_is_dead_lettered_and_refused(deployment):
     assert [r["reason_code"] for r in store.records() if r["event"] == "refused"] == [
         "internal.dead_letter"
     ]
-    creds = home.credentials(GATEWAY)
-    nc = await nats.connect(
-        home.nats_url,
-        user=creds.user,
-        password=creds.password.get_secret_value(),
-        inbox_prefix=inbox_prefix(GATEWAY).encode(),
-    )
+    nc = await raw_nats(home, GATEWAY)
     info = await nc.jetstream().stream_info(STREAM_DLQ)
     await nc.close()
     assert info.state.messages == 1

@@ -41,7 +41,7 @@ from broker.nats.config import (
     ingress_subject,
 )
 from broker.wire.envelope import Agency
-from tests.conftest import Deployment, started_deployment
+from tests.conftest import Deployment, raw_nats, started_deployment
 from tests.frames import craft
 
 pytestmark = pytest.mark.nats
@@ -70,19 +70,10 @@ async def deployment(
 
 
 async def _nc(dep: Deployment, user: str) -> Client:
-    creds = dep.home.admin_credentials() if user == ADMIN else dep.home.credentials(user)
-
     async def quiet(_exc: Exception) -> None:
         return None  # permission violations are expected here
 
-    return await nats.connect(
-        f"nats://127.0.0.1:{dep.port}",
-        user=creds.user,
-        password=creds.password.get_secret_value(),
-        inbox_prefix=inbox_prefix(user).encode(),
-        error_cb=quiet,
-        max_reconnect_attempts=0,
-    )
+    return await raw_nats(dep.home, user, error_cb=quiet, max_reconnect_attempts=0)
 
 
 async def _snapshot(admin: Client) -> dict[str, tuple[int, int, dict[str, Any]]]:

@@ -13,28 +13,20 @@ from broker.nats.config import (
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,
     deliver_consumer,
-    inbox_prefix,
     ingress_stream,
 )
+from tests.conftest import raw_nats
 
 pytestmark = pytest.mark.nats
 
 
 async def _raw(dep, user):
-    creds = dep.home.credentials(user)
     errors: list[Exception] = []
 
     async def on_error(exc):
         errors.append(exc)
 
-    nc = await nats.connect(
-        f"nats://127.0.0.1:{dep.port}",
-        user=creds.user,
-        password=creds.password.get_secret_value(),
-        error_cb=on_error,
-        inbox_prefix=inbox_prefix(user).encode(),
-        max_reconnect_attempts=0,
-    )
+    nc = await raw_nats(dep.home, user, error_cb=on_error, max_reconnect_attempts=0)
     return nc, errors
 
 
@@ -46,12 +38,7 @@ async def test_agency_cannot_publish_into_another_agencys_ingress(deployment, ga
         await js.publish("s284.ingress.dffh", b"forged", timeout=1.5)
     await nc.close()
     assert any("permissions violation" in str(e).lower() for e in errors)
-    gw = await nats.connect(
-        f"nats://127.0.0.1:{deployment.port}",
-        user="gateway",
-        password=deployment.home.credentials("gateway").password.get_secret_value(),
-        inbox_prefix=inbox_prefix("gateway").encode(),
-    )
+    gw = await raw_nats(deployment.home, "gateway")
     info = await gw.jetstream().stream_info(ingress_stream("dffh"))
     await gw.close()
     assert info.state.messages == 0

@@ -91,8 +91,9 @@ def cli(log_level: str) -> None:
 def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bool) -> None:
     """Start the embedded broker: nats-server, policy gateway and HTTP API, on loopback.
 
-    On first start it creates the home: a key pair per agency and for the gateway,
-    the NATS config with one user per agency, and the SQLite audit database.
+    On first start it creates the home: a key pair per agency and for the gateway, a
+    local TLS CA, the NATS config with one account per agency, and the SQLite audit
+    database; then it provisions the streams with the admin identity.
     Stop with Ctrl-C (or SIGTERM): everything, nats-server included, shuts down.
     """
     settings = _settings(home, http_port=http_port, nats_port=nats_port)
@@ -100,6 +101,7 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
     def announce(started: Started) -> None:
         click.echo(f"s284 broker up (home {started.home.path.resolve()})")
         click.echo(f"  NATS        {started.nats_url}  (config {started.home.nats_conf})")
+        click.echo(f"  TLS CA      {started.home.tls_files.ca}")
         click.echo(f"  HTTP API    {started.http_url}  (/healthz, /readyz, /docs)")
         click.echo(f"  audit API   {started.http_url}/api/v1/audit  (token: s284 token --help)")
         click.echo(f"  web inbox   {started.http_url}/inbox  (designated contacts)")

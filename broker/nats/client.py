@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,8 +45,20 @@ from broker.nats.config import (
     ingress_stream,
     ingress_subject,
 )
+from broker.nats.tls import client_context
 
 log = structlog.get_logger("s284.transport")
+
+
+class _QuietTlsEof(logging.Filter):
+    """nats-py's protocol asks to keep a half-closed socket open, which TLS cannot do;
+    asyncio says so on every close. Harmless, and noise in every CLI command's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received() has no effect when using ssl" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_QuietTlsEof())
 
 _RETRYABLE = (
     nats.errors.NoRespondersError,
@@ -55,6 +69,25 @@ _RETRYABLE = (
     asyncio.TimeoutError,
 )
 _DAY = 86_400.0
+
+
+def _tls(creds: Credentials) -> ssl.SSLContext | None:
+    """TLS whenever the identity knows a CA; the embedded home always does."""
+    if creds.ca is None:
+        return None
+    return client_context(creds.ca, creds.cert, creds.key)
+
+
+def _connect_failure(url: str, user: str, cause: Exception) -> TransportError:
+    if isinstance(cause, ssl.SSLError):
+        return TransportError(
+            f"TLS to NATS at {url} failed ({cause.reason or cause.__class__.__name__}); check "
+            "the CA the client trusts (S284_TLS_CA) and that the URL names the server's host"
+        )
+    return TransportError(
+        f"cannot connect to NATS at {url} as {user!r} ({cause.__class__.__name__}); "
+        "is the broker running (`s284 up`)?"
+    )
 
 
 def _why(exc: Exception) -> str:
@@ -150,6 +183,7 @@ class Connection:
         cls, url: str, creds: Credentials, name: str, connect_timeout: float = 5.0
     ) -> Connection:
         async def on_error(exc: Exception) -> None:
+            errors[-1:] = [exc]
             log.warning("nats_error", user=creds.user, error=exc.__class__.__name__)
 
         async def on_disconnect() -> None:
@@ -160,12 +194,14 @@ class Connection:
             log.info("nats_reconnected", user=creds.user)
 
         nc_holder: list[Client] = []
+        errors: list[Exception] = []
         try:
             nc = await asyncio.wait_for(
                 nats.connect(
                     servers=[url],
                     user=creds.user,
                     password=creds.password.get_secret_value(),
+                    tls=_tls(creds),
                     name=name,
                     inbox_prefix=inbox_prefix(creds.user).encode(),
                     connect_timeout=connect_timeout,
@@ -179,10 +215,7 @@ class Connection:
                 timeout=connect_timeout * 2,
             )  # reconnects forever later, but not at first connect
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            raise TransportError(
-                f"cannot connect to NATS at {url} as {creds.user!r} ({exc.__class__.__name__}); "
-                "is the broker running (`s284 up`)?"
-            ) from exc
+            raise _connect_failure(url, creds.user, errors[-1] if errors else exc) from exc
         nc_holder.append(nc)
         return cls(nc, creds.user)
 

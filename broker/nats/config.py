@@ -20,25 +20,21 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from broker.nats.tls import TlsFiles
 from broker.wire.envelope import Agency
 from broker.wire.keys import GATEWAY
 
 
 @dataclass(frozen=True)
 class Credentials:
-    """A NATS user and its password (never printed: SecretStr)."""
+    """How one identity connects: NATS user and password (never printed: SecretStr), the
+    CA its TLS connection verifies the server against, and an optional client certificate."""
 
     user: str
     password: SecretStr
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """PEM files for the server's TLS listener (the key stays in the home, 0600)."""
-
-    ca: Path
-    cert: Path
-    key: Path
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
 
 
 ADMIN = "admin"
