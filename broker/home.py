@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from audit import LogSigner
 from broker.errors import ConfigError
 from broker.nats.config import ADMIN, ALL_USERS, Credentials, render_config
-from broker.nats.tls import TlsFiles, create_local_ca
+from broker.nats.tls import TlsFiles, create_local_ca, issue_client_certificate
 from broker.settings import Settings
 from broker.wire.envelope import Agency
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory, write_directory
@@ -36,7 +36,14 @@ def _read_credentials(path: Path, user: str, home: Path, ca: Path | None) -> Cre
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ConfigError(f"no NATS credentials for {user!r} in {home}") from exc
-    return Credentials(data["user"], SecretStr(data["password"]), ca=ca)
+    cert, key = data.get("cert"), data.get("key")
+    return Credentials(
+        data["user"],
+        SecretStr(data["password"]),
+        ca=ca,
+        cert=path.parent / cert if cert else None,
+        key=path.parent / key if key else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,7 @@ class Home:
     def exists(self) -> bool:
         return self.deployment_path.is_file()
 
-    def init(self, nats_port: int) -> bool:
+    def init(self, nats_port: int, mutual_tls: bool = False) -> bool:
         """Create everything a first start needs; return False if it already existed."""
         if self.exists:
             return False
@@ -128,20 +135,29 @@ class Home:
         for ident in identities:
             ident.save(self.identity_path(ident.name))
         write_directory(self.directory_path, identities)
-        hashes = {}
-        for user in [*ALL_USERS, ADMIN]:
-            password = secrets.token_urlsafe(32)
-            path = self.admin_creds_path if user == ADMIN else self.creds_path(user)
-            _write_private(path, json.dumps({"user": user, "password": password}))
-            hashes[user] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10, b"2a")).decode()
-        self.jetstream_dir.mkdir(parents=True, exist_ok=True)
-        tls = create_local_ca(self.tls_files.ca.parent)
-        _write_private(self.nats_conf, render_config(nats_port, self.jetstream_dir, hashes, tls))
+        self._init_nats(nats_port, mutual_tls)
         self.log_signer()
         self.deployment_path.write_text(
             json.dumps({"nats_url": f"tls://127.0.0.1:{nats_port}"}, indent=2)
         )
         return True
+
+    def _init_nats(self, nats_port: int, mutual_tls: bool) -> None:
+        """The local CA, a login per NATS user (the admin's kept apart), the server config."""
+        tls = create_local_ca(self.tls_files.ca.parent)
+        hashes = {}
+        for user in [*ALL_USERS, ADMIN]:
+            path = self.admin_creds_path if user == ADMIN else self.creds_path(user)
+            password = secrets.token_urlsafe(32)
+            login = {"user": user, "password": password}
+            if mutual_tls:  # the certificate is the login; the password stays unused
+                client = issue_client_certificate(tls.ca.parent, user, path.parent)
+                login |= {"cert": client.cert.name, "key": client.key.name}  # beside it
+            _write_private(path, json.dumps(login))
+            hashes[user] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10, b"2a")).decode()
+        self.jetstream_dir.mkdir(parents=True, exist_ok=True)
+        config = render_config(nats_port, self.jetstream_dir, hashes, tls, mutual_tls)
+        _write_private(self.nats_conf, config)
 
     def require(self) -> None:
         if not self.exists:

@@ -186,7 +186,7 @@ async def run_embedded(
     if _port_in_use(settings.http_port):
         raise ConfigError(f"HTTP port {settings.http_port} on 127.0.0.1 is already in use")
     home = Home(settings.home)
-    home.init(settings.nats_port)
+    home.init(settings.nats_port, mutual_tls=settings.nats_mutual_tls)
     port = int(home.nats_url.rsplit(":", 1)[1])
     server = NatsServer(home.nats_conf, port, home.path / "nats" / "nats-server.log")
     await server.start()

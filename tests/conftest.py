@@ -34,11 +34,11 @@ async def raw_nats(home: Home, user: str, **options: Any) -> Client:
     """A bare nats-py connection as `user` (admin included), over the home's TLS: for
     tests that must send what the SDK never would."""
     creds = home.admin_credentials() if user == ADMIN else home.credentials(user)
+    login = {"user": creds.user, "password": creds.password.get_secret_value()}
     return await nats.connect(
         home.nats_url,
-        user=creds.user,
-        password=creds.password.get_secret_value(),
-        tls=client_context(creds.ca) if creds.ca else None,
+        **({} if creds.cert else login),
+        tls=client_context(creds.ca, creds.cert, creds.key) if creds.ca else None,
         inbox_prefix=inbox_prefix(user).encode(),
         **options,
     )
@@ -66,12 +66,14 @@ class Deployment:
 
 
 @contextlib.asynccontextmanager
-async def started_deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+async def started_deployment(
+    tmp_path: Path, *, mutual_tls: bool = False
+) -> AsyncIterator[Deployment]:
     """A home with keys and NATS config, its nats-server running and its streams provisioned
     with the admin identity (no gateway yet); the server is stopped afterwards."""
     home = Home(tmp_path / "home")
     port = free_port()
-    home.init(port)
+    home.init(port, mutual_tls=mutual_tls)
     server = NatsServer(home.nats_conf, port, tmp_path / "nats.log")
     await server.start()
     dep = Deployment(home, port, Settings(home=home.path, ack_wait_s=3.0), server, tmp_path)

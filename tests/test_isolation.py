@@ -2,8 +2,8 @@
 agency's credentials send, nothing is stored outside its own ingress stream, nothing of
 another agency's is read, and no identity the running system holds can change a stream.
 
-Every test runs twice: with the per-user permissions, and with them removed, so that the
-accounts alone are shown to be the boundary."""
+Every test runs with the per-user permissions, with them removed (so that the accounts
+alone are shown to be the boundary), and with mutual TLS logins."""
 
 from __future__ import annotations
 
@@ -58,14 +58,16 @@ STREAMS = [
 PULL = json.dumps({"batch": 1, "no_wait": True}).encode()
 
 
-@pytest.fixture(params=["with-permissions", "accounts-only"])
+@pytest.fixture(params=["with-permissions", "accounts-only", "mutual-tls"])
 async def deployment(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Deployment]:
-    """The usual deployment; in `accounts-only` the agencies' users have no permissions."""
+    """The usual deployment; in `accounts-only` the agencies' users have no permissions;
+    in `mutual-tls` each identity logs in with its client certificate instead of a password."""
     if request.param == "accounts-only":
         monkeypatch.setattr(config, "agency_permissions", lambda _agency: {})
-    async with started_deployment(tmp_path) as dep:
+    mutual_tls = request.param == "mutual-tls"
+    async with started_deployment(tmp_path, mutual_tls=mutual_tls) as dep:
         yield dep
 
 

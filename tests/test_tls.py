@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,10 +16,10 @@ from broker.errors import ConfigError, TransportError
 from broker.home import Home
 from broker.nats.client import Connection
 from broker.nats.config import Credentials
-from broker.nats.tls import client_context, create_local_ca
+from broker.nats.tls import client_context, create_local_ca, issue_client_certificate
 from broker.runtime import Started, run_embedded
 from broker.settings import Settings
-from tests.conftest import Deployment, free_port
+from tests.conftest import Deployment, free_port, started_deployment
 
 pytestmark = pytest.mark.nats
 
@@ -120,3 +121,42 @@ def test_unreadable_ca_is_a_config_error(tmp_path: Path) -> None:
     """A CA path that does not exist is reported as a configuration problem naming it."""
     with pytest.raises(ConfigError, match="cannot load TLS files"):
         client_context(tmp_path / "missing.pem")
+
+
+@pytest.fixture
+async def mutual(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """A deployment whose identities log in with client certificates (verify_and_map)."""
+    async with started_deployment(tmp_path, mutual_tls=True) as dep:
+        yield dep
+
+
+async def test_mutual_tls_refuses_a_password_without_certificate(mutual: Deployment) -> None:
+    """With mutual TLS, police's right password without its client certificate is refused."""
+    creds = mutual.home.credentials("police")
+    bare = Credentials(creds.user, creds.password, ca=creds.ca)
+    with pytest.raises(TransportError, match="client certificate"):
+        await Connection.connect(mutual.home.nats_url, bare, name="t", connect_timeout=2)
+
+
+async def test_mutual_tls_refuses_a_certificate_from_another_ca(
+    mutual: Deployment, tmp_path: Path
+) -> None:
+    """A certificate named `police` but issued by another CA does not log in as police."""
+    stranger = create_local_ca(tmp_path / "other-ca")
+    forged = issue_client_certificate(stranger.ca.parent, "police", tmp_path / "forged")
+    creds = mutual.home.credentials("police")
+    wrong = Credentials(creds.user, creds.password, ca=creds.ca, cert=forged.cert, key=forged.key)
+    with pytest.raises(TransportError, match="TLS to NATS"):
+        await Connection.connect(mutual.home.nats_url, wrong, name="t", connect_timeout=2)
+
+
+async def test_mutual_tls_refuses_another_agencys_certificate(mutual: Deployment) -> None:
+    """DFFH's credentials paired with police's certificate are refused before connecting,
+    naming whose certificate it is; police's own certificate logs in as police."""
+    police, dffh = mutual.home.credentials("police"), mutual.home.credentials("dffh")
+    mixed = Credentials(dffh.user, dffh.password, ca=dffh.ca, cert=police.cert, key=police.key)
+    with pytest.raises(ConfigError, match="'police'"):
+        await Connection.connect(mutual.home.nats_url, mixed, name="t")
+    conn = await Connection.connect(mutual.home.nats_url, police, name="t")
+    assert conn.is_connected
+    await conn.close()

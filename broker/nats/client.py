@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.client import JetStreamContext
 
-from broker.errors import TransportError
+from broker.errors import ConfigError, TransportError
 from broker.nats.config import (
     CHECKPOINT_SUBJECT,
     DIRECTORY_SUBJECT,
@@ -45,7 +45,7 @@ from broker.nats.config import (
     ingress_stream,
     ingress_subject,
 )
-from broker.nats.tls import client_context
+from broker.nats.tls import certificate_name, client_context
 
 log = structlog.get_logger("s284.transport")
 
@@ -75,15 +75,32 @@ def _tls(creds: Credentials) -> ssl.SSLContext | None:
     """TLS whenever the identity knows a CA; the embedded home always does."""
     if creds.ca is None:
         return None
+    if creds.cert is not None and (name := certificate_name(creds.cert)) != creds.user:
+        raise ConfigError(
+            f"the client certificate {creds.cert} is {name!r}'s, not {creds.user!r}'s: "
+            "with mutual TLS the certificate decides who connects"
+        )
     return client_context(creds.ca, creds.cert, creds.key)
+
+
+def _login(creds: Credentials) -> dict[str, str]:
+    """A client certificate, when the identity has one, is the whole login (verify_and_map:
+    the server refuses a user name beside it)."""
+    if creds.cert is not None:
+        return {}
+    return {"user": creds.user, "password": creds.password.get_secret_value()}
 
 
 def _connect_failure(url: str, user: str, cause: Exception) -> TransportError:
     if isinstance(cause, ssl.SSLError):
-        return TransportError(
-            f"TLS to NATS at {url} failed ({cause.reason or cause.__class__.__name__}); check "
-            "the CA the client trusts (S284_TLS_CA) and that the URL names the server's host"
+        reason = cause.reason or cause.__class__.__name__
+        hint = (
+            "the server wants this identity's client certificate (mutual TLS)"
+            if "CERTIFICATE_REQUIRED" in reason or "UNKNOWN_CA" in reason
+            else "check the CA the client trusts (S284_TLS_CA) and that the URL names the "
+            "server's host"
         )
+        return TransportError(f"TLS to NATS at {url} failed ({reason}); {hint}")
     return TransportError(
         f"cannot connect to NATS at {url} as {user!r} ({cause.__class__.__name__}); "
         "is the broker running (`s284 up`)?"
@@ -199,8 +216,7 @@ class Connection:
             nc = await asyncio.wait_for(
                 nats.connect(
                     servers=[url],
-                    user=creds.user,
-                    password=creds.password.get_secret_value(),
+                    **_login(creds),
                     tls=_tls(creds),
                     name=name,
                     inbox_prefix=inbox_prefix(creds.user).encode(),

@@ -85,35 +85,71 @@ def _ca_certificate(key: ec.EllipticCurvePrivateKey, name: str) -> x509.Certific
 
 
 def _leaf_certificate(
-    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, key: ec.EllipticCurvePrivateKey
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    subject: str,
+    server: bool,
 ) -> x509.Certificate:
     issuer = ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-    eku = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    return (
-        _builder("s284 loopback server", str(issuer), key.public_key(), _LEAF_DAYS)
-        .add_extension(x509.SubjectAlternativeName(_LOOPBACK), critical=False)
+    eku = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+    builder = (
+        _builder(subject, str(issuer), key.public_key(), _LEAF_DAYS)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([*eku, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
         )
-        .sign(ca_key, hashes.SHA256())
     )
+    if server:
+        builder = builder.add_extension(x509.SubjectAlternativeName(_LOOPBACK), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _write_leaf(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, files: TlsFiles) -> None:
+    _write(files.key, _key_pem(key), 0o600)
+    _write(files.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def create_local_ca(directory: Path) -> TlsFiles:
     """A CA (key kept beside it, 0600) and a server certificate for 127.0.0.1/localhost."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = _ca_certificate(ca_key, "s284 local CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = _leaf_certificate(ca_key, ca, key)
-    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     _write(directory / "ca.key", _key_pem(ca_key), 0o600)
-    _write(files.key, _key_pem(key), 0o600)
-    _write(files.ca, ca.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write(files.cert, leaf.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write(directory / "ca.pem", ca.public_bytes(serialization.Encoding.PEM), 0o644)
+    key = ec.generate_private_key(ec.SECP256R1())
+    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    _write_leaf(_leaf_certificate(ca_key, ca, key, "s284 loopback server", server=True), key, files)
     return files
+
+
+def issue_client_certificate(directory: Path, name: str, out: Path) -> TlsFiles:
+    """A client certificate whose subject is `CN=<name>`, written to `out`: with mutual TLS,
+    nats-server maps it to the NATS user of that name (`verify_and_map`)."""
+    try:
+        ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+        ca = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"no local CA in {directory}: {exc.__class__.__name__}") from None
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ConfigError(f"the CA key in {directory} is not an EC key")
+    key = ec.generate_private_key(ec.SECP256R1())
+    files = TlsFiles(directory / "ca.pem", out / f"{name}.pem", out / f"{name}.key")
+    _write_leaf(_leaf_certificate(ca_key, ca, key, name, server=False), key, files)
+    return files
+
+
+def certificate_name(cert: Path) -> str:
+    """The common name a client certificate logs in as (mutual TLS)."""
+    try:
+        loaded = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the client certificate {cert}: {exc}") from None
+    names = loaded.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
 
 
 def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
