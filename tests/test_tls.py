@@ -16,10 +16,11 @@ from broker.errors import ConfigError, TransportError
 from broker.home import Home
 from broker.nats.client import Connection
 from broker.nats.config import Credentials
+from broker.nats.server import free_loopback_ports
 from broker.nats.tls import client_context, create_local_ca, issue_client_certificate
 from broker.runtime import Started, run_embedded
 from broker.settings import Settings
-from tests.conftest import Deployment, free_port, started_deployment
+from tests.conftest import Deployment, started_deployment
 
 pytestmark = pytest.mark.nats
 
@@ -88,7 +89,7 @@ async def test_api_refuses_a_public_host_without_tls(tmp_path: Path) -> None:
 async def test_api_serves_https_with_the_configured_certificate(tmp_path: Path) -> None:
     """With S284_TLS_CERT and S284_TLS_KEY set, /healthz answers over HTTPS to a client that
     trusts the CA, and plain HTTP gets no answer."""
-    home, nats_port, http_port = Home(tmp_path / "home"), free_port(), free_port()
+    home, (nats_port, http_port) = Home(tmp_path / "home"), free_loopback_ports(2)
     home.init(nats_port)
     files = home.tls_files
     settings = Settings(

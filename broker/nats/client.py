@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +25,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.client import JetStreamContext
 
-from broker.errors import ConfigError, TransportError
+from broker.errors import TransportError
 from broker.nats.config import (
     CHECKPOINT_SUBJECT,
     DIRECTORY_SUBJECT,
@@ -45,20 +43,9 @@ from broker.nats.config import (
     ingress_stream,
     ingress_subject,
 )
-from broker.nats.tls import certificate_name, client_context
+from broker.nats.login import connect_failure, login_options, tls_context
 
 log = structlog.get_logger("s284.transport")
-
-
-class _QuietTlsEof(logging.Filter):
-    """nats-py's protocol asks to keep a half-closed socket open, which TLS cannot do;
-    asyncio says so on every close. Harmless, and noise in every CLI command's output."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "eof_received() has no effect when using ssl" not in record.getMessage()
-
-
-logging.getLogger("asyncio").addFilter(_QuietTlsEof())
 
 _RETRYABLE = (
     nats.errors.NoRespondersError,
@@ -69,42 +56,6 @@ _RETRYABLE = (
     asyncio.TimeoutError,
 )
 _DAY = 86_400.0
-
-
-def _tls(creds: Credentials) -> ssl.SSLContext | None:
-    """TLS whenever the identity knows a CA; the embedded home always does."""
-    if creds.ca is None:
-        return None
-    if creds.cert is not None and (name := certificate_name(creds.cert)) != creds.user:
-        raise ConfigError(
-            f"the client certificate {creds.cert} is {name!r}'s, not {creds.user!r}'s: "
-            "with mutual TLS the certificate decides who connects"
-        )
-    return client_context(creds.ca, creds.cert, creds.key)
-
-
-def _login(creds: Credentials) -> dict[str, str]:
-    """A client certificate, when the identity has one, is the whole login (verify_and_map:
-    the server refuses a user name beside it)."""
-    if creds.cert is not None:
-        return {}
-    return {"user": creds.user, "password": creds.password.get_secret_value()}
-
-
-def _connect_failure(url: str, user: str, cause: Exception) -> TransportError:
-    if isinstance(cause, ssl.SSLError):
-        reason = cause.reason or cause.__class__.__name__
-        hint = (
-            "the server wants this identity's client certificate (mutual TLS)"
-            if "CERTIFICATE_REQUIRED" in reason or "UNKNOWN_CA" in reason
-            else "check the CA the client trusts (S284_TLS_CA) and that the URL names the "
-            "server's host"
-        )
-        return TransportError(f"TLS to NATS at {url} failed ({reason}); {hint}")
-    return TransportError(
-        f"cannot connect to NATS at {url} as {user!r} ({cause.__class__.__name__}); "
-        "is the broker running (`s284 up`)?"
-    )
 
 
 def _why(exc: Exception) -> str:
@@ -216,8 +167,8 @@ class Connection:
             nc = await asyncio.wait_for(
                 nats.connect(
                     servers=[url],
-                    **_login(creds),
-                    tls=_tls(creds),
+                    **login_options(creds),
+                    tls=tls_context(creds),
                     name=name,
                     inbox_prefix=inbox_prefix(creds.user).encode(),
                     connect_timeout=connect_timeout,
@@ -231,7 +182,7 @@ class Connection:
                 timeout=connect_timeout * 2,
             )  # reconnects forever later, but not at first connect
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            raise _connect_failure(url, creds.user, errors[-1] if errors else exc) from exc
+            raise connect_failure(url, creds.user, errors[-1] if errors else exc) from exc
         nc_holder.append(nc)
         return cls(nc, creds.user)
 
