@@ -15,6 +15,7 @@ from broker.nats.config import (
     deliver_consumer,
     ingress_stream,
 )
+from broker.runtime import gateway_running
 from tests.conftest import raw_nats
 
 pytestmark = pytest.mark.nats
@@ -97,3 +98,35 @@ async def test_agencies_cannot_publish_log_checkpoints(deployment, gateway):
         await nc.jetstream().publish(CHECKPOINT_SUBJECT, b"{}", timeout=1.5)
     await nc.close()
     assert any("permissions violation" in str(e).lower() for e in errors)
+
+
+async def test_gateway_runs_without_the_admin_credentials(deployment):
+    """Once provisioned, the admin identity can leave the machine: a gateway started
+    without it delivers a message end to end (it never reads the admin file)."""
+    deployment.home.admin_creds_path.unlink()
+    stop = asyncio.Event()
+    async with gateway_running(deployment.settings, stop):
+        async with await deployment.client("corrections") as sender:
+            receipt = await sender.send(
+                kind="risk.update",
+                purpose="offender_management",
+                offender="S284-000321",
+                to=["police"],
+                payload={"risk_level": "low"},
+            )
+        async with await deployment.client("police") as police:
+            delivered = [d.envelope.id async for d in police.inbox()]
+    assert receipt.accepted
+    assert delivered == [receipt.message_id]
+
+
+async def test_provision_command(deployment, cli, tmp_path):
+    """`s284 provision` re-provisions a running deployment (idempotent) and says so; on a
+    directory with no deployment it exits 1 with a one-line error, not a traceback."""
+    done = await asyncio.to_thread(cli, "provision", "--home", str(deployment.home.path))
+    assert done.returncode == 0, done.stderr
+    assert "provisioned" in done.stdout
+    missing = await asyncio.to_thread(cli, "provision", "--home", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: no s284 deployment")
+    assert "Traceback" not in missing.stderr
