@@ -102,17 +102,20 @@ def _protected(agency: str) -> list[str]:
     return subjects
 
 
-async def _seed(admin: Client, agency: str, marker: bytes) -> None:
-    """Something on every subject the agency may read, so that its pulls return data."""
-    js = admin.jetstream()
-    for subject in (
+def _private(agency: str) -> list[str]:
+    return [
         f"s284.deliver.{agency}.risk.update",
         f"s284.alert.{agency}.duty",
         f"s284.notice.{agency}.{new_id()}",
         f"s284.receipt.{agency}.{new_id()}",
-        CHECKPOINT_SUBJECT,
-        DIRECTORY_SUBJECT,
-    ):
+    ]
+
+
+async def _seed(admin: Client, agency: str, marker: bytes, *, public: bool = True) -> None:
+    """Something on every subject the agency may read, so that its pulls return data."""
+    js = admin.jetstream()
+    public_subjects = [CHECKPOINT_SUBJECT, DIRECTORY_SUBJECT] if public else []
+    for subject in [*_private(agency), *public_subjects]:
         await js.publish(subject, marker, headers={"Nats-Msg-Id": new_id()})
 
 
@@ -193,24 +196,37 @@ async def _snoop(nc: Client, victim: str) -> list[bytes]:
     return seen
 
 
+def _secret(agency: str) -> bytes:
+    return f"secret-for-{agency}".encode()
+
+
 async def test_no_agency_reads_another_agencys_data(deployment: Deployment) -> None:
-    """Police subscribing to DFFH's subjects and inbox (or to everything) and pulling from
-    each of DFFH's consumers gets none of DFFH's messages; DFFH itself still gets them."""
+    """Each agency subscribing to another's subjects and inbox (or to everything) and
+    pulling from each of its consumers gets none of its messages, stored before or
+    published while it listens; each agency itself still gets its own."""
     admin = await _nc(deployment, ADMIN)
-    await _seed(admin, "dffh", b"secret-for-dffh")
-    police = await _nc(deployment, "police")
-    seen = await _snoop(police, "dffh")
-    js = admin.jetstream()
-    await js.publish("s284.deliver.dffh.risk.update", b"secret-for-dffh", headers=None)
-    await js.publish(f"s284.receipt.dffh.{new_id()}", b"secret-for-dffh", headers=None)
+    for victim in AGENCIES:
+        await _seed(admin, victim, _secret(victim), public=False)
+    snoopers = {agency: await _nc(deployment, agency) for agency in AGENCIES}
+    pairs = [(a, v) for a in AGENCIES for v in AGENCIES if v != a]
+    seen = await asyncio.gather(*(_snoop(snoopers[a], v) for a, v in pairs))
+    for victim in AGENCIES:
+        await _seed(admin, victim, _secret(victim), public=False)
     await asyncio.sleep(1.0)
-    await police.close()
+    for agency in AGENCIES:
+        await snoopers[agency].close()
+    leaks = [
+        pair
+        for pair, got in zip(pairs, seen, strict=True)
+        if any(_secret(pair[1]) in data for data in got)
+    ]
+    assert leaks == []
+    for agency in AGENCIES:
+        own = await _nc(deployment, agency)
+        got = await _pull(own, agency_consumers(agency)[0])
+        await own.close()
+        assert [msg.data for msg in got] == [_secret(agency)]
     await admin.close()
-    assert not [data for data in seen if b"secret-for-dffh" in data]
-    dffh = await _nc(deployment, "dffh")
-    got = await _pull(dffh, agency_consumers("dffh")[0])
-    await dffh.close()
-    assert [msg.data for msg in got] == [b"secret-for-dffh"]
 
 
 async def _refused(nc: Client, subject: str, body: bytes) -> bool:
