@@ -127,7 +127,6 @@ def bearer_caller(verifier: TokenVerifier, roles: frozenset[Role]) -> Callable[.
 def access_logged_route(engine: Engine) -> type[APIRoute]:
     """Routes whose every request (refused ones too) lands in the audit access log, and
     whose errors all leave as {"error", "detail"}."""
-
     class AccessLogged(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
