@@ -15,6 +15,7 @@ class ReasonCode(StrEnum):
 
     FRAME_TOO_LARGE = "frame.too_large"
     FRAME_MALFORMED = "frame.malformed"
+    FRAME_MSG_ID_MISMATCH = "frame.msg_id_mismatch"
     ENVELOPE_INVALID = "envelope.invalid"
     ENVELOPE_UNKNOWN_KIND = "envelope.unknown_kind"
     ENVELOPE_UNKNOWN_PURPOSE = "envelope.unknown_purpose"

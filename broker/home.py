@@ -22,7 +22,9 @@ from pydantic import SecretStr
 
 from audit import LogSigner
 from broker.errors import ConfigError, RegistrationError
-from broker.nats.config import ALL_USERS, Credentials, render_config
+from broker.nats.config import ADMIN, ALL_USERS, Credentials, render_config
+from broker.nats.tls import TlsFiles, create_local_ca, issue_client_certificate
+from broker.settings import Settings
 from broker.wire.directory import (
     DirectoryKey,
     DirectoryVerifier,
@@ -40,6 +42,21 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
+
+
+def _read_credentials(path: Path, user: str, home: Path, ca: Path | None) -> Credentials:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"no NATS credentials for {user!r} in {home}") from exc
+    cert, key = data.get("cert"), data.get("key")
+    return Credentials(
+        data["user"],
+        SecretStr(data["password"]),
+        ca=ca,
+        cert=path.parent / cert if cert else None,
+        key=path.parent / key if key else None,
+    )
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -126,16 +143,30 @@ class AgencyHome:
         return Keyring(tuple(Identity.load(f) for f in files))
 
     def trust(self, nats_url: str, creds: Credentials, directory_key: dict[str, Any]) -> None:
-        """Record how to reach the broker: what its operator hands to the agency."""
+        """Record how to reach the broker: what its operator hands to the agency (the NATS
+        login, the CA its TLS listener is verified against, a client certificate with mutual
+        TLS). Files are copied in, so the agency home stands alone."""
         DirectoryVerifier.from_jwk(directory_key)  # refuse a malformed key now, not later
         conn = {"nats_url": nats_url, "user": creds.user}
         conn["password"] = creds.password.get_secret_value()
+        for field, source in (("ca", creds.ca), ("cert", creds.cert), ("key", creds.key)):
+            if source is not None:
+                (self.path / "tls").mkdir(mode=0o700, exist_ok=True)
+                _write_private(self.path / "tls" / source.name, source.read_text())
+                conn[field] = f"tls/{source.name}"
         _write_private(self.connection_path, json.dumps(conn))
         self.directory_key_path.write_text(json.dumps(directory_key, indent=2))
 
     def connection(self) -> tuple[str, Credentials]:
         data = _read_json(self.connection_path, "connection settings")
-        return str(data["nats_url"]), Credentials(data["user"], SecretStr(data["password"]))
+
+        def held(field: str) -> Path | None:
+            return self.path / data[field] if data.get(field) else None
+
+        creds = Credentials(
+            data["user"], SecretStr(data["password"]), held("ca"), held("cert"), held("key")
+        )
+        return str(data["nats_url"]), creds
 
     def directory_verifier(self) -> DirectoryVerifier:
         return DirectoryVerifier.from_jwk(_read_json(self.directory_key_path, "directory key"))
@@ -189,6 +220,26 @@ class Home:
         return self.path / "nats" / "creds" / f"{user}.json"
 
     @property
+    def admin_creds_path(self) -> Path:
+        """The provisioning identity: read by `s284 up` and `s284 provision`, never by a
+        running gateway, so the gateway cannot change or cut a stream."""
+        return self.path / "nats" / "admin" / "admin.json"
+
+    @property
+    def tls_files(self) -> TlsFiles:
+        """The embedded NATS server's local CA and certificate (keys 0600)."""
+        tls = self.path / "tls"
+        return TlsFiles(tls / "ca.pem", tls / "server.pem", tls / "server.key")
+
+    @property
+    def trusted_ca(self) -> Path | None:
+        """What NATS clients verify the server against: S284_TLS_CA, else the home's CA."""
+        configured = Settings().tls_ca
+        if configured is not None:
+            return configured
+        return self.tls_files.ca if self.tls_files.ca.is_file() else None
+
+    @property
     def deployment_path(self) -> Path:
         return self.path / "deployment.json"
 
@@ -226,26 +277,36 @@ class Home:
     def exists(self) -> bool:
         return self.deployment_path.is_file()
 
-    def init(self, nats_port: int) -> bool:
+    def init(self, nats_port: int, mutual_tls: bool = False) -> bool:
         """Create everything a first start needs; return False if it already existed."""
         if self.exists:
             return False
         self.path.mkdir(parents=True, exist_ok=True)
         gateway = Identity.generate(GATEWAY)
         gateway.save(self.identity_path(GATEWAY))
-        hashes = {}
-        for user in ALL_USERS:
-            password = secrets.token_urlsafe(32)
-            _write_private(self.creds_path(user), json.dumps({"user": user, "password": password}))
-            hashes[user] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10, b"2a")).decode()
-        self.jetstream_dir.mkdir(parents=True, exist_ok=True)
-        _write_private(self.nats_conf, render_config(nats_port, self.jetstream_dir, hashes))
+        self._init_nats(nats_port, mutual_tls)
         self.log_signer()
-        nats_url = f"nats://127.0.0.1:{nats_port}"
+        nats_url = f"tls://127.0.0.1:{nats_port}"
         self._init_directory(gateway, nats_url)
         self.deployment_path.write_text(json.dumps({"nats_url": nats_url}, indent=2))
         return True
 
+    def _init_nats(self, nats_port: int, mutual_tls: bool) -> None:
+        """The local CA, a login per NATS user (the admin's kept apart), the server config."""
+        tls = create_local_ca(self.tls_files.ca.parent)
+        hashes = {}
+        for user in [*ALL_USERS, ADMIN]:
+            path = self.admin_creds_path if user == ADMIN else self.creds_path(user)
+            password = secrets.token_urlsafe(32)
+            login = {"user": user, "password": password}
+            if mutual_tls:  # the certificate is the login; the password stays unused
+                client = issue_client_certificate(tls.ca.parent, user, path.parent)
+                login |= {"cert": client.cert.name, "key": client.key.name}  # beside it
+            _write_private(path, json.dumps(login))
+            hashes[user] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10, b"2a")).decode()
+        self.jetstream_dir.mkdir(parents=True, exist_ok=True)
+        config = render_config(nats_port, self.jetstream_dir, hashes, tls, mutual_tls)
+        _write_private(self.nats_conf, config)
     def _init_directory(self, gateway: Identity, nats_url: str) -> None:
         """Version 1: the gateway's keys and the four embedded agencies, each created in its
         own agency home and admitted from its registration request, as an operator would."""
@@ -301,11 +362,17 @@ class Home:
         return self._credentials(user)
 
     def _credentials(self, user: str) -> Credentials:
-        try:
-            data = json.loads(self.creds_path(user).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"no NATS credentials for {user!r} in {self.path}") from exc
-        return Credentials(data["user"], SecretStr(data["password"]))
+        return _read_credentials(self.creds_path(user), user, self.path, self.trusted_ca)
+
+    def admin_credentials(self) -> Credentials:
+        """Only for provisioning streams and consumers (`s284 up`, `s284 provision`)."""
+        self.require()
+        if not self.admin_creds_path.is_file():
+            raise ConfigError(
+                f"{self.path} predates per-agency NATS accounts and has no admin identity; "
+                "start a new home (`s284 up --home NEW_DIR`)"
+            )
+        return _read_credentials(self.admin_creds_path, ADMIN, self.path, self.trusted_ca)
 
     def identity(self, name: str) -> Identity:
         """The gateway's keys; for an agency, the embedded demo's convenience: the newest

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -33,6 +34,27 @@ from policies import EngineHolder, PolicyBundleError
 from routing import RoutingStore
 
 log = structlog.get_logger("s284.runtime")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def http_tls(settings: Settings) -> dict[str, str]:
+    """uvicorn's TLS options; the API is served in clear only on loopback."""
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+    if not _is_loopback(settings.http_host):
+        raise ConfigError(
+            f"refusing to serve the HTTP API on {settings.http_host} without TLS; "
+            "set S284_TLS_CERT and S284_TLS_KEY (PEM files), or bind 127.0.0.1"
+        )
+    return {}
 
 
 def _port_in_use(port: int) -> bool:
@@ -82,6 +104,22 @@ class Running:
     directory: DirectoryHolder
 
 
+async def provision(settings: Settings) -> None:
+    """Create or update every stream and consumer with the admin identity, then let it go:
+    the running gateway never holds credentials that can change a stream."""
+    home = Home(settings.home)
+    conn = await Connection.connect(
+        settings.nats_url or home.nats_url, home.admin_credentials(), name="s284-provision"
+    )
+    try:
+        await conn.ensure_streams(
+            StreamLimits(settings.max_frame_bytes, settings.ack_wait_s, settings.max_deliver),
+            AGENCY_NAMES,
+        )
+    finally:
+        await conn.close()
+
+
 @contextlib.asynccontextmanager
 async def gateway_running(
     settings: Settings, stop: asyncio.Event, transport: Transport | None = None
@@ -91,10 +129,6 @@ async def gateway_running(
     home = Home(settings.home)
     conn = transport or await Connection.connect(
         settings.nats_url or home.nats_url, home.credentials(GATEWAY), name="s284-gateway"
-    )
-    await conn.ensure_streams(
-        StreamLimits(settings.max_frame_bytes, settings.ack_wait_s, settings.max_deliver),
-        AGENCY_NAMES,
     )
     store = await asyncio.to_thread(AuditStore.open, settings.database_url)
     routing = await asyncio.to_thread(RoutingStore.open, settings.database_url)
@@ -156,15 +190,17 @@ async def run_embedded(
     stop: asyncio.Event | None = None,
 ) -> None:
     """nats-server child + gateway + HTTP API until `stop` (default: SIGINT/SIGTERM)."""
+    tls = http_tls(settings)
     stop = stop or stop_event_on_signals()
     if _port_in_use(settings.http_port):
         raise ConfigError(f"HTTP port {settings.http_port} on 127.0.0.1 is already in use")
     home = Home(settings.home)
-    home.init(settings.nats_port)
+    home.init(settings.nats_port, mutual_tls=settings.nats_mutual_tls)
     port = int(home.nats_url.rsplit(":", 1)[1])
     server = NatsServer(home.nats_conf, port, home.path / "nats" / "nats-server.log")
     await server.start()
     try:
+        await provision(settings)
         async with gateway_running(settings, stop) as running:
             gateway = running.gateway
             api_store = await asyncio.to_thread(AuditStore.open, settings.database_url)
@@ -185,6 +221,7 @@ async def run_embedded(
                 port=settings.http_port,
                 log_level="warning",
                 lifespan="off",
+                **tls,  # type: ignore[arg-type]
             )
             http = _QuietServer(config)
             http_task = asyncio.create_task(http.serve())
@@ -192,7 +229,7 @@ async def run_embedded(
                 Started(
                     home,
                     home.nats_url,
-                    f"http://{settings.http_host}:{settings.http_port}",
+                    f"{'https' if tls else 'http'}://{settings.http_host}:{settings.http_port}",
                     settings.database_url,
                 )
             )

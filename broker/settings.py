@@ -23,6 +23,18 @@ class Settings(BaseSettings):
     nats_port: int = 4284
     http_host: str = "127.0.0.1"
     http_port: int = 8284
+    tls_ca: Path | None = Field(
+        default=None, description="CA (PEM) NATS clients verify the server against; default: home's"
+    )
+    tls_cert: Path | None = Field(
+        default=None, description="certificate (PEM) the HTTP API serves; needed off loopback"
+    )
+    tls_key: Path | None = Field(default=None, description="private key (PEM) of tls_cert")
+    nats_mutual_tls: bool = Field(
+        default=False,
+        description="embedded NATS: each identity logs in with its client certificate "
+        "(verify_and_map) instead of a password; applies when the home is created",
+    )
     db_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home")
     policy_bundle: Path | None = Field(
         default=None, description="s 284 policy bundle directory; default: the one shipped"

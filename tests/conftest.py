@@ -16,18 +16,37 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import nats
 import pytest
 import sqlalchemy as sa
+from nats.aio.client import Client
 
 from broker.home import Home
+from broker.nats.config import ADMIN, inbox_prefix
 from broker.nats.server import NatsServer, free_loopback_ports
+from broker.nats.tls import client_context
 from broker.nats.twin import MemoryNats
-from broker.runtime import gateway_running
+from broker.runtime import gateway_running, provision
 from broker.sdk import AgencyClient
 from broker.settings import Settings
 from tests.twin import TwinDeployment
+
+
+async def raw_nats(home: Home, user: str, **options: Any) -> Client:
+    """A bare nats-py connection as `user` (admin included), over the home's TLS: for
+    tests that must send what the SDK never would."""
+    creds = home.admin_credentials() if user == ADMIN else home.credentials(user)
+    login = {"user": creds.user, "password": creds.password.get_secret_value()}
+    return await nats.connect(
+        home.nats_url,
+        **({} if creds.cert else login),
+        tls=client_context(creds.ca, creds.cert, creds.key) if creds.ca else None,
+        inbox_prefix=inbox_prefix(user).encode(),
+        **options,
+    )
 
 
 def free_port() -> int:
@@ -51,20 +70,30 @@ class Deployment:
         return await AgencyClient.from_home(self.home.path, agency)
 
 
-@pytest.fixture
-async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
-    """A home with keys and NATS config, and its nats-server running (no gateway yet)."""
+@contextlib.asynccontextmanager
+async def started_deployment(
+    tmp_path: Path, *, mutual_tls: bool = False
+) -> AsyncIterator[Deployment]:
+    """A home with keys and NATS config, its nats-server running and its streams provisioned
+    with the admin identity (no gateway yet); the server is stopped afterwards."""
     home = Home(tmp_path / "home")
     port = free_port()
-    home.init(port)
+    home.init(port, mutual_tls=mutual_tls)
     server = NatsServer(home.nats_conf, port, tmp_path / "nats.log")
     await server.start()
-    settings = Settings(home=home.path, ack_wait_s=3.0, replay_window_s=300.0)
-    dep = Deployment(home, port, settings, server, tmp_path)
+    dep = Deployment(home, port, Settings(home=home.path, ack_wait_s=3.0), server, tmp_path)
     try:
+        await provision(dep.settings)
         yield dep
     finally:
         await dep.server.stop()
+
+
+@pytest.fixture
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    """A provisioned deployment with its nats-server running (no gateway yet)."""
+    async with started_deployment(tmp_path) as dep:
+        yield dep
 
 
 @pytest.fixture

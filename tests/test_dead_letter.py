@@ -9,7 +9,7 @@ import asyncio
 
 from audit import AuditStore
 from broker.gateway.pipeline import Gateway
-from broker.nats.config import STREAM_DLQ
+from broker.nats.config import ADMIN, STREAM_DLQ
 from broker.nats.transport import StreamLimits
 from broker.wire.keys import GATEWAY
 from policies import Decision, PolicyRequest, load_bundle
@@ -36,10 +36,12 @@ async def test_poison_message_is_dead_lettered_and_refused(twin_deployment):
     S284_DLQ for an operator, the refusal is recorded, and the next message flows."""
     settings = twin_deployment.settings.model_copy(update={"max_deliver": 2})
     home = twin_deployment.home
-    conn = twin_deployment.connect(GATEWAY)
-    await conn.ensure_streams(
+    admin = twin_deployment.connect(ADMIN)  # provisioning is the admin identity's
+    await admin.ensure_streams(
         StreamLimits(settings.max_frame_bytes, 3.0, 2), ["police", "corrections", "dffh", "health"]
     )
+    await admin.close()
+    conn = twin_deployment.connect(GATEWAY)
     store = AuditStore.open(settings.database_url)
     gw = Gateway(
         settings, conn, store, _BrokenForOneKind(), home.identity(GATEWAY), home.directory()

@@ -12,29 +12,22 @@ from broker.nats.config import (
     CHECKPOINT_SUBJECT,
     STREAM_CHECKPOINTS,
     STREAM_DELIVER,
-    STREAM_INGRESS,
     deliver_consumer,
-    inbox_prefix,
+    ingress_stream,
 )
+from broker.runtime import gateway_running
+from tests.conftest import raw_nats
 
 pytestmark = pytest.mark.nats
 
 
 async def _raw(dep, user):
-    creds = dep.home.credentials(user)
     errors: list[Exception] = []
 
     async def on_error(exc):
         errors.append(exc)
 
-    nc = await nats.connect(
-        f"nats://127.0.0.1:{dep.port}",
-        user=creds.user,
-        password=creds.password.get_secret_value(),
-        error_cb=on_error,
-        inbox_prefix=inbox_prefix(user).encode(),
-        max_reconnect_attempts=0,
-    )
+    nc = await raw_nats(dep.home, user, error_cb=on_error, max_reconnect_attempts=0)
     return nc, errors
 
 
@@ -46,13 +39,8 @@ async def test_agency_cannot_publish_into_another_agencys_ingress(deployment, ga
         await js.publish("s284.ingress.dffh", b"forged", timeout=1.5)
     await nc.close()
     assert any("permissions violation" in str(e).lower() for e in errors)
-    gw = await nats.connect(
-        f"nats://127.0.0.1:{deployment.port}",
-        user="gateway",
-        password=deployment.home.credentials("gateway").password.get_secret_value(),
-        inbox_prefix=inbox_prefix("gateway").encode(),
-    )
-    info = await gw.jetstream().stream_info(STREAM_INGRESS)
+    gw = await raw_nats(deployment.home, "gateway")
+    info = await gw.jetstream().stream_info(ingress_stream("dffh"))
     await gw.close()
     assert info.state.messages == 0
 
@@ -110,3 +98,35 @@ async def test_agencies_cannot_publish_log_checkpoints(deployment, gateway):
         await nc.jetstream().publish(CHECKPOINT_SUBJECT, b"{}", timeout=1.5)
     await nc.close()
     assert any("permissions violation" in str(e).lower() for e in errors)
+
+
+async def test_gateway_runs_without_the_admin_credentials(deployment):
+    """Once provisioned, the admin identity can leave the machine: a gateway started
+    without it delivers a message end to end (it never reads the admin file)."""
+    deployment.home.admin_creds_path.unlink()
+    stop = asyncio.Event()
+    async with gateway_running(deployment.settings, stop):
+        async with await deployment.client("corrections") as sender:
+            receipt = await sender.send(
+                kind="risk.update",
+                purpose="offender_management",
+                offender="S284-000321",
+                to=["police"],
+                payload={"risk_level": "low"},
+            )
+        async with await deployment.client("police") as police:
+            delivered = [d.envelope.id async for d in police.inbox()]
+    assert receipt.accepted
+    assert delivered == [receipt.message_id]
+
+
+async def test_provision_command(deployment, cli, tmp_path):
+    """`s284 provision` re-provisions a running deployment (idempotent) and says so; on a
+    directory with no deployment it exits 1 with a one-line error, not a traceback."""
+    done = await asyncio.to_thread(cli, "provision", "--home", str(deployment.home.path))
+    assert done.returncode == 0, done.stderr
+    assert "provisioned" in done.stdout
+    missing = await asyncio.to_thread(cli, "provision", "--home", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: no s284 deployment")
+    assert "Traceback" not in missing.stderr

@@ -15,8 +15,6 @@ import yaml
 from audit import AuditStore
 from broker.alerts.admin import import_table
 from broker.auth import Principal, Role
-from broker.home import AGENCY_NAMES
-from broker.nats.transport import StreamLimits
 from broker.wire.envelope import Sender
 from routing import RoutingStore
 from tests.conftest import s284
@@ -62,11 +60,7 @@ async def _alert(officer_client, offender=OFFENDER, topic="risk"):
 
 
 async def _create_streams(deployment):
-    conn = deployment.gateway_transport()
-    settings = deployment.settings
-    limits = StreamLimits(settings.max_frame_bytes, settings.ack_wait_s, settings.max_deliver)
-    await conn.ensure_streams(limits, AGENCY_NAMES)
-    await conn.close()
+    await deployment.provision()
 
 
 async def _drain(client, box):

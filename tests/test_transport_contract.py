@@ -15,14 +15,15 @@ from broker.errors import TransportError
 from broker.home import Home
 from broker.nats.client import Connection
 from broker.nats.config import (
+    ADMIN,
     CHECKPOINT_SUBJECT,
     GATEWAY_CONSUMER,
     STREAM_DELIVER,
-    STREAM_INGRESS,
     alert_consumer,
     alert_subject,
     deliver_consumer,
     deliver_subject,
+    ingress_stream,
     ingress_subject,
     receipt_subject,
 )
@@ -33,6 +34,7 @@ from broker.wire.keys import GATEWAY
 from tests.conftest import free_port
 from tests.twin import TWIN_AGENCIES
 
+POLICE_INGRESS = ingress_stream("police")
 LIMITS = StreamLimits(max_frame_bytes=64 * 1024, ack_wait_s=1.0, max_deliver=3)
 QUIET = 0.3  # how long "nothing arrives" is awaited
 
@@ -71,7 +73,8 @@ async def _nats_side(tmp_path: Path) -> AsyncIterator[Side]:
     await server.start()
 
     async def connect(user: str) -> Connection:
-        return await Connection.connect(home.nats_url, home.credentials(user), name=user)
+        creds = home.admin_credentials() if user == ADMIN else home.credentials(user)
+        return await Connection.connect(home.nats_url, creds, name=user)
 
     async def size(stream: str) -> int:
         info = await side.opened[0].js.stream_info(stream)  # type: ignore[attr-defined]
@@ -88,11 +91,11 @@ async def _nats_side(tmp_path: Path) -> AsyncIterator[Side]:
 
 @pytest.fixture(params=["twin", pytest.param("nats", marks=pytest.mark.nats)])
 async def side(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Side]:
-    """The twin, and a real nats-server; the gateway user has set the streams up."""
+    """The twin, and a real nats-server; the admin identity has set the streams up."""
     make = _twin_side if request.param == "twin" else _nats_side
     async with make(tmp_path) as chosen:
-        gateway = await chosen.user(GATEWAY)
-        await gateway.ensure_streams(LIMITS, TWIN_AGENCIES)
+        admin = await chosen.user(ADMIN)
+        await admin.ensure_streams(LIMITS, TWIN_AGENCIES)
         yield chosen
 
 
@@ -114,11 +117,11 @@ async def test_published_message_is_fetched_with_its_metadata_and_gone_once_acke
     message id, sequence and a first delivery; acked, it is not delivered again."""
     police, gateway = await _ingress(side)
     seq = await police.publish(ingress_subject("police"), b"frame", "m-1")
-    msg = await _one(gateway, STREAM_INGRESS, GATEWAY_CONSUMER)
+    msg = await _one(gateway, POLICE_INGRESS, GATEWAY_CONSUMER)
     assert (msg.data, msg.subject, msg.stream_seq) == (b"frame", "s284.ingress.police", seq)
     assert (msg.headers["Nats-Msg-Id"], msg.num_delivered) == ("m-1", 1)
     await msg.ack()
-    await _nothing(gateway, STREAM_INGRESS, GATEWAY_CONSUMER)
+    await _nothing(gateway, POLICE_INGRESS, GATEWAY_CONSUMER)
 
 
 async def test_duplicate_message_id_returns_the_original_sequence_and_is_stored_once(side):
@@ -130,7 +133,7 @@ async def test_duplicate_message_id_returns_the_original_sequence_and_is_stored_
     other = await police.publish(ingress_subject("police"), b"next", "m-next")
     assert again == first
     assert other == first + 1
-    msgs = await gateway.pull(STREAM_INGRESS, GATEWAY_CONSUMER).fetch(10, timeout=2.0)
+    msgs = await gateway.pull(POLICE_INGRESS, GATEWAY_CONSUMER).fetch(10, timeout=2.0)
     assert [m.data for m in msgs] == [b"frame", b"next"]
 
 
@@ -138,7 +141,7 @@ async def test_nak_redelivers_and_counts_deliveries(side):
     """A nak'd message comes back (after its delay, not before) with num_delivered raised."""
     police, gateway = await _ingress(side)
     await police.publish(ingress_subject("police"), b"frame", "m-nak")
-    consumer = gateway.pull(STREAM_INGRESS, GATEWAY_CONSUMER)
+    consumer = gateway.pull(POLICE_INGRESS, GATEWAY_CONSUMER)
     [msg] = await consumer.fetch(10, timeout=2.0)
     await msg.nak()
     [again] = await consumer.fetch(10, timeout=2.0)
@@ -153,7 +156,7 @@ async def test_unacked_message_is_redelivered_after_ack_wait(side):
     """A worker that dies holding a message loses it only for ack_wait."""
     police, gateway = await _ingress(side)
     await police.publish(ingress_subject("police"), b"frame", "m-wait")
-    consumer = gateway.pull(STREAM_INGRESS, GATEWAY_CONSUMER)
+    consumer = gateway.pull(POLICE_INGRESS, GATEWAY_CONSUMER)
     [msg] = await consumer.fetch(10, timeout=2.0)
     [again] = await consumer.fetch(10, timeout=LIMITS.ack_wait_s + 2.0)
     assert (again.stream_seq, again.num_delivered) == (msg.stream_seq, 2)
@@ -163,16 +166,16 @@ async def test_term_stops_redelivery(side):
     """A terminated message is never delivered again, even after ack_wait."""
     police, gateway = await _ingress(side)
     await police.publish(ingress_subject("police"), b"frame", "m-term")
-    msg = await _one(gateway, STREAM_INGRESS, GATEWAY_CONSUMER)
+    msg = await _one(gateway, POLICE_INGRESS, GATEWAY_CONSUMER)
     await msg.term()
-    await _nothing(gateway, STREAM_INGRESS, GATEWAY_CONSUMER, LIMITS.ack_wait_s + 0.5)
+    await _nothing(gateway, POLICE_INGRESS, GATEWAY_CONSUMER, LIMITS.ack_wait_s + 0.5)
 
 
 async def test_delivery_stops_after_max_deliver(side):
     """The gateway's consumer gives up on a message after max_deliver attempts."""
     police, gateway = await _ingress(side)
     await police.publish(ingress_subject("police"), b"poison", "m-poison")
-    consumer = gateway.pull(STREAM_INGRESS, GATEWAY_CONSUMER)
+    consumer = gateway.pull(POLICE_INGRESS, GATEWAY_CONSUMER)
     for attempt in range(1, LIMITS.max_deliver + 1):
         [msg] = await consumer.fetch(10, timeout=2.0)
         assert msg.num_delivered == attempt
@@ -185,13 +188,13 @@ async def test_work_queue_removes_acked_messages_and_limits_keeps_them(side):
     police, gateway = await _ingress(side)
     await police.publish(ingress_subject("police"), b"frame", "m-wq")
     await gateway.publish(deliver_subject("police", "risk.update"), b"sealed", "d-1")
-    assert await side.stream_size(STREAM_INGRESS) == 1
-    await (await _one(gateway, STREAM_INGRESS, GATEWAY_CONSUMER)).ack()
+    assert await side.stream_size(POLICE_INGRESS) == 1
+    await (await _one(gateway, POLICE_INGRESS, GATEWAY_CONSUMER)).ack()
     await (await _one(police, STREAM_DELIVER, deliver_consumer("police"))).ack()
     await gateway.flush()
     await police.flush()
     await asyncio.sleep(0.1)  # the server applies an ack after the ack message arrives
-    assert await side.stream_size(STREAM_INGRESS) == 0
+    assert await side.stream_size(POLICE_INGRESS) == 0
     assert await side.stream_size(STREAM_DELIVER) == 1
 
 
@@ -228,7 +231,7 @@ REFUSALS = {
     "read another agency's inbox": lambda c: c.pull(STREAM_DELIVER, deliver_consumer("dffh")).fetch(
         1, timeout=2.0
     ),
-    "read the gateway's ingress": lambda c: c.pull(STREAM_INGRESS, GATEWAY_CONSUMER).fetch(
+    "read the gateway's ingress": lambda c: c.pull(POLICE_INGRESS, GATEWAY_CONSUMER).fetch(
         1, timeout=2.0
     ),
     "subscribe to another agency's deliveries": lambda c: c.subscribe(
@@ -256,4 +259,4 @@ async def test_frame_over_the_stream_limit_is_refused(side):
     big = b"x" * (LIMITS.max_frame_bytes + 128 * 1024)
     with pytest.raises(TransportError, match="size exceeds maximum"):
         await police.publish(ingress_subject("police"), big, "m-big")
-    assert await side.stream_size(STREAM_INGRESS) == 0
+    assert await side.stream_size(POLICE_INGRESS) == 0

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from broker.nats.config import STREAM_INGRESS, ingress_subject
+from broker.nats.config import ADMIN, ingress_stream, ingress_subject
 from broker.nats.permissions import pattern_covers, permissions_for, subject_matches
 from broker.nats.streams import stream_specs
 from broker.nats.transport import StreamLimits
@@ -52,24 +52,27 @@ def test_a_subscription_is_allowed_only_within_the_permitted_subjects(allowed, w
 
 def test_the_permission_table_keeps_the_isolation_rules():
     """An agency publishes only on its own ingress and reads only its own consumers; only
-    the gateway acks ingress and manages streams."""
+    the gateway acks ingress; only the admin identity manages streams."""
     police, gateway = permissions_for("police"), permissions_for(GATEWAY)
+    ingress = ingress_stream("police")
     assert police.may_publish(ingress_subject("police"))
     assert not police.may_publish(ingress_subject("dffh"))
     assert not police.may_publish("s284.deliver.police.risk.update")
     assert not police.manage_streams
-    assert not police.may_pull(STREAM_INGRESS, "gateway")
-    assert gateway.may_ack(STREAM_INGRESS, "gateway")
+    assert not police.may_pull(ingress, "gateway")
+    assert gateway.may_ack(ingress, "gateway")
     assert not gateway.may_publish(ingress_subject("police"))
-    assert gateway.manage_streams
+    assert not gateway.manage_streams
+    assert permissions_for(ADMIN).manage_streams
 
 
 async def test_a_duplicate_after_the_window_is_stored_again():
     """Nats-Msg-Id de-duplication holds within the stream's window only, as in JetStream."""
     server = MemoryNats()
-    await server.connect(GATEWAY).ensure_streams(LIMITS, ["police"])
-    ingress = server._streams[STREAM_INGRESS]
-    ingress.spec = dataclasses.replace(stream_specs(LIMITS)[0], duplicate_window_s=0.05)
+    await server.connect(ADMIN).ensure_streams(LIMITS, ["police"])
+    ingress = server._streams[ingress_stream("police")]
+    spec = stream_specs(LIMITS, ["police"])[0]
+    ingress.spec = dataclasses.replace(spec, duplicate_window_s=0.05)
     police = server.connect("police")
     first = await police.publish(ingress_subject("police"), b"a", "m-1")
     assert await police.publish(ingress_subject("police"), b"a", "m-1") == first

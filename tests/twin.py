@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.home import AGENCY_NAMES, Home
+from broker.nats.config import ADMIN
+from broker.nats.transport import StreamLimits
 from broker.nats.twin import MemoryNats, TwinConnection
 from broker.runtime import Running, gateway_running
 from broker.sdk import AgencyClient
@@ -40,12 +42,22 @@ class TwinDeployment:
     def gateway_transport(self) -> TwinConnection:
         return self.connect(GATEWAY)
 
+    async def provision(self) -> None:
+        """Streams and consumers, as `s284 up` makes them: with the admin identity."""
+        admin = self.connect(ADMIN)
+        s = self.settings
+        await admin.ensure_streams(
+            StreamLimits(s.max_frame_bytes, s.ack_wait_s, s.max_deliver), AGENCY_NAMES
+        )
+        await admin.close()
+
     @contextlib.asynccontextmanager
     async def gateway(
         self, stop: asyncio.Event | None = None, settings: Settings | None = None
     ) -> AsyncIterator[Running]:
         """The gateway, checkpointer and alert flow on the twin (a restart: enter again)."""
         stop = stop or asyncio.Event()
+        await self.provision()
         async with gateway_running(settings or self.settings, stop, self.gateway_transport()) as r:
             yield r
             stop.set()

@@ -62,20 +62,42 @@ def rotate(path: Path) -> None:
     help='This agency\'s NATS credentials: JSON {"user": ..., "password": ...}.',
 )
 @click.option(
+    "--ca",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="The CA (PEM) the broker's TLS listener is verified against, from the operator.",
+)
+@click.option(
+    "--cert",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="With mutual TLS: this agency's client certificate (PEM); --key its private key.",
+)
+@click.option("--key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None)
+@click.option(
     "--directory-key",
     required=True,
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="The directory public key (JWK) from the operator, checked out of band.",
 )
-def trust(path: Path, nats_url: str, creds: Path, directory_key: Path) -> None:
-    """Record how this agency reaches the broker, and pin the directory key."""
+def trust(
+    path: Path,
+    nats_url: str,
+    creds: Path,
+    ca: Path | None,
+    cert: Path | None,
+    key: Path | None,
+    directory_key: Path,
+) -> None:
+    """Record how this agency reaches the broker (copying the CA and any client certificate
+    into the agency home), and pin the directory key."""
     try:
         data = json.loads(creds.read_text())
-        key = json.loads(directory_key.read_text())
-        credentials = Credentials(data["user"], SecretStr(data["password"]))
+        pinned = json.loads(directory_key.read_text())
+        credentials = Credentials(data["user"], SecretStr(data["password"]), ca, cert, key)
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"unreadable --creds or --directory-key ({exc.__class__.__name__})"
         ) from None
-    AgencyHome(path).trust(nats_url, credentials, key)
-    click.echo(f"{path}: connects to {nats_url}, directory key {key.get('kid')} pinned")
+    AgencyHome(path).trust(nats_url, credentials, pinned)
+    click.echo(f"{path}: connects to {nats_url}, directory key {pinned.get('kid')} pinned")

@@ -28,6 +28,7 @@ from broker.cli.token import token
 from broker.errors import ConfigError
 from broker.home import AgencyHome, Home
 from broker.runtime import Started, run_embedded, run_gateway
+from broker.runtime import provision as run_provision
 from broker.sdk import AgencyClient
 from broker.settings import Settings
 from broker.wire.envelope import (
@@ -126,9 +127,10 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
     """Start the embedded broker: nats-server, policy gateway and HTTP API, on loopback.
 
     On first start it creates the home: the gateway's keys, the signed key directory and
-    its key, the NATS config with one user per agency, and the SQLite audit database; and,
-    for the demo, four agency homes beside it (<home>.agencies/<agency>), each holding only
-    its own agency's private keys, admitted to the directory from their requests.
+    its key, a local TLS CA, the NATS config with one account per agency, and the SQLite
+    audit database; for the demo, four agency homes beside it (<home>.agencies/<agency>),
+    each holding only its own agency's private keys, admitted to the directory from their
+    requests; then it provisions the streams with the admin identity.
     Stop with Ctrl-C (or SIGTERM): everything, nats-server included, shuts down.
     """
     settings = _settings(home, http_port=http_port, nats_port=nats_port)
@@ -137,6 +139,7 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
     def announce(started: Started) -> None:
         click.echo(f"s284 broker up (home {started.home.path.resolve()})")
         click.echo(f"  NATS        {started.nats_url}  (config {started.home.nats_conf})")
+        click.echo(f"  TLS CA      {started.home.tls_files.ca}")
         click.echo(f"  HTTP API    {started.http_url}  (/healthz, /readyz, /docs)")
         click.echo(f"  audit API   {started.http_url}/api/v1/audit  (token: s284 token --help)")
         click.echo(f"  web inbox   {started.http_url}/inbox  (designated contacts)")
@@ -174,7 +177,8 @@ def _check_home_agrees(home_path: Path, nats_port: int | None) -> None:
 @cli.command()
 @home_option
 def gateway(home: Path | None) -> None:
-    """Run one policy gateway worker against an existing deployment (NATS already running)."""
+    """Run one policy gateway worker against an existing deployment (NATS already running,
+    streams provisioned: see `s284 provision`). It never reads the admin credentials."""
     sys.exit(_run(run_gateway(_settings(home))))
 
 
@@ -185,6 +189,15 @@ def _offender_ref(_ctx: click.Context, _param: click.Parameter, value: str) -> s
             "(capitals, digits and hyphens, 3-32 characters; never a person's name)"
         )
     return value
+
+
+@cli.command()
+@home_option
+def provision(home: Path | None) -> None:
+    """Create or update the JetStream streams and consumers with the admin identity
+    (<home>/nats/admin/admin.json). Run it once per deployment, and after an upgrade."""
+    _run(run_provision(_settings(home)))
+    click.echo("streams and consumers provisioned")
 
 
 def _read_payload(source: str) -> dict[str, Any]:

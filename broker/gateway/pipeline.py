@@ -7,7 +7,8 @@ message's way as `Refused` or `Retry`; the pure checks are in broker/gateway/ste
     1 frame         Arrived -> Framed          size and shape; the agency from the subject
     2 authenticate  Framed -> Authenticated    signed by a key bound to that agency
     3 replay        Authenticated -> Fresh     within the window; id not seen on another seq
-    4 open          Fresh -> Opened            decrypt; the envelope agrees with the claims
+    4 open          Fresh -> Opened            Nats-Msg-Id is the signed id; decrypt; the
+                                               envelope agrees with the claims
     5 decide        Opened -> Decided          s 284 per recipient; 5b subscribers' copies
     6 minimise      Decided -> Minimised       per recipient, only what its purpose needs
     8a seal         Minimised -> Sealed        re-seal per recipient (before the commit, so
@@ -65,10 +66,11 @@ from broker.gateway.stages import (
 )
 from broker.nats.config import (
     GATEWAY_CONSUMER,
-    STREAM_INGRESS,
     deliver_subject,
+    ingress_streams,
     receipt_subject,
 )
+from broker.nats.fanin import FanIn
 from broker.nats.transport import Inbound, Transport
 from broker.settings import Settings
 from broker.wire.envelope import (
@@ -125,13 +127,14 @@ class Gateway:
         return self._store.ping()
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = self._conn.pull(STREAM_INGRESS, GATEWAY_CONSUMER)
+        consumer = FanIn([self._conn.pull(s, GATEWAY_CONSUMER) for s in ingress_streams()])
         log.info("gateway_started", policy_version=self._policy.version)
         while not stop.is_set():
             self.state.ready = self._conn.is_connected
             msgs = await consumer.fetch(self._settings.fetch_batch, timeout=1.0)
             if msgs:
                 await self._process_safely(msgs)
+        await consumer.close()
         self.state.ready = False
         log.info("gateway_stopped", processed=self.state.processed, refused=self.state.refused)
 
@@ -191,6 +194,7 @@ class Gateway:
         return self._each(items, Authenticated, fresh)
 
     def _open(self, item: Fresh) -> Opened:
+        steps.check_msg_id(item.msg.headers, item.claims)  # after 3: a replay says replay
         content = steps.open_payload(item.claims, self._identity)
         return Opened(item.msg, item.agency, item.claims, content)
 

@@ -5,6 +5,7 @@ the steps in order and wraps these results in its stage records (stages.py).
     1 check_frame       size and shape of the frame, agency from the subject
     2 authenticate      signature by a key bound to that agency
     3 check_replay      message id not seen before; created-at within the window
+    3b check_msg_id     the Nats-Msg-Id JetStream de-duplicated on is the signed message id
     4 open_payload      decrypt and validate the envelope
     5 decide            the s 284 decision for every recipient
     5b decide_pushes    subscribers to the offender get updates too, where policy permits
@@ -113,6 +114,16 @@ def check_replay(
         )
     if first_seen is not None and first_seen != stream_seq:
         raise Refusal(ReasonCode.REPLAY_DUPLICATE_ID, "this message id has already been received")
+
+
+def check_msg_id(headers: dict[str, str], claims: IngressClaims) -> None:
+    """JetStream de-duplicated the frame on its `Nats-Msg-Id`; unless that is the signed id,
+    a sender could slip the same message past de-duplication, or pre-empt another id."""
+    if headers.get("Nats-Msg-Id") != claims.id:
+        raise Refusal(
+            ReasonCode.FRAME_MSG_ID_MISMATCH,
+            "the Nats-Msg-Id header must equal the signed message id",
+        )
 
 
 def open_payload(claims: IngressClaims, gateway: Identity) -> SealedContent:

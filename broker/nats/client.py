@@ -29,6 +29,7 @@ from nats.js.client import JetStreamContext
 
 from broker.errors import TransportError
 from broker.nats.config import Credentials, inbox_prefix
+from broker.nats.login import connect_failure, login_options, tls_context
 from broker.nats.streams import ConsumerSpec, StreamSpec, consumer_specs, stream_specs
 from broker.nats.transport import Inbound, StreamLimits
 
@@ -45,6 +46,7 @@ _RETRYABLE = (
     nats.js.errors.NoStreamResponseError,  # stream briefly unavailable (update, election)
     asyncio.TimeoutError,
 )
+_ERR_GRACE_S = 0.05
 _VIOLATION = re.compile(
     r'permissions violation for (publish|subscription) to "([^"]+)"', re.IGNORECASE
 )
@@ -168,6 +170,7 @@ class Connection:
     ) -> Connection:
         async def on_error(exc: Exception) -> None:
             violations.report(exc)
+            errors[-1:] = [exc]
             log.warning("nats_error", user=creds.user, error=exc.__class__.__name__)
 
         async def on_disconnect() -> None:
@@ -179,12 +182,13 @@ class Connection:
 
         nc_holder: list[Client] = []
         violations = _Violations()
+        errors: list[Exception] = []
         try:
             nc = await asyncio.wait_for(
                 nats.connect(
                     servers=[url],
-                    user=creds.user,
-                    password=creds.password.get_secret_value(),
+                    **login_options(creds),
+                    tls=tls_context(creds),
                     name=name,
                     inbox_prefix=inbox_prefix(creds.user).encode(),
                     connect_timeout=connect_timeout,
@@ -198,10 +202,7 @@ class Connection:
                 timeout=connect_timeout * 2,
             )  # reconnects forever later, but not at first connect
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            raise TransportError(
-                f"cannot connect to NATS at {url} as {creds.user!r} ({exc.__class__.__name__}); "
-                "is the broker running (`s284 up`)?"
-            ) from exc
+            raise connect_failure(url, creds.user, errors[-1] if errors else exc) from exc
         nc_holder.append(nc)
         return cls(nc, creds.user, violations)
 
@@ -263,6 +264,8 @@ class Connection:
             try:
                 sub = await self._nc.subscribe(subject, cb=_cb)
                 await self._nc.flush(timeout=5)  # the server answers a refused SUB before PONG
+                # nats-py hands the -ERR to its error callback as a task: let it run
+                await asyncio.wait({refused}, timeout=_ERR_GRACE_S)
             except (TimeoutError, nats.errors.Error) as exc:
                 raise TransportError(f"cannot subscribe to {subject}: {exc!r}") from exc
             if refused.done() and not refused.cancelled():
@@ -275,9 +278,10 @@ class Connection:
         await self._nc.flush(timeout=5)
 
     async def ensure_streams(self, limits: StreamLimits, agencies: list[str]) -> None:
-        """Create or update every stream and durable consumer (idempotent; gateway user)."""
+        """Create or update every stream and durable consumer (idempotent). Needs the admin
+        identity: the gateway's own user may not create or change streams."""
         try:
-            for stream in stream_specs(limits):
+            for stream in stream_specs(limits, agencies):
                 await self._stream(stream)
             for consumer in consumer_specs(limits, agencies):
                 await self._consumer(consumer)
@@ -297,6 +301,7 @@ class Connection:
             max_msg_size=spec.max_msg_size,
             max_age=spec.max_age_s,
             duplicate_window=spec.duplicate_window_s,
+            first_seq=spec.first_seq,
             deny_delete=True,
             deny_purge=True,
         )

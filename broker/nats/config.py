@@ -1,6 +1,15 @@
-"""NATS users and permissions: each agency publishes only to its own ingress subject and
-reads only its own deliveries and receipts; only the gateway reads ingress; nobody
-may delete or purge a stream."""
+"""NATS subjects, streams, identities and the server's account configuration.
+
+Isolation rests on NATS *accounts*, not on publish/subscribe permissions: a reply
+subject is never checked against publish permissions, so an agency sharing the
+streams' account could make JetStream store its replies anywhere. Here every agency
+has its own account with no JetStream; the BROKER account alone holds the streams,
+and an agency reaches it only through service imports of its own ingress subject and
+of the JetStream API subjects of its own consumers. A reply subject an agency sets is
+resolved back in its own account, where no stream listens. In the BROKER account the
+gateway may publish and consume but not create, change, delete or purge; only the
+admin identity (used by provisioning, never by the running gateway) may.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +20,59 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from broker.nats.tls import TlsFiles
 from broker.wire.envelope import Agency
 from broker.wire.keys import GATEWAY
 
 
 @dataclass(frozen=True)
 class Credentials:
-    """A NATS user and its password (never printed: SecretStr)."""
+    """How one identity connects: NATS user and password (never printed: SecretStr), the
+    CA its TLS connection verifies the server against, and an optional client certificate."""
 
     user: str
     password: SecretStr
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
 
 
-STREAM_INGRESS = "S284_INGRESS"
+ADMIN = "admin"
+BROKER_ACCOUNT = "BROKER"
 STREAM_DELIVER = "S284_DELIVER"
 STREAM_RECEIPTS = "S284_RECEIPTS"
 STREAM_DLQ = "S284_DLQ"
 STREAM_CHECKPOINTS = "S284_CHECKPOINTS"
-CHECKPOINT_SUBJECT = "s284.checkpoint"
 STREAM_DIRECTORY = "S284_DIRECTORY"
+CHECKPOINT_SUBJECT = "s284.checkpoint"
 DIRECTORY_SUBJECT = "s284.directory"
 GATEWAY_CONSUMER = "gateway"
 MAX_PAYLOAD = 8 * 1024 * 1024  # a delivery carries the sender's original frame (<= 1 MiB)
+DIRECTORY_LAST = f"$JS.API.STREAM.MSG.GET.{STREAM_DIRECTORY}"  # read the newest version
+INGRESS_SEQ_RANGE = 10**12
+"""Each agency's ingress stream numbers its messages in its own range (first sequence
+index * 10**12 + 1), so an ingress sequence names one frame across all agencies."""
+
+
+def account(agency: str) -> str:
+    return agency.upper()
 
 
 def ingress_subject(agency: str) -> str:
     return f"s284.ingress.{agency}"
+
+
+def ingress_stream(agency: str) -> str:
+    """One ingress stream per agency: JetStream de-duplicates message ids per stream."""
+    return f"S284_INGRESS_{agency.upper()}"
+
+
+def ingress_first_seq(agency: str) -> int:
+    return [a.value for a in Agency].index(agency) * INGRESS_SEQ_RANGE + 1
+
+
+def ingress_streams() -> list[str]:
+    return [ingress_stream(a.value) for a in Agency]
 
 
 def deliver_subject(agency: str, kind: str) -> str:
@@ -76,25 +112,72 @@ def checkpoint_consumer(agency: str) -> str:
     return f"checkpoints-{agency}"
 
 
+def directory_consumer(agency: str) -> str:
+    return f"directory-{agency}"
+
+
 def inbox_prefix(user: str) -> str:
     return f"_INBOX_{user}"
 
 
-def agency_permissions(agency: str) -> dict[str, Any]:
-    consumers = [
-        (STREAM_DELIVER, deliver_consumer(agency)),
-        (STREAM_RECEIPTS, receipt_consumer(agency)),
-        (STREAM_CHECKPOINTS, checkpoint_consumer(agency)),
-        (STREAM_DELIVER, alert_consumer(agency)),
-        (STREAM_DELIVER, notice_consumer(agency)),
+@dataclass(frozen=True)
+class AgencyConsumer:
+    """A durable pull consumer an agency may read: stream, durable name, filter."""
+
+    stream: str
+    durable: str
+    filter_subject: str
+
+    @property
+    def next_subject(self) -> str:
+        return f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
+
+    @property
+    def ack_subjects(self) -> str:
+        return f"$JS.ACK.{self.stream}.{self.durable}.>"
+
+
+def agency_consumers(agency: str) -> list[AgencyConsumer]:
+    return [
+        AgencyConsumer(STREAM_DELIVER, deliver_consumer(agency), f"s284.deliver.{agency}.>"),
+        AgencyConsumer(STREAM_DELIVER, alert_consumer(agency), f"s284.alert.{agency}.>"),
+        AgencyConsumer(STREAM_DELIVER, notice_consumer(agency), f"s284.notice.{agency}.>"),
+        AgencyConsumer(STREAM_RECEIPTS, receipt_consumer(agency), f"s284.receipt.{agency}.>"),
+        AgencyConsumer(STREAM_CHECKPOINTS, checkpoint_consumer(agency), CHECKPOINT_SUBJECT),
+        AgencyConsumer(STREAM_DIRECTORY, directory_consumer(agency), DIRECTORY_SUBJECT),
     ]
-    publish = [ingress_subject(agency), f"$JS.API.STREAM.MSG.GET.{STREAM_DIRECTORY}"]
-    for stream, consumer in consumers:
-        publish += [
-            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
-            f"$JS.API.CONSUMER.INFO.{stream}.{consumer}",
-            f"$JS.ACK.{stream}.{consumer}.>",
+
+
+def _exports(agency: str) -> list[dict[str, Any]]:
+    """What the BROKER account offers one agency (and only it)."""
+    only = [account(agency)]
+    exports: list[dict[str, Any]] = [
+        {"service": ingress_subject(agency), "accounts": only},
+        {"stream": f"s284.receipt.{agency}.>", "accounts": only},
+        {"service": DIRECTORY_LAST, "accounts": only},  # the newest signed key directory
+    ]
+    for consumer in agency_consumers(agency):
+        exports += [
+            {"service": consumer.next_subject, "accounts": only, "response_type": "stream"},
+            {"service": consumer.ack_subjects, "accounts": only},
         ]
+    return exports
+
+
+def _imports(agency: str) -> list[dict[str, Any]]:
+    """The same subjects seen from the agency's account, under the same names."""
+    imports: list[dict[str, Any]] = []
+    for export in _exports(agency):
+        kind = "service" if "service" in export else "stream"
+        imports.append({kind: {"account": BROKER_ACCOUNT, "subject": export[kind]}})
+    return imports
+
+
+def agency_permissions(agency: str) -> dict[str, Any]:
+    """Inside its own account (defence in depth: the account is the boundary)."""
+    publish = [ingress_subject(agency), DIRECTORY_LAST]
+    for consumer in agency_consumers(agency):
+        publish += [consumer.next_subject, consumer.ack_subjects]
     return {
         "publish": {"allow": publish},
         "subscribe": {"allow": [f"{inbox_prefix(agency)}.>", f"s284.receipt.{agency}.>"]},
@@ -102,6 +185,7 @@ def agency_permissions(agency: str) -> dict[str, Any]:
 
 
 def gateway_permissions() -> dict[str, Any]:
+    """Publish and consume; read stream state; never create, change, delete or purge."""
     return {
         "publish": {
             "allow": [
@@ -111,42 +195,82 @@ def gateway_permissions() -> dict[str, Any]:
                 "s284.notice.>",
                 "s284.dlq.>",
                 CHECKPOINT_SUBJECT,
-                DIRECTORY_SUBJECT,
-                "$JS.API.>",
-                f"$JS.ACK.{STREAM_INGRESS}.{GATEWAY_CONSUMER}.>",
-            ],
-            "deny": [
-                "$JS.API.STREAM.DELETE.>",
-                "$JS.API.STREAM.PURGE.>",
-                "$JS.API.STREAM.MSG.DELETE.>",
+                DIRECTORY_SUBJECT,  # signed by the directory key; readers verify it
+                DIRECTORY_LAST,
+                *(f"$JS.API.CONSUMER.MSG.NEXT.{s}.{GATEWAY_CONSUMER}" for s in ingress_streams()),
+                *(f"$JS.ACK.{s}.{GATEWAY_CONSUMER}.>" for s in ingress_streams()),
+                "$JS.API.INFO",
+                "$JS.API.STREAM.INFO.*",
+                "$JS.API.CONSUMER.INFO.*.*",
             ],
         },
         "subscribe": {"allow": [f"{inbox_prefix(GATEWAY)}.>"]},
     }
 
 
-def render_config(port: int, store_dir: Path, users: dict[str, str]) -> str:
-    """users: NATS user -> bcrypt hash of its password. Loopback only, JetStream on disk."""
-    entries = [
-        {
-            "user": user,
-            "password": hashed,
-            "permissions": gateway_permissions() if user == GATEWAY else agency_permissions(user),
-        }
-        for user, hashed in users.items()
+def _login(user: str, users: dict[str, str], mutual_tls: bool) -> dict[str, Any]:
+    """With mutual TLS the client certificate (subject `CN=<user>`) is the login."""
+    return {"user": f"CN={user}"} if mutual_tls else {"user": user, "password": users[user]}
+
+
+def _broker_account(users: dict[str, str], mutual_tls: bool) -> dict[str, Any]:
+    broker_users: list[dict[str, Any]] = [
+        _login(ADMIN, users, mutual_tls),
+        {**_login(GATEWAY, users, mutual_tls), "permissions": gateway_permissions()},
     ]
+    return {
+        "jetstream": "enabled",
+        "users": broker_users,
+        "exports": [e for a in Agency for e in _exports(a.value)],
+    }
+
+
+def accounts(users: dict[str, str], mutual_tls: bool = False) -> dict[str, Any]:
+    """users: NATS user -> bcrypt hash of its password (admin, gateway, each agency)."""
+    out = {BROKER_ACCOUNT: _broker_account(users, mutual_tls)}
+    for agency in (a.value for a in Agency):
+        login = _login(agency, users, mutual_tls)
+        out[account(agency)] = {
+            "users": [{**login, "permissions": agency_permissions(agency)}],
+            "imports": _imports(agency),
+        }
+    return out
+
+
+def _tls_block(tls: TlsFiles, mutual_tls: bool) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "ca_file": str(tls.ca),
+        "cert_file": str(tls.cert),
+        "key_file": str(tls.key),
+        "timeout": 2,
+    }
+    if mutual_tls:
+        block["verify_and_map"] = True
+    return block
+
+
+def render_config(
+    port: int,
+    store_dir: Path,
+    users: dict[str, str],
+    tls: TlsFiles | None = None,
+    mutual_tls: bool = False,
+) -> str:
+    """Loopback only, JetStream on disk, one account per agency, TLS when given (and, with
+    `mutual_tls`, each client's certificate as its login)."""
     # NATS config accepts JSON syntax; json.dumps quotes everything safely.
-    return "\n".join(
-        [
-            "# generated by s284: loopback only, one user per agency, JetStream on disk",
-            f"listen: {json.dumps(f'127.0.0.1:{port}')}",
-            'server_name: "s284-embedded"',
-            f"max_payload: {MAX_PAYLOAD}",
-            f"jetstream: {json.dumps({'store_dir': str(store_dir)})}",
-            f"authorization: {json.dumps({'users': entries}, indent=2)}",
-            "",
-        ]
-    )
+    lines = [
+        "# generated by s284: loopback only, one account per agency, JetStream on disk",
+        f"listen: {json.dumps(f'127.0.0.1:{port}')}",
+        'server_name: "s284-embedded"',
+        f"max_payload: {MAX_PAYLOAD}",
+        f"jetstream: {json.dumps({'store_dir': str(store_dir)})}",
+        f"accounts: {json.dumps(accounts(users, mutual_tls), indent=2)}",
+    ]
+    if tls is not None:
+        lines.append(f"tls: {json.dumps(_tls_block(tls, mutual_tls))}")
+        # A later cluster keeps the same files: `cluster: {tls: <the same block>}`.
+    return "\n".join([*lines, ""])
 
 
 ALL_USERS = [GATEWAY, *(a.value for a in Agency)]

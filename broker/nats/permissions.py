@@ -4,8 +4,10 @@ twin enforces it; nats-server enforces the config rendered from the same names, 
 contract tests (tests/test_transport_contract.py) check that both refuse alike.
 
 An agency publishes only to its own ingress and reads only its own deliveries, alerts,
-notices, receipts and the checkpoints; only the gateway reads ingress, publishes the
-rest and manages streams; nobody deletes or purges a stream.
+notices, receipts, the checkpoints and the signed key directory; only the gateway reads
+ingress and publishes the rest; only the admin identity (provisioning) manages streams;
+nobody deletes or purges a stream. (nats-server enforces this with one account per
+agency, see config.py; this table is the same rule for the twin.)
 """
 
 from __future__ import annotations
@@ -13,26 +15,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.nats.config import (
+    ADMIN,
     CHECKPOINT_SUBJECT,
     DIRECTORY_SUBJECT,
     GATEWAY_CONSUMER,
-    STREAM_CHECKPOINTS,
-    STREAM_DELIVER,
     STREAM_DIRECTORY,
-    STREAM_INGRESS,
-    STREAM_RECEIPTS,
-    alert_consumer,
+    agency_consumers,
     alert_subject,
-    checkpoint_consumer,
-    deliver_consumer,
     deliver_subject,
     inbox_prefix,
+    ingress_stream,
     ingress_subject,
-    notice_consumer,
     notice_subject,
-    receipt_consumer,
     receipt_subject,
 )
+from broker.wire.envelope import Agency
 from broker.wire.keys import GATEWAY
 
 ANY_CONSUMER = ("*", "*")
@@ -67,13 +64,7 @@ class Permissions:
 
 
 def _own_consumers(agency: str) -> tuple[tuple[str, str], ...]:
-    return (
-        (STREAM_DELIVER, deliver_consumer(agency)),
-        (STREAM_RECEIPTS, receipt_consumer(agency)),
-        (STREAM_CHECKPOINTS, checkpoint_consumer(agency)),
-        (STREAM_DELIVER, alert_consumer(agency)),
-        (STREAM_DELIVER, notice_consumer(agency)),
-    )
+    return tuple((c.stream, c.durable) for c in agency_consumers(agency))
 
 
 def agency_permissions(agency: str) -> Permissions:
@@ -100,14 +91,25 @@ def gateway_permissions() -> Permissions:
             DIRECTORY_SUBJECT,
         ),
         subscribe=(f"{inbox_prefix(GATEWAY)}.>",),
-        pull=(ANY_CONSUMER,),  # the gateway holds the JetStream API (not delete or purge)
-        ack=((STREAM_INGRESS, GATEWAY_CONSUMER),),
-        manage_streams=True,
+        pull=_gateway_consumers(),
+        ack=_gateway_consumers(),
+        manage_streams=False,  # provisioning is the admin identity's, never the gateway's
         read_last=("*",),
     )
 
 
+def _gateway_consumers() -> tuple[tuple[str, str], ...]:
+    return tuple((ingress_stream(a.value), GATEWAY_CONSUMER) for a in Agency)
+
+
+def admin_permissions() -> Permissions:
+    """Provisioning only: it creates and updates streams and consumers, and nothing else."""
+    return Permissions((), (f"{inbox_prefix(ADMIN)}.>",), (), (), manage_streams=True)
+
+
 def permissions_for(user: str) -> Permissions:
+    if user == ADMIN:
+        return admin_permissions()
     return gateway_permissions() if user == GATEWAY else agency_permissions(user)
 
 

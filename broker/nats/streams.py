@@ -15,17 +15,14 @@ from broker.nats.config import (
     STREAM_DELIVER,
     STREAM_DIRECTORY,
     STREAM_DLQ,
-    STREAM_INGRESS,
     STREAM_RECEIPTS,
-    alert_consumer,
+    agency_consumers,
     alert_subject,
-    checkpoint_consumer,
-    deliver_consumer,
     deliver_subject,
+    ingress_first_seq,
+    ingress_stream,
     ingress_subject,
-    notice_consumer,
     notice_subject,
-    receipt_consumer,
     receipt_subject,
 )
 from broker.nats.transport import StreamLimits
@@ -42,6 +39,7 @@ class StreamSpec:
     max_msg_size: int
     max_age_s: float  # 0: kept for ever
     duplicate_window_s: float
+    first_seq: int = 1  # ingress: each agency's stream numbers in its own range
 
 
 @dataclass(frozen=True)
@@ -53,16 +51,22 @@ class ConsumerSpec:
     max_deliver: int  # -1: unbounded
 
 
-def stream_specs(limits: StreamLimits) -> list[StreamSpec]:
+def stream_specs(limits: StreamLimits, agencies: list[str]) -> list[StreamSpec]:
+    """One ingress stream per agency (JetStream de-duplicates message ids per stream, so
+    one agency can never make another's message id a duplicate), then the shared ones."""
     window = max(300.0, limits.ack_wait_s * (limits.max_deliver + 1))
-    ingress = StreamSpec(
-        STREAM_INGRESS,
-        (ingress_subject("*"),),
-        work_queue=True,
-        max_msg_size=limits.max_frame_bytes + HEADER_ROOM,
-        max_age_s=0.0,
-        duplicate_window_s=window,
-    )
+    ingress = [
+        StreamSpec(
+            ingress_stream(agency),
+            (ingress_subject(agency),),
+            work_queue=True,
+            max_msg_size=limits.max_frame_bytes + HEADER_ROOM,
+            max_age_s=0.0,
+            duplicate_window_s=window,
+            first_seq=ingress_first_seq(agency),
+        )
+        for agency in agencies
+    ]
     kept = [
         (
             STREAM_DELIVER,
@@ -74,7 +78,7 @@ def stream_specs(limits: StreamLimits) -> list[StreamSpec]:
         (STREAM_CHECKPOINTS, (CHECKPOINT_SUBJECT,), 0.0),  # kept for ever
         (STREAM_DIRECTORY, (DIRECTORY_SUBJECT,), 0.0),  # every signed version, for ever
     ]
-    return [ingress] + [
+    return ingress + [
         StreamSpec(name, subjects, False, MAX_PAYLOAD, age, window)  # noqa: FBT003 - positional dataclass
         for name, subjects, age in kept
     ]
@@ -86,16 +90,17 @@ def _family(pattern: str) -> str:
 
 
 def consumer_specs(limits: StreamLimits, agencies: list[str]) -> list[ConsumerSpec]:
-    def spec(stream: str, durable: str, subject: str, max_deliver: int = -1) -> ConsumerSpec:
-        return ConsumerSpec(stream, durable, subject, limits.ack_wait_s, max_deliver)
-
-    specs = [spec(STREAM_INGRESS, GATEWAY_CONSUMER, ingress_subject("*"), limits.max_deliver)]
+    """The gateway's consumer on each ingress stream, then each agency's own consumers."""
+    specs = [
+        ConsumerSpec(
+            ingress_stream(a), GATEWAY_CONSUMER, ingress_subject(a), limits.ack_wait_s,
+            limits.max_deliver,
+        )
+        for a in agencies
+    ]  # fmt: skip
     for agency in agencies:
         specs += [
-            spec(STREAM_DELIVER, deliver_consumer(agency), deliver_subject(agency, ">")),
-            spec(STREAM_RECEIPTS, receipt_consumer(agency), receipt_subject(agency, ">")),
-            spec(STREAM_CHECKPOINTS, checkpoint_consumer(agency), CHECKPOINT_SUBJECT),
-            spec(STREAM_DELIVER, alert_consumer(agency), alert_subject(agency, ">")),
-            spec(STREAM_DELIVER, notice_consumer(agency), notice_subject(agency, ">")),
+            ConsumerSpec(c.stream, c.durable, c.filter_subject, limits.ack_wait_s, -1)
+            for c in agency_consumers(agency)
         ]
     return specs

@@ -68,7 +68,7 @@ class _Stream:
     def __init__(self, spec: StreamSpec) -> None:
         self.spec = spec
         self.messages: dict[int, _Stored] = {}
-        self.last_seq = 0
+        self.last_seq = spec.first_seq - 1
         self.changed = _Signal()
         self.interrupts = 0  # fetches waiting when this rises return at once
         self._ids: dict[str, tuple[int, float]] = {}  # Nats-Msg-Id -> (seq, stored at)
@@ -254,7 +254,7 @@ class MemoryNats:
             stream.changed.fire()
 
     def ensure(self, limits: StreamLimits, agencies: list[str]) -> None:
-        for spec in stream_specs(limits):
+        for spec in stream_specs(limits, agencies):
             old = self._streams.get(spec.name)
             if old is None:
                 self._streams[spec.name] = _Stream(spec)
