@@ -23,6 +23,7 @@ from broker.nats.config import (
     alert_subject,
     deliver_consumer,
     deliver_subject,
+    ingress_first_seq,
     ingress_stream,
     ingress_subject,
     receipt_subject,
@@ -260,3 +261,13 @@ async def test_frame_over_the_stream_limit_is_refused(side):
     with pytest.raises(TransportError, match="size exceeds maximum"):
         await police.publish(ingress_subject("police"), big, "m-big")
     assert await side.stream_size(POLICE_INGRESS) == 0
+
+
+async def test_each_agency_ingress_numbers_in_its_own_range(side):
+    """Corrections' first frame is numbered from Corrections' range, not from 1, on the twin
+    as on the server: an ingress sequence names one frame across all agencies."""
+    corrections, gateway = await side.user("corrections"), await side.user(GATEWAY)
+    seq = await corrections.publish(ingress_subject("corrections"), b"frame", "m-c1")
+    assert seq == ingress_first_seq("corrections") > 1
+    msg = await _one(gateway, ingress_stream("corrections"), GATEWAY_CONSUMER)
+    assert msg.stream_seq == seq
