@@ -48,11 +48,13 @@ async def test_a_store_outage_delays_the_message_but_loses_and_duplicates_nothin
 ):
     """The message is accepted after the outage, delivered once, recorded once."""
     settings, home = deployment.settings, deployment.home
-    conn = await Connection.connect(home.nats_url, home.credentials(GATEWAY), name="gw")
-    await conn.ensure_streams(
+    admin = await Connection.connect(home.nats_url, home.admin_credentials(), name="admin")
+    await admin.ensure_streams(  # provisioning is the admin identity's, not the gateway's
         StreamLimits(settings.max_frame_bytes, 3.0, settings.max_deliver),
         ["police", "corrections", "dffh", "health"],
     )
+    await admin.close()
+    conn = await Connection.connect(home.nats_url, home.credentials(GATEWAY), name="gw")
     store = AuditStore.open(settings.database_url)
     routing = RoutingStore.open(settings.database_url)
     log, rows = store, routing
