@@ -238,7 +238,7 @@ class Connection:
     async def last_message(self, stream: str, subject: str) -> bytes | None:
         """The newest message on `subject` in `stream`, None if there is none yet."""
         try:
-            msg = await self.js.get_last_msg(stream, subject)
+            msg = await self.js.get_last_msg(stream, subject, direct=True)
         except nats.js.errors.NotFoundError:
             return None
         except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
@@ -302,6 +302,7 @@ class Connection:
             max_age=spec.max_age_s,
             duplicate_window=spec.duplicate_window_s,
             first_seq=spec.first_seq,
+            allow_direct=spec.allow_direct or None,
             deny_delete=True,
             deny_purge=True,
         )

@@ -48,7 +48,10 @@ CHECKPOINT_SUBJECT = "s284.checkpoint"
 DIRECTORY_SUBJECT = "s284.directory"
 GATEWAY_CONSUMER = "gateway"
 MAX_PAYLOAD = 8 * 1024 * 1024  # a delivery carries the sender's original frame (<= 1 MiB)
-DIRECTORY_LAST = f"$JS.API.STREAM.MSG.GET.{STREAM_DIRECTORY}"  # read the newest version
+# The newest signed directory, by JetStream "direct get": answered by the stream itself, so
+# it works through a service import (the STREAM.MSG.GET API would answer for the caller's
+# own account, which has no JetStream).
+DIRECTORY_LAST = f"$JS.API.DIRECT.GET.{STREAM_DIRECTORY}.{DIRECTORY_SUBJECT}"
 INGRESS_SEQ_RANGE = 10**12
 """Each agency's ingress stream numbers its messages in its own range (first sequence
 index * 10**12 + 1), so an ingress sequence names one frame across all agencies."""

@@ -40,6 +40,7 @@ class StreamSpec:
     max_age_s: float  # 0: kept for ever
     duplicate_window_s: float
     first_seq: int = 1  # ingress: each agency's stream numbers in its own range
+    allow_direct: bool = False  # the directory: read by "direct get" across accounts
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,15 @@ def stream_specs(limits: StreamLimits, agencies: list[str]) -> list[StreamSpec]:
         (STREAM_DIRECTORY, (DIRECTORY_SUBJECT,), 0.0),  # every signed version, for ever
     ]
     return ingress + [
-        StreamSpec(name, subjects, False, MAX_PAYLOAD, age, window)  # noqa: FBT003 - positional dataclass
+        StreamSpec(
+            name,
+            subjects,
+            work_queue=False,
+            max_msg_size=MAX_PAYLOAD,
+            max_age_s=age,
+            duplicate_window_s=window,
+            allow_direct=name == STREAM_DIRECTORY,
+        )
         for name, subjects, age in kept
     ]
 
