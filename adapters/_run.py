@@ -13,7 +13,7 @@ from adapters._config import AdapterConfig, write_offender_map
 from adapters._core import Adapter
 from adapters._model import AgencyModule
 from adapters._state import AdapterState
-from broker import Agency, AgencyClient, Sender
+from broker import Agency, AgencyClient, Sender, TransportError
 
 log = structlog.get_logger("s284.adapter")
 
@@ -47,6 +47,19 @@ async def client_from_home(config: AdapterConfig, sender: Sender) -> AgencyClien
     return await AgencyClient.from_home(config.home, config.agency.value, sender)
 
 
+async def client_when_up(config: AdapterConfig, sender: Sender) -> AgencyClient:
+    """The long-running adapter waits for its broker: one warning, then quiet retries."""
+    told = False
+    while True:
+        try:
+            return await client_from_home(config, sender)
+        except TransportError:
+            if not told:
+                log.warning("broker_unreachable_waiting", agency=config.agency.value)
+                told = True
+        await asyncio.sleep(2.0)
+
+
 @contextlib.asynccontextmanager
 async def open_adapter(
     config: AdapterConfig, connect: ClientFactory = client_from_home
@@ -66,7 +79,7 @@ async def open_adapter(
 async def run_until_stopped(config: AdapterConfig, stop: asyncio.Event) -> int:
     """The long-running adapter: inbound and outbound until `stop` is set (the CLI sets it
     on SIGINT/SIGTERM)."""
-    async with open_adapter(config) as adapter:
+    async with open_adapter(config, client_when_up) as adapter:
         log.info("adapter_started", agency=config.agency.value)
         tasks = [adapter.run_inbound(stop), adapter.run_outbound(stop)]
         if config.agency is Agency.POLICE and config.webhook_port is not None:

@@ -58,6 +58,7 @@ from bench.pipeline import (
     embedded,
     plain_nats_server,
 )
+from bench.progress import say
 from broker.alerts.admin import import_table
 from broker.errors import BrokerError
 from broker.nats.client import Connection, StreamLimits
@@ -374,10 +375,13 @@ async def measure(rate: int, seconds: float, offenders: int, batch: int) -> Aler
     with tempfile.TemporaryDirectory(prefix="s284-bench-alerts-") as tmp:
         root = Path(tmp)
         with _logs_to(root / "bench.log"):
+            say("1/3 starting a temporary embedded broker")
             async with embedded(root) as started:
                 await asyncio.to_thread(import_example_table, started.database_url)
+                say(f"2/3 placing {offenders} offenders, then {count:,} alerts at {rate}/s")
                 figures = await routed_alerts(started.home.path, offenders, rate, count, batch)
         (root / "raw").mkdir()
+        say("3/3 raw JetStream at the same rate")
         async with plain_nats_server(root / "raw") as url:
             raw = await raw_jetstream(url, rate, count, figures.frame_bytes, batch)
     return AlertReport(

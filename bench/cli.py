@@ -33,7 +33,9 @@ def bench(ctx: click.Context, messages: int, rate: int, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from bench.pipeline import run_bench  # noqa: PLC0415
+    from bench.progress import plan_pipeline  # noqa: PLC0415
 
+    plan_pipeline(messages, rate)
     sys.exit(_run(run_bench(messages, rate, as_json)))
 
 
@@ -51,7 +53,9 @@ def bench(ctx: click.Context, messages: int, rate: int, as_json: bool) -> None:
 def bench_audit(records: int, db: str | None, keep: bool, as_json: bool) -> None:
     """Measure the disclosure log: append rate, verify rate, search latency (not a test)."""
     from bench.audit import run_bench_audit  # noqa: PLC0415 - keeps `s284 --help` fast
+    from bench.progress import plan_audit  # noqa: PLC0415
 
+    plan_audit(records, sqlite=db is None or db.startswith("sqlite"))
     sys.exit(run_bench_audit(records, db, keep, as_json))
 
 
@@ -69,5 +73,7 @@ def bench_audit(records: int, db: str | None, keep: bool, as_json: bool) -> None
 def bench_alerts(rate: int, seconds: float, offenders: int, batch: int, as_json: bool) -> None:
     """Measure routed alert latency, send -> the designated contact's subject (not a test)."""
     from bench.alerts import run_bench_alerts  # noqa: PLC0415 - keeps `s284 --help` fast
+    from bench.progress import plan_alerts  # noqa: PLC0415
 
+    plan_alerts(rate, seconds)
     sys.exit(_run(run_bench_alerts(rate, seconds, offenders, batch, as_json)))

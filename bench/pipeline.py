@@ -40,6 +40,7 @@ from typing import Any, TextIO, TypeVar
 import click
 import structlog
 
+from bench.progress import say
 from broker import logs
 from broker.errors import BrokerError
 from broker.home import Home
@@ -410,15 +411,19 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
 async def _pipeline_phases(
     root: Path, messages: int, rate: int
 ) -> tuple[Sealing, Throughput, Latency]:
+    say("1/5 starting a temporary embedded broker")
     async with embedded(root) as started:
         sender = await _client(started.home.path, Agency.CORRECTIONS)
         police = await _client(started.home.path, Agency.POLICE)
         try:
             sealed, sealing = timed_seal(sender, messages)
+            say(f"2/5 pipeline: {messages:,} messages sealed, publishing them")
             accepted, seconds = await pipeline_throughput(sender, sealed)
+            say(f"    {accepted:,} accepted in {seconds:.1f} s; draining the police inbox")
             delivered, drain = await drain_inbox(police, {mid for mid, _ in sealed})
             throughput = Throughput(messages, accepted, seconds, delivered, drain)
             offered, _ = timed_seal(sender, max(1, int(rate * LATENCY_SECONDS)), messages)
+            say(f"3/5 latency at {rate} msg/s for {LATENCY_SECONDS:g} s")
             latency = await latency_at_rate(sender, offered, rate)
         finally:
             await sender.close()
@@ -432,9 +437,11 @@ async def measure(messages: int, rate: int) -> Report:
         with _logs_to(root / "bench.log"):
             sealing, throughput, latency = await _pipeline_phases(root, messages, rate)
         (root / "raw").mkdir()
+        say("4/5 raw JetStream baseline")
         async with plain_nats_server(root / "raw") as url:
             seconds = await raw_jetstream_baseline(url, messages, sealing.frame_bytes, WINDOW)
             raw = Raw(messages, sealing.frame_bytes, seconds)
+    say("5/5 policy decision latency")
     decision = await asyncio.to_thread(decision_latency, DECISIONS)
     return Report(sealing, throughput, latency, raw, decision)
 

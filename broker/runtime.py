@@ -104,6 +104,9 @@ class Running:
     directory: DirectoryHolder
 
 
+GATEWAY_PATIENCE_S = 30.0
+
+
 async def provision(settings: Settings) -> None:
     """Create or update every stream and consumer with the admin identity, then let it go:
     the running gateway never holds credentials that can change a stream."""
@@ -128,7 +131,10 @@ async def gateway_running(
     in-memory twin in fast tests; closed on exit), else on a new connection to NATS."""
     home = Home(settings.home)
     conn = transport or await Connection.connect(
-        settings.nats_url or home.nats_url, home.credentials(GATEWAY), name="s284-gateway"
+        settings.nats_url or home.nats_url,
+        home.credentials(GATEWAY),
+        name="s284-gateway",
+        patience=GATEWAY_PATIENCE_S,  # a worker may start before its NATS cluster is up
     )
     store = await asyncio.to_thread(AuditStore.open, settings.database_url)
     routing = await asyncio.to_thread(RoutingStore.open, settings.database_url)

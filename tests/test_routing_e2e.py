@@ -193,6 +193,8 @@ async def test_an_agency_informed_about_an_offender_gets_later_updates_pushed(tw
         async with await twin_deployment.client("police") as police:
             got = [d.envelope.id async for d in police.inbox()]
     assert [d.recipient for d in later.deliveries] == ["health", "police"]
+    assert [d.pushed for d in later.deliveries] == [False, True]
+    assert [d.pushed for d in first.deliveries] == [False]
     assert [d.recipient for d in unrelated.deliveries] == ["health"]
     assert got == [first.message_id, later.message_id]
     store = AuditStore.open(twin_deployment.settings.database_url)

@@ -20,6 +20,7 @@ import click
 from broker import logs
 from broker.cli.agency import agency
 from broker.cli.audit import audit
+from broker.cli.clients import open_client, open_client_waiting
 from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
 from broker.cli.policy import policy
@@ -75,14 +76,6 @@ def _agency_of(agency: str | None, agency_home: Path | None) -> str:
     if agency is None:
         raise click.UsageError("give --as AGENCY (embedded) or --agency-home DIR")
     return agency
-
-
-async def _client(
-    settings: Settings, agency: str, agency_home: Path | None, sender: Sender | None = None
-) -> AgencyClient:
-    if agency_home is not None:
-        return await AgencyClient.from_agency_home(agency_home, sender)
-    return await AgencyClient.from_home(settings.home, agency, sender)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -298,7 +291,7 @@ def send(
 
     async def go() -> int:
         sender = Sender(agency=Agency(name), unit=unit, person_id=person, role=role)
-        async with await _client(settings, name, agency_home, sender) as client:
+        async with await open_client(settings, name, agency_home, sender) as client:
             receipt = await client.send(
                 kind=kind,
                 purpose=purpose,
@@ -353,7 +346,8 @@ def inbox(
 
     async def go() -> int:
         count = 0
-        async with await _client(settings, name, agency_home) as client:
+        opening = open_client_waiting if follow else open_client
+        async with await opening(settings, name, agency_home) as client:
             async for record in _records(client, box, follow):
                 count += 1
                 click.echo(json.dumps(record) if as_json else _DESCRIBE[box](record))

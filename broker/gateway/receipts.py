@@ -3,10 +3,11 @@ with the reason code and a sentence; and what the gateway logs about it (ids and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from broker.gateway.stages import Recorded, Refused
-from broker.wire.envelope import Agency, Receipt
+from broker.gateway.stages import Delivery, Recorded, Refused
+from broker.wire.envelope import Agency, DeliveryRef, Receipt
 
 
 def answer(item: Recorded | Refused) -> Receipt:
@@ -23,10 +24,19 @@ def answer(item: Recorded | Refused) -> Receipt:
     return Receipt(
         message_id=decided.opened.claims.id,
         status="accepted",
-        deliveries=[d.ref for d in item.routed.deliveries],
+        deliveries=_marked(decided.envelope.recipients, item.routed.deliveries),
         decided_at=datetime.now(UTC),
         policy_version=decided.engine.version,
     )
+
+
+def _marked(named: Iterable[Agency], deliveries: Iterable[Delivery]) -> list[DeliveryRef]:
+    """Each delivery; a copy for an agency the sender did not name (step 5b) says pushed."""
+    asked = set(named)
+    return [
+        d.ref if d.ref.recipient in asked else d.ref.model_copy(update={"pushed": True})
+        for d in deliveries
+    ]
 
 
 def answered_agency(item: Recorded | Refused) -> Agency | None:

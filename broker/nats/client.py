@@ -115,6 +115,69 @@ class _Violations:
             return task.result()
 
 
+class _FirstConnect:
+    """nats-py retries a failed first connection in its reconnect loop, calling error_cb
+    each time; this stops it at the first failure, or at the first once `patience` is spent."""
+
+    def __init__(self, patience: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + patience
+        self._gave_up: asyncio.Future[Exception] = loop.create_future()
+        self._connected = False
+
+    def failed(self, exc: Exception) -> bool:
+        """True while still connecting: the error is then ours to report, not to log."""
+        if self._connected:
+            return False
+        if asyncio.get_running_loop().time() >= self._deadline and not self._gave_up.done():
+            self._gave_up.set_result(exc)
+        return True
+
+    async def run(self, connecting: Awaitable[None], timeout: float) -> None:  # noqa: ASYNC109
+        task = asyncio.ensure_future(connecting)
+        waiting: set[asyncio.Future[Any]] = {task, self._gave_up}
+        await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            self._connected = True
+            task.result()  # nats-py's own refusal (no servers, a bad URL), if any
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if self._gave_up.done():
+            raise self._gave_up.result()
+        raise TimeoutError
+
+
+def _options(
+    creds: Credentials,
+    name: str,
+    connect_timeout: float,
+    on_error: Callable[[Exception], Awaitable[None]],
+    nc: Client,
+) -> dict[str, Any]:
+    async def on_disconnect() -> None:
+        if not nc.is_closed:
+            log.info("nats_disconnected", user=creds.user)
+
+    async def on_reconnect() -> None:
+        log.info("nats_reconnected", user=creds.user)
+
+    return {
+        **login_options(creds),
+        "tls": tls_context(creds),
+        "name": name,
+        "inbox_prefix": inbox_prefix(creds.user).encode(),
+        "connect_timeout": connect_timeout,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+        "allow_reconnect": True,
+        "error_cb": on_error,
+        "disconnected_cb": on_disconnect,
+        "reconnected_cb": on_reconnect,
+    }
+
+
 class PullConsumer:
     """A bound durable pull consumer that survives server restarts."""
 
@@ -166,44 +229,34 @@ class Connection:
 
     @classmethod
     async def connect(
-        cls, url: str, creds: Credentials, name: str, connect_timeout: float = 5.0
+        cls,
+        url: str,
+        creds: Credentials,
+        name: str,
+        connect_timeout: float = 5.0,
+        patience: float = 0.0,
     ) -> Connection:
+        """Connect once, or keep trying quietly for `patience` seconds (the gateway, a
+        follower: waiting is what they are for); a refused first connection is a
+        TransportError at once. Once connected, a lost connection is re-established forever."""
+        violations = _Violations()
+        first = _FirstConnect(patience)
+
         async def on_error(exc: Exception) -> None:
             violations.report(exc)
-            errors[-1:] = [exc]
-            log.warning("nats_error", user=creds.user, error=exc.__class__.__name__)
+            if not first.failed(exc):
+                log.warning("nats_error", user=creds.user, error=exc.__class__.__name__)
 
-        async def on_disconnect() -> None:
-            if not nc_holder or not nc_holder[0].is_closed:
-                log.info("nats_disconnected", user=creds.user)
-
-        async def on_reconnect() -> None:
-            log.info("nats_reconnected", user=creds.user)
-
-        nc_holder: list[Client] = []
-        violations = _Violations()
-        errors: list[Exception] = []
+        nc = Client()
+        options = _options(creds, name, connect_timeout, on_error, nc)
+        if patience > 0:
+            log.info("nats_waiting", url=url, user=creds.user, patience_s=patience)
         try:
-            nc = await asyncio.wait_for(
-                nats.connect(
-                    servers=[url],
-                    **login_options(creds),
-                    tls=tls_context(creds),
-                    name=name,
-                    inbox_prefix=inbox_prefix(creds.user).encode(),
-                    connect_timeout=connect_timeout,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                    allow_reconnect=True,
-                    error_cb=on_error,
-                    disconnected_cb=on_disconnect,
-                    reconnected_cb=on_reconnect,
-                ),
-                timeout=connect_timeout * 2,
-            )  # reconnects forever later, but not at first connect
+            await first.run(nc.connect(servers=[url], **options), connect_timeout * 2)
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            raise connect_failure(url, creds.user, errors[-1] if errors else exc) from exc
-        nc_holder.append(nc)
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await nc.close()
+            raise connect_failure(url, creds.user, exc) from exc
         return cls(nc, creds.user, violations)
 
     @property

@@ -15,8 +15,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -203,6 +205,16 @@ class DeliveryRef(_Strict):
     recipient: Agency
     contact: str | None = None  # a routed alert: the designated contact (or "duty") it went to
     route_reason: str | None = None  # why it went to the duty inbox (routing.no_area, ...)
+    pushed: bool = False  # step 5b: a copy for an agency following the offender, not named
+
+    @model_serializer(mode="wrap")
+    def _pushed_only_when_true(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """`pushed` appears only when true, so a receipt naming only the sender's recipients
+        is what it was before the member existed (older readers forbid unknown members)."""
+        data = handler(self)
+        if not self.pushed and isinstance(data, dict):
+            data.pop("pushed", None)
+        return data
 
 
 class Receipt(_Strict):
