@@ -16,6 +16,7 @@ from broker.auth import AuthConfig
 from broker.http.alerts import alerts_router
 from broker.http.audit import audit_router
 from broker.http.directory import directory_router
+from broker.http.docs import install_docs
 from broker.http.errors import install
 from broker.http.routing import routing_router
 from routing import RoutingStore
@@ -35,7 +36,8 @@ class ApiDeps:
 
 def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None = None) -> FastAPI:
     """`ready_checks`: name -> cheap probe (NATS connected, gateway consuming, audit store)."""
-    app = FastAPI(title="s284-broker", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="s284-broker", version="0.1.0", docs_url=None, redoc_url=None)
+    install_docs(app)  # /docs and /redoc with their assets served here, not from a CDN
     install(app)  # the one error -> status map, for every router below
     if deps is not None:
         app.include_router(audit_router(deps.audit, deps.auth))
