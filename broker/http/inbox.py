@@ -165,9 +165,7 @@ def _inbox_error(pages: _Pages) -> ErrorPage:
 
     def to_response(request: Request, found: Problem) -> Response:
         if found.status == 401:  # noqa: PLR2004
-            response = pages.redirect("/login", flash="expired")
-            response.delete_cookie(COOKIE, path=INBOX)
-            return response
+            return _to_login(pages, request)
         key = _flash_key(found)
         if request.method == "GET":
             flash = _Flash(FLASH[key][0], error=True, code=found.code)
@@ -175,6 +173,16 @@ def _inbox_error(pages: _Pages) -> ErrorPage:
         return pages.redirect("", flash=key, code=found.code)
 
     return to_response
+
+
+def _to_login(pages: _Pages, request: Request) -> Response:
+    """A first visit gets the plain sign-in page; "your session has ended" only when a
+    session cookie came and was not (or no longer) good, which is then cleared."""
+    if not request.cookies.get(COOKIE):
+        return pages.redirect("/login")
+    response = pages.redirect("/login", flash="expired")
+    response.delete_cookie(COOKIE, path=INBOX)
+    return response
 
 
 def _flash_key(found: Problem) -> str:
