@@ -25,7 +25,15 @@ from broker.alerts.actions import AlertActions
 from broker.auth import AuthConfig, Principal, TokenVerifier
 from broker.http.access import bearer_caller, log_access, logged_route
 from broker.http.audit_models import ErrorOut
-from broker.http.contacts import CONTACTS, MAX_REPLY, PREFIX, check_own, overdue, own_alerts
+from broker.http.contacts import (
+    CONTACTS,
+    MAX_REPLY,
+    PREFIX,
+    GistSource,
+    check_own,
+    overdue,
+    own_alerts,
+)
 from broker.http.inbox import Inbox
 from routing import Alert, RoutingStore
 
@@ -93,13 +101,15 @@ class ReplyOut(BaseModel):
     message_id: str = Field(description="the concern.report's message id")
 
 
-def alerts_router(store: RoutingStore, auth: AuthConfig, actions: AlertActions) -> APIRouter:
+def alerts_router(
+    store: RoutingStore, auth: AuthConfig, actions: AlertActions, gist: GistSource | None = None
+) -> APIRouter:
     """The JSON API and the web inbox; mount with
     `app.include_router(alerts_router(routing_store, auth, actions))`."""
     verifier = TokenVerifier(auth)
     router = APIRouter()
     router.include_router(_api(store, verifier, actions))
-    router.include_router(Inbox(store, verifier, actions).router())
+    router.include_router(Inbox(store, verifier, actions, gist).router())
     return router
 
 

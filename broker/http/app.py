@@ -15,6 +15,7 @@ from broker.alerts.actions import AlertActions
 from broker.auth import AuthConfig
 from broker.http.alerts import alerts_router
 from broker.http.audit import audit_router
+from broker.http.contacts import GistSource
 from broker.http.directory import directory_router
 from broker.http.docs import install_docs
 from broker.http.errors import install
@@ -32,6 +33,7 @@ class ApiDeps:
     alerts: AlertActions | None = None
     node: str = "api"
     directory: Callable[[], bytes] | None = None  # the signed key directory held now
+    alert_gist: GistSource | None = None  # what an alert says, where this process can read it
 
 
 def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None = None) -> FastAPI:
@@ -68,4 +70,5 @@ def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None
 def _mount_alerts(app: FastAPI, deps: ApiDeps) -> None:
     """The contacts' alert API and web inbox, when the alert flow runs in this process."""
     if deps.routing is not None and deps.alerts is not None:
-        app.include_router(alerts_router(deps.routing, deps.auth, deps.alerts))
+        inbox = alerts_router(deps.routing, deps.auth, deps.alerts, deps.alert_gist)
+        app.include_router(inbox)
