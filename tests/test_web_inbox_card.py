@@ -17,10 +17,13 @@ import pytest
 from broker.errors import CryptoError
 from broker.http.app import ApiDeps, create_app
 from broker.http.contacts import AlertGist
-from routing import Alert, Topic
+from broker.http.gists import SealedAlertGists
+from broker.ids import new_id
+from routing import Alert, Route, Topic
 from tests.browser import browser_page, login  # noqa: F401 - the fixture is used by name
-from tests.test_api_alerts import add_alert, make_env
+from tests.test_api_alerts import NOW, add_alert, make_env
 from tests.test_web_inbox import serving
+from tests.test_wire_example import EXAMPLE, _directory, _identity
 
 LONG = "S284-" + "9" * 60  # an offender reference with no place to break
 SUMMARY = "Seen at the address he is barred from; " + "x" * 120 + " (synthetic)."
@@ -103,6 +106,26 @@ async def test_an_alert_this_process_cannot_read_says_where_to_read_it(env, clie
     assert "The alert gives no summary." in _card(r.text, bare)
     assert '<dd class="alert-level">not given</dd>' in _card(r.text, bare)
     assert "Moved address" in _card(r.text, fine)
+
+
+def test_a_sealed_alert_opens_only_with_the_addressed_agencys_own_key(env, tmp_path):
+    """Given police's own identity, the source reads the documented delivery's level and
+    summary as police's SDK would; without any police key (the broker's own process) it has
+    nothing to show; with a wrong key it refuses, and the card then says where to read it."""
+    route = Route("police", "north-west-metro", Topic.RISK, "pol-nwm-017", None, None, duty=False)
+    frame = EXAMPLE["delivery"]["frame"].encode("ascii")
+    alert = env.store.open_alert(
+        new_id(), new_id(), route, "S284-000123", Topic.RISK, "corrections",
+        "offender_management", NOW, frame,
+    )  # fmt: skip
+    police, corrections = _identity("police", tmp_path), _identity("corrections", tmp_path)
+    gist = SealedAlertGists(env.store, {"police": [corrections, police]}, _directory)(alert)
+    assert gist == AlertGist.of(EXAMPLE["delivery"]["content"]["payload"])
+    assert gist.alert_level == "elevated"
+    assert gist.summary.startswith("SYNTHETIC EXAMPLE. Missed two")
+    assert SealedAlertGists(env.store, {}, _directory)(alert) is None
+    with pytest.raises(CryptoError):
+        SealedAlertGists(env.store, {"police": [corrections]}, _directory)(alert)
 
 
 @pytest.mark.browser

@@ -26,14 +26,16 @@ MAX_SUMMARY = 1000  # characters of an alert's summary a card shows
 @dataclass(frozen=True)
 class AlertGist:
     """What an alert says, for the designated contact it is addressed to: the payload's
-    `alert_level` and `summary` (plain text; the templates escape them)."""
+    `alert_level` (a risk update's `risk_level`) and `summary`, plain text the templates
+    escape."""
 
     alert_level: str | None
     summary: str | None
 
     @classmethod
     def of(cls, payload: Mapping[str, Any]) -> Self:
-        level, summary = payload.get("alert_level"), payload.get("summary")
+        level = payload.get("alert_level") or payload.get("risk_level")  # a risk.update's
+        summary = payload.get("summary")
         return cls(
             alert_level=level[:40] if isinstance(level, str) and level.strip() else None,
             summary=summary[:MAX_SUMMARY] if isinstance(summary, str) and summary.strip() else None,
