@@ -9,8 +9,9 @@ both match); anyone else's alert answers 404, so ids of other people's alerts re
 The inbox keeps the token in an HttpOnly, SameSite=Strict cookie scoped to /inbox. Every form
 post must come from this origin (the Origin header, when sent) and carry a CSRF token that is
 an HMAC of that cookie under a key held only by this process (a restart just asks for the
-page again). Templates autoescape everything; pages show ids and codes, never names or
-payloads (the broker stores none). Every request is logged with ids and status only.
+page again). Templates autoescape everything; pages show ids and codes, never names, and
+an alert's level and summary only where a gist source reads them (broker/http/inbox.py).
+Every request is logged with ids and status only.
 """
 
 # No `from __future__ import annotations`: FastAPI must resolve the `Annotated` dependency

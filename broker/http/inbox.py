@@ -4,7 +4,9 @@ autoescaped, no JavaScript) over the same `AlertActions` as the JSON API.
 The token lives in an HttpOnly, SameSite=Strict cookie scoped to /inbox. Every form post
 must come from this origin (the Origin header, when sent) and carry a CSRF token that is an
 HMAC of that cookie under a key held only by this process (a restart just asks for the
-page again). Pages show ids and codes, never names or payloads (the broker stores none).
+page again). Pages show ids and codes, never names; what an alert says (its level and
+summary) only where a gist source can read it (`ApiDeps.alert_gist`), and only on the card
+of the contact it is addressed to; otherwise the card says where to read it.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves route annotations at run time.
