@@ -72,6 +72,11 @@ def test_plain_install_runs_version_and_demo(wheel: Path, tmp_path: Path):
     imported = _run(py, "-c", "import broker, httpx; print(broker.__file__)", cwd=tmp_path)
     assert str(env_dir) in imported.stdout, "the venv must use the wheel, not the checkout"
 
+    docs = _run(
+        py, "-c", "from broker.http.docs import assets_dir; print(assets_dir())", cwd=tmp_path
+    )
+    assert docs.returncode == 0, docs.stderr  # /docs works offline: its assets are installed
+
     demo = _run(s284, "demo", cwd=tmp_path)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "expectations held" in demo.stdout

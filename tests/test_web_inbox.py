@@ -169,6 +169,29 @@ async def test_without_a_cookie_every_page_sends_you_to_the_login(env, client):
     assert env.store.alert(alert.alert_id).acknowledged_by is None
 
 
+async def test_a_first_visit_shows_a_plain_sign_in_page(env, client):
+    """Someone who never signed in opens /inbox: the sign-in page, with no "your session has
+    ended" message (that is only for a session cookie that came and was not good)."""
+    r = await client.get("/inbox")
+    assert (r.status_code, r.headers["location"]) == (303, "/inbox/login")
+    page = await client.get(r.headers["location"])
+    assert page.status_code == 200
+    assert "Sign in to your alert inbox" in page.text
+    assert "session has ended" not in page.text
+    assert 'role="alert"' not in page.text
+
+
+async def test_a_bad_or_ended_session_says_so_and_is_cleared(env, client):
+    """A forged or stale session cookie: the sign-in page says the session ended or is not
+    valid, and the cookie is deleted."""
+    client.cookies.set("s284_inbox", "not.a.jwt", path="/inbox")
+    r = await client.get("/inbox")
+    assert (r.status_code, r.headers["location"]) == (303, "/inbox/login?flash=expired")
+    assert "s284_inbox=" in r.headers["set-cookie"]
+    page = await client.get(r.headers["location"])
+    assert "Your session has ended or is not valid" in page.text
+
+
 async def test_form_posts_need_the_sessions_csrf_token_and_this_origin(env, client):
     """A post without the CSRF token, with another session's, or from another site's page
     changes nothing and says the form expired."""

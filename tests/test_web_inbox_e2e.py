@@ -64,6 +64,8 @@ def test_contact_acknowledges_in_the_browser_and_the_managing_officer_is_told(
     card_selector = f'[id="alert-{delivery["delivery_id"]}"]'  # the id holds a "."
     card = page.locator(card_selector)
     expect(card).to_contain_text("S284-000920")
+    # the broker's own process holds no police key: the card says where to read the alert
+    expect(card.locator(".summary")).to_contain_text("s284 inbox --alerts")
     card.get_by_role("button", name="Acknowledge").click()
     expect(page.get_by_role("status")).to_contain_text("Alert acknowledged")
     expect(page.locator(card_selector)).to_have_count(0)

@@ -9,8 +9,9 @@ both match); anyone else's alert answers 404, so ids of other people's alerts re
 The inbox keeps the token in an HttpOnly, SameSite=Strict cookie scoped to /inbox. Every form
 post must come from this origin (the Origin header, when sent) and carry a CSRF token that is
 an HMAC of that cookie under a key held only by this process (a restart just asks for the
-page again). Templates autoescape everything; pages show ids and codes, never names or
-payloads (the broker stores none). Every request is logged with ids and status only.
+page again). Templates autoescape everything; pages show ids and codes, never names, and
+an alert's level and summary only where a gist source reads them (broker/http/inbox.py).
+Every request is logged with ids and status only.
 """
 
 # No `from __future__ import annotations`: FastAPI must resolve the `Annotated` dependency
@@ -25,7 +26,15 @@ from broker.alerts.actions import AlertActions
 from broker.auth import AuthConfig, Principal, TokenVerifier
 from broker.http.access import bearer_caller, log_access, logged_route
 from broker.http.audit_models import ErrorOut
-from broker.http.contacts import CONTACTS, MAX_REPLY, PREFIX, check_own, overdue, own_alerts
+from broker.http.contacts import (
+    CONTACTS,
+    MAX_REPLY,
+    PREFIX,
+    GistSource,
+    check_own,
+    overdue,
+    own_alerts,
+)
 from broker.http.inbox import Inbox
 from routing import Alert, RoutingStore
 
@@ -93,13 +102,15 @@ class ReplyOut(BaseModel):
     message_id: str = Field(description="the concern.report's message id")
 
 
-def alerts_router(store: RoutingStore, auth: AuthConfig, actions: AlertActions) -> APIRouter:
+def alerts_router(
+    store: RoutingStore, auth: AuthConfig, actions: AlertActions, gist: GistSource | None = None
+) -> APIRouter:
     """The JSON API and the web inbox; mount with
     `app.include_router(alerts_router(routing_store, auth, actions))`."""
     verifier = TokenVerifier(auth)
     router = APIRouter()
     router.include_router(_api(store, verifier, actions))
-    router.include_router(Inbox(store, verifier, actions).router())
+    router.include_router(Inbox(store, verifier, actions, gist).router())
     return router
 
 

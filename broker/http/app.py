@@ -15,7 +15,9 @@ from broker.alerts.actions import AlertActions
 from broker.auth import AuthConfig
 from broker.http.alerts import alerts_router
 from broker.http.audit import audit_router
+from broker.http.contacts import GistSource
 from broker.http.directory import directory_router
+from broker.http.docs import install_docs
 from broker.http.errors import install
 from broker.http.routing import routing_router
 from routing import RoutingStore
@@ -31,11 +33,13 @@ class ApiDeps:
     alerts: AlertActions | None = None
     node: str = "api"
     directory: Callable[[], bytes] | None = None  # the signed key directory held now
+    alert_gist: GistSource | None = None  # what an alert says, where this process can read it
 
 
 def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None = None) -> FastAPI:
     """`ready_checks`: name -> cheap probe (NATS connected, gateway consuming, audit store)."""
-    app = FastAPI(title="s284-broker", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="s284-broker", version="0.1.0", docs_url=None, redoc_url=None)
+    install_docs(app)  # /docs and /redoc with their assets served here, not from a CDN
     install(app)  # the one error -> status map, for every router below
     if deps is not None:
         app.include_router(audit_router(deps.audit, deps.auth))
@@ -66,4 +70,5 @@ def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None
 def _mount_alerts(app: FastAPI, deps: ApiDeps) -> None:
     """The contacts' alert API and web inbox, when the alert flow runs in this process."""
     if deps.routing is not None and deps.alerts is not None:
-        app.include_router(alerts_router(deps.routing, deps.auth, deps.alerts))
+        inbox = alerts_router(deps.routing, deps.auth, deps.alerts, deps.alert_gist)
+        app.include_router(inbox)

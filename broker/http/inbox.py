@@ -4,7 +4,9 @@ autoescaped, no JavaScript) over the same `AlertActions` as the JSON API.
 The token lives in an HttpOnly, SameSite=Strict cookie scoped to /inbox. Every form post
 must come from this origin (the Origin header, when sent) and carry a CSRF token that is an
 HMAC of that cookie under a key held only by this process (a restart just asks for the
-page again). Pages show ids and codes, never names or payloads (the broker stores none).
+page again). Pages show ids and codes, never names; what an alert says (its level and
+summary) only where a gist source can read it (`ApiDeps.alert_gist`), and only on the card
+of the contact it is addressed to; otherwise the card says where to read it.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves route annotations at run time.
@@ -19,6 +21,7 @@ from importlib.resources import files
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -26,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from broker.alerts.actions import AlertActions
 from broker.auth import AuthError, Principal, Role, TokenVerifier, require_role
+from broker.errors import BrokerError
 from broker.http.access import ErrorPage, log_access, logged_route
 from broker.http.contacts import (
     CONTACTS,
@@ -34,6 +38,8 @@ from broker.http.contacts import (
     LOCAL_ZONE,
     MAX_FORM_BYTES,
     MAX_REPLY,
+    AlertGist,
+    GistSource,
     check_own,
     overdue,
     own_alerts,
@@ -42,6 +48,8 @@ from broker.http.errors import ApiError, Problem, answer
 from routing import Alert, RoutingStore
 
 # -- the web inbox ------------------------------------------------------------------------
+
+log = structlog.get_logger("s284.inbox")
 
 CODE = re.compile(r"[a-z_]+(\.[a-z_]+)+")
 FLASH: dict[str, tuple[str, bool]] = {  # key -> (sentence, is an error)
@@ -86,9 +94,12 @@ class _Row:
     deadline_iso: str | None
     overdue: bool
     status: str
+    alert_level: str | None
+    summary: str | None
+    readable: bool  # whether this process could read what the alert says
 
     @classmethod
-    def of(cls, alert: Alert, now: datetime) -> Self:
+    def of(cls, alert: Alert, now: datetime, gist: AlertGist | None) -> Self:
         return cls(
             alert_id=alert.alert_id,
             offender=alert.offender,
@@ -101,6 +112,9 @@ class _Row:
             deadline_iso=alert.deadline.isoformat() if alert.deadline else None,
             overdue=overdue(alert, now),
             status=STATUS_TEXT.get(alert.status.value, alert.status.value),
+            alert_level=gist.alert_level if gist else None,
+            summary=gist.summary if gist else None,
+            readable=gist is not None,
         )
 
 
@@ -165,9 +179,7 @@ def _inbox_error(pages: _Pages) -> ErrorPage:
 
     def to_response(request: Request, found: Problem) -> Response:
         if found.status == 401:  # noqa: PLR2004
-            response = pages.redirect("/login", flash="expired")
-            response.delete_cookie(COOKIE, path=INBOX)
-            return response
+            return _to_login(pages, request)
         key = _flash_key(found)
         if request.method == "GET":
             flash = _Flash(FLASH[key][0], error=True, code=found.code)
@@ -175,6 +187,16 @@ def _inbox_error(pages: _Pages) -> ErrorPage:
         return pages.redirect("", flash=key, code=found.code)
 
     return to_response
+
+
+def _to_login(pages: _Pages, request: Request) -> Response:
+    """A first visit gets the plain sign-in page; "your session has ended" only when a
+    session cookie came and was not (or no longer) good, which is then cleared."""
+    if not request.cookies.get(COOKIE):
+        return pages.redirect("/login")
+    response = pages.redirect("/login", flash="expired")
+    response.delete_cookie(COOKIE, path=INBOX)
+    return response
 
 
 def _flash_key(found: Problem) -> str:
@@ -205,8 +227,15 @@ async def _form(request: Request) -> dict[str, str]:
 class Inbox:
     """The inbox pages and form posts; every handler is one step of a contact's visit."""
 
-    def __init__(self, store: RoutingStore, verifier: TokenVerifier, actions: AlertActions) -> None:
+    def __init__(
+        self,
+        store: RoutingStore,
+        verifier: TokenVerifier,
+        actions: AlertActions,
+        gist: GistSource | None = None,
+    ) -> None:
         self.store, self.verifier, self.actions = store, verifier, actions
+        self.gist = gist
         self.pages = _Pages()
 
     def router(self) -> APIRouter:
@@ -260,10 +289,23 @@ class Inbox:
 
     async def inbox(self, request: Request) -> HTMLResponse:
         who = await run_in_threadpool(self._signed_in, request)
-        now = datetime.now(UTC)
-        rows = [_Row.of(a, now) for a in await own_alerts(self.store, who)]
+        rows = await run_in_threadpool(self._rows, await own_alerts(self.store, who))
         csrf = self.pages.csrf(request.cookies[COOKIE])
         return self.pages.render("inbox.html", request, who=who, alerts=rows, csrf=csrf)
+
+    def _rows(self, alerts: list[Alert]) -> list[_Row]:
+        now = datetime.now(UTC)
+        return [_Row.of(a, now, self._gist(a)) for a in alerts]
+
+    def _gist(self, alert: Alert) -> AlertGist | None:
+        """One alert that cannot be read must not hide the others: its card says so."""
+        if self.gist is None:
+            return None
+        try:
+            return self.gist(alert)
+        except BrokerError as exc:
+            log.warning("alert_gist_unreadable", alert_id=alert.alert_id, error=type(exc).__name__)
+            return None
 
     async def acknowledge(self, request: Request, alert_id: str) -> Response:
         who, _ = await self._posted(request)
