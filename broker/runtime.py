@@ -25,6 +25,7 @@ from broker.gateway.routing import AlertRouting
 from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.http.app import ApiDeps, create_app
 from broker.nats.client import Connection
+from broker.nats.config import ServerOptions
 from broker.nats.server import NatsServer
 from broker.nats.transport import StreamLimits, Transport
 from broker.sdk import stop_event_on_signals
@@ -195,7 +196,11 @@ async def run_embedded(
     if _port_in_use(settings.http_port):
         raise ConfigError(f"HTTP port {settings.http_port} on 127.0.0.1 is already in use")
     home = Home(settings.home)
-    home.init(settings.nats_port, mutual_tls=settings.nats_mutual_tls)
+    home.init(
+        settings.nats_port,
+        mutual_tls=settings.nats_mutual_tls,
+        server=ServerOptions(sync_always=settings.nats_sync_always),
+    )
     port = int(home.nats_url.rsplit(":", 1)[1])
     server = NatsServer(home.nats_conf, port, home.path / "nats" / "nats-server.log")
     await server.start()
