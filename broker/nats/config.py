@@ -4,11 +4,11 @@ Isolation rests on NATS *accounts*, not on publish/subscribe permissions: a repl
 subject is never checked against publish permissions, so an agency sharing the
 streams' account could make JetStream store its replies anywhere. Here every agency
 has its own account with no JetStream; the BROKER account alone holds the streams,
-and an agency reaches it only through service imports of its own ingress subject and
-of the JetStream API subjects of its own consumers. A reply subject an agency sets is
-resolved back in its own account, where no stream listens. In the BROKER account the
-gateway may publish and consume but not create, change, delete or purge; only the
-admin identity (used by provisioning, never by the running gateway) may.
+and an agency reaches it only through service imports of its own ingress and
+confirmation subjects and of the JetStream API subjects of its own consumers. A reply
+subject an agency sets is resolved back in its own account, where no stream listens. In
+the BROKER account the gateway may publish and consume but not create, change, delete or
+purge; only the admin identity (used by provisioning, never by the running gateway) may.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ STREAM_RECEIPTS = "S284_RECEIPTS"
 STREAM_DLQ = "S284_DLQ"
 STREAM_CHECKPOINTS = "S284_CHECKPOINTS"
 STREAM_DIRECTORY = "S284_DIRECTORY"
+STREAM_CONFIRM = "S284_CONFIRM"
 CHECKPOINT_SUBJECT = "s284.checkpoint"
 DIRECTORY_SUBJECT = "s284.directory"
 GATEWAY_CONSUMER = "gateway"
@@ -73,6 +74,11 @@ def ingress_first_seq(agency: str) -> int:
 
 def ingress_streams() -> list[str]:
     return [ingress_stream(a.value) for a in Agency]
+
+
+def confirm_subject(agency: str) -> str:
+    """Where an agency's system confirms it took a delivery (wire format section 7)."""
+    return f"s284.confirm.{agency}"
 
 
 def deliver_subject(agency: str, kind: str) -> str:
@@ -153,6 +159,7 @@ def _exports(agency: str) -> list[dict[str, Any]]:
     only = [account(agency)]
     exports: list[dict[str, Any]] = [
         {"service": ingress_subject(agency), "accounts": only},
+        {"service": confirm_subject(agency), "accounts": only},
         {"stream": f"s284.receipt.{agency}.>", "accounts": only},
         {"service": DIRECTORY_LAST, "accounts": only},  # the newest signed key directory
     ]
@@ -175,7 +182,7 @@ def _imports(agency: str) -> list[dict[str, Any]]:
 
 def agency_permissions(agency: str) -> dict[str, Any]:
     """Inside its own account (defence in depth: the account is the boundary)."""
-    publish = [ingress_subject(agency), DIRECTORY_LAST]
+    publish = [ingress_subject(agency), confirm_subject(agency), DIRECTORY_LAST]
     for consumer in agency_consumers(agency):
         publish += [consumer.next_subject, consumer.ack_subjects]
     return {
@@ -199,6 +206,8 @@ def gateway_permissions() -> dict[str, Any]:
                 DIRECTORY_LAST,
                 *(f"$JS.API.CONSUMER.MSG.NEXT.{s}.{GATEWAY_CONSUMER}" for s in ingress_streams()),
                 *(f"$JS.ACK.{s}.{GATEWAY_CONSUMER}.>" for s in ingress_streams()),
+                f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_CONFIRM}.{GATEWAY_CONSUMER}",
+                f"$JS.ACK.{STREAM_CONFIRM}.{GATEWAY_CONSUMER}.>",
                 "$JS.API.INFO",
                 "$JS.API.STREAM.INFO.*",
                 "$JS.API.CONSUMER.INFO.*.*",
