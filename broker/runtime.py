@@ -19,6 +19,7 @@ from broker.alerts.flow import AlertContext, AlertFlow
 from broker.auth import AuthConfig
 from broker.errors import ConfigError
 from broker.gateway.checkpoints import Checkpointer
+from broker.gateway.confirmations import ConfirmationContext, Confirmations
 from broker.gateway.directory import held_directory, keep_directory
 from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
@@ -125,7 +126,8 @@ async def provision(settings: Settings) -> None:
 async def gateway_running(
     settings: Settings, stop: asyncio.Event, transport: Transport | None = None
 ) -> AsyncIterator[Running]:
-    """The gateway, its checkpointer and the alert flow, on `transport` if given (the
+    """The gateway, its checkpointer, the alert flow and the recorder of recipients'
+    confirmations of receipt, on `transport` if given (the
     in-memory twin in fast tests; closed on exit), else on a new connection to NATS."""
     home = Home(settings.home)
     conn = transport or await Connection.connect(
@@ -165,6 +167,11 @@ async def gateway_running(
         asyncio.create_task(checkpointer.run(stop)),
         asyncio.create_task(alerts.run(stop)),
         asyncio.create_task(keep_directory(home, directory, conn, stop)),
+        asyncio.create_task(
+            Confirmations(
+                ConfirmationContext(conn, store, directory, settings.node, checkpointer)
+            ).run(stop)
+        ),
     ]
     reload_on_sighup(engine)
     try:

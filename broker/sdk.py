@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import signal
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -46,6 +46,7 @@ from broker.nats.config import (
     Credentials,
     alert_consumer,
     checkpoint_consumer,
+    confirm_subject,
     deliver_consumer,
     ingress_subject,
     notice_consumer,
@@ -53,6 +54,7 @@ from broker.nats.config import (
     receipt_subject,
 )
 from broker.nats.transport import Inbound, Transport
+from broker.wire.confirmations import sign_confirmation
 from broker.wire.directory import DirectoryVerifier, offer
 from broker.wire.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
 from broker.wire.keys import DirectoryHolder, Identity, KeyDirectory, Keyring
@@ -347,7 +349,8 @@ class AgencyClient:
         self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
     ) -> AsyncIterator[VerifiedDelivery]:
         """Verified, decrypted deliveries. Each is acknowledged when the next is requested,
-        so one the caller fails to handle is redelivered. Without `follow`, stops when empty.
+        so one the caller fails to handle is redelivered, and then confirmed to the broker
+        (a signed confirmation of receipt). Without `follow`, stops when empty.
         """
         consumer = deliver_consumer(self.agency.value)
         async for item in self._deliveries(consumer, follow, batch, idle_timeout):
@@ -369,8 +372,22 @@ class AgencyClient:
             item = self._opened(lambda me: open_delivery(msg.data, me, self._directory))
             return dataclasses.replace(item, contact=_contact_of(msg.subject))
 
-        async for item in self._pulled(durable, opened, follow, batch, idle_timeout):
+        pulled = self._pulled(durable, opened, follow, batch, idle_timeout, self.confirm)
+        async for item in pulled:
             yield item
+
+    async def confirm(self, item: VerifiedDelivery) -> None:
+        """Tell the broker this system has taken `item` (wire format section 7): a
+        confirmation signed with this agency's key, recorded in the disclosure log as
+        `received`. Called by `inbox()`/`alerts()` after each ack; a NATS failure is logged,
+        the delivery stays unconfirmed in the log (`s284 audit unconfirmed`)."""
+        signer = self._keys.signer(self._directory)
+        frame = sign_confirmation(item.delivery_id, item.envelope.id, signer)
+        subject = confirm_subject(self.agency.value)
+        try:
+            await self._conn.publish(subject, frame, f"confirm:{item.delivery_id}")
+        except TransportError as exc:
+            log.warning("confirmation_unsent", delivery_id=item.delivery_id, error=str(exc)[:200])
 
     async def notices(
         self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
@@ -392,9 +409,11 @@ class AgencyClient:
         follow: bool,
         batch: int,
         idle_timeout: float,
+        taken: Callable[[_T], Awaitable[None]] | None = None,
     ) -> AsyncIterator[_T]:
         """Verified items from one of this agency's consumers; each acked when the next is
-        asked for; one that fails verification is terminated (never redelivered)."""
+        asked for (then handed to `taken`); one that fails verification is terminated
+        (never redelivered)."""
         consumer = self._conn.pull(STREAM_DELIVER, durable)
         while True:
             await self.refresh_directory()
@@ -410,6 +429,8 @@ class AgencyClient:
                     continue
                 yield item
                 await msg.ack()
+                if taken is not None:
+                    await taken(item)
 
     async def sync_checkpoints(self, state: Path, log_key: str, idle_timeout: float = 1.0) -> int:
         """Fetch the log's new signed checkpoints and check each extends those kept in

@@ -116,7 +116,7 @@ class _Consumer:
     def __init__(self, spec: ConsumerSpec, stream: _Stream) -> None:
         self.spec = spec
         self.stream = stream
-        self.next_seq = 1
+        self.next_seq = stream.spec.first_seq  # an ingress stream numbers in its own range
         self.pending: dict[int, _Pending] = {}  # delivered, neither acked nor terminated
 
     async def fetch(self, batch: int, timeout: float, may_ack: bool) -> list[Inbound]:  # noqa: ASYNC109

@@ -42,7 +42,7 @@ class Confirmation(BaseModel):
     confirmed_at: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
 
 
-def confirm(delivery_id: str, message_id: str, me: Identity) -> bytes:
+def sign_confirmation(delivery_id: str, message_id: str, me: Identity) -> bytes:
     """The frame an agency publishes on s284.confirm.<agency>, signed with its key `me`."""
     body = Confirmation(delivery_id=delivery_id, message_id=message_id, agency=Agency(me.name))
     token = jws_sign(body.model_dump_json().encode(), me.signing, me.sig_kid, TYP_CONFIRMATION)
