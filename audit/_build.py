@@ -194,7 +194,7 @@ def refusal(
 def received(
     record_id: str, origin: Origin, about: About, disclosure_id: str, recipient: str
 ) -> AuditRecord:
-    """`recipient`'s system confirmed (signed, wire format section 7) that it took the
+    """`recipient`'s system confirmed (signed, wire format section 3.4) that it took the
     delivery recorded as `disclosure_id`; `origin.occurred_at` is the time it claims, and
     `about.ingress_seq` the confirmation's sequence on its stream. Once per disclosure."""
     return _entry(

@@ -377,7 +377,7 @@ class AgencyClient:
             yield item
 
     async def confirm(self, item: VerifiedDelivery) -> None:
-        """Tell the broker this system has taken `item` (wire format section 7): a
+        """Tell the broker this system has taken `item` (wire format section 3.4): a
         confirmation signed with this agency's key, recorded in the disclosure log as
         `received`. Called by `inbox()`/`alerts()` after each ack; a NATS failure is logged,
         the delivery stays unconfirmed in the log (`s284 audit unconfirmed`)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from broker.ids import new_id
 from broker.nats.config import confirm_subject
 from broker.nats.transport import Inbound
 from broker.sdk import AgencyClient
-from broker.wire.confirmations import sign_confirmation
+from broker.wire.confirmations import Confirmation, sign_confirmation
 from broker.wire.envelope import Agency, delivery_id_for
 from tests.twin import TwinDeployment
 
@@ -184,3 +185,15 @@ async def test_audit_unconfirmed_lists_what_no_recipient_confirmed(
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     assert "15m" in bad.stderr
+
+
+def test_the_documented_confirmation_is_the_one_the_gateway_reads():
+    """The example in docs/wire-format.md section 3.4, which a Java or .NET agency copies,
+    parses as the Confirmation the gateway verifies, with every member the table lists."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "wire-format.md").read_text()
+    section = doc.split("### 3.4 Confirmation of receipt", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```json\n", 1)[1].split("\n```", 1)[0]
+    found = Confirmation.model_validate_json(example)
+    assert found.delivery_id == delivery_id_for(found.message_id, found.agency)
+    for member in Confirmation.model_fields:
+        assert f"| `{member}` |" in section

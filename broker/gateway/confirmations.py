@@ -1,5 +1,5 @@
 """Confirmations of receipt: beside the pipeline, a small loop records in the disclosure
-log that a recipient's system took a delivery (docs/wire-format.md section 7).
+log that a recipient's system took a delivery (docs/wire-format.md section 3.4).
 
 For each confirmation on S284_CONFIRM, in order:
   1 verify   signed by a current key of the agency whose subject it came on, for a

@@ -77,7 +77,7 @@ def ingress_streams() -> list[str]:
 
 
 def confirm_subject(agency: str) -> str:
-    """Where an agency's system confirms it took a delivery (wire format section 7)."""
+    """Where an agency's system confirms it took a delivery (wire format section 3.4)."""
     return f"s284.confirm.{agency}"
 
 

@@ -1,6 +1,6 @@
 """Confirmations of receipt: what a recipient agency's system publishes once it has durably
 taken a delivery, so the disclosure log can say the information arrived, not only that it
-was sent (docs/wire-format.md section 7).
+was sent (docs/wire-format.md section 3.4).
 
 confirmation : JWS(recipient agency, Confirmation)   on s284.confirm.<agency>
 
