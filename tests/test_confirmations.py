@@ -197,3 +197,28 @@ def test_the_documented_confirmation_is_the_one_the_gateway_reads():
     assert found.delivery_id == delivery_id_for(found.message_id, found.agency)
     for member in Confirmation.model_fields:
         assert f"| `{member}` |" in section
+
+
+@pytest.mark.nats
+async def test_a_real_server_carries_the_confirmation_to_the_gateway(deployment, gateway):
+    """On a real nats-server, across the account boundary (police's account exports its
+    confirmation subject to the broker's), police reading its inbox is recorded as
+    `received` for its disclosure."""
+    async with await deployment.client("corrections") as sender:
+        receipt = await sender.send(
+            kind="risk.update", purpose="offender_management", offender="S284-000123",
+            to=["police"], payload={"risk_level": "high"},
+        )  # fmt: skip
+    async with await deployment.client("police") as police:
+        assert len(await _drain(police)) == 1
+    store = AuditStore.open(deployment.settings.database_url)
+    try:
+        for _ in range(200):
+            rows = store.records(receipt.message_id)
+            if _events(rows, "received"):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        store.close()
+    [disclosed], [received] = _events(rows, "disclosed"), _events(rows, "received")
+    assert received["refers_to"] == disclosed["record_id"]
