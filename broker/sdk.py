@@ -121,6 +121,7 @@ class AgencyClient:
         self._pickup = pickup
         self._waiting: dict[str, asyncio.Future[Receipt]] = {}
         self._early: OrderedDict[str, Receipt] = OrderedDict()
+        self._confirming: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def connect(
@@ -372,7 +373,7 @@ class AgencyClient:
             item = self._opened(lambda me: open_delivery(msg.data, me, self._directory))
             return dataclasses.replace(item, contact=_contact_of(msg.subject))
 
-        pulled = self._pulled(durable, opened, follow, batch, idle_timeout, self.confirm)
+        pulled = self._pulled(durable, opened, follow, batch, idle_timeout, self._confirm_soon)
         async for item in pulled:
             yield item
 
@@ -388,6 +389,13 @@ class AgencyClient:
             await self._conn.publish(subject, frame, f"confirm:{item.delivery_id}")
         except TransportError as exc:
             log.warning("confirmation_unsent", delivery_id=item.delivery_id, error=str(exc)[:200])
+
+    async def _confirm_soon(self, item: VerifiedDelivery) -> None:
+        """Confirmations go out in the background (many in flight at once, each waiting for
+        its fsynced PubAck) so reading the inbox does not wait for them; `close` does."""
+        task = asyncio.create_task(self.confirm(item))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
 
     async def notices(
         self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
@@ -455,6 +463,8 @@ class AgencyClient:
         return new
 
     async def close(self) -> None:
+        """Closes the connection once every pending confirmation of receipt has been sent."""
+        await asyncio.gather(*self._confirming, return_exceptions=True)
         for fut in self._waiting.values():
             fut.cancel()
         with contextlib.suppress(Exception):
