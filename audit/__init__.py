@@ -5,7 +5,9 @@ entry). Records are hashed into an RFC 9162 Merkle tree whose checkpoints are si
 the C2SP signed-note format (docs/audit-format.md). Knows nothing of NATS or HTTP.
 
 The read side (`search`, `accounting`, `refusals`, `review_queue`, `record_by_id`,
-`access_log`) takes an `AuditStore` and a `Viewer`; who sees what is decided in SQL. Every
+`access_log`) takes an `AuditStore` and a `Viewer`; who sees what is decided in SQL.
+`disclosure_of` and `unconfirmed` (operators, the gateway) answer which disclosures a
+recipient has confirmed taking. Every
 store call the API makes raises `StoreUnavailableError` when the database fails it.
 """
 
@@ -34,6 +36,7 @@ from audit._query import (
     review_queue,
     search,
 )
+from audit._received import Disclosed, disclosure_of, unconfirmed
 from audit._records import GROUNDS, AuditRecord, Event, SeenMessage
 from audit._signer import LogSigner
 from audit._store import AppendResult, AuditStore, CheckpointRow, InclusionProof
@@ -52,6 +55,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointKeeper",
     "CheckpointRow",
+    "Disclosed",
     "Event",
     "Filters",
     "InclusionProof",
@@ -72,6 +76,7 @@ __all__ = [
     "announce",
     "by_time",
     "checkpoint",
+    "disclosure_of",
     "leaf_hash",
     "parse_verifier_key",
     "record_by_id",
@@ -79,6 +84,7 @@ __all__ = [
     "refusals",
     "review_queue",
     "search",
+    "unconfirmed",
     "verifier_key",
     "verify_consistency",
     "verify_inclusion",

@@ -25,10 +25,12 @@ __all__ = [
     "Ruling",
     "acknowledged",
     "alert_routed",
+    "confirmation_refused",
     "csp_reminder",
     "disclosure",
     "escalated",
     "expired",
+    "received",
     "refusal",
     "reply",
     "review",
@@ -186,6 +188,51 @@ def refusal(
         reason_code=code,
         reason=detail,
         ruling=Ruling(detail, policy_version=policy_version),
+    )
+
+
+def received(
+    record_id: str, origin: Origin, about: About, disclosure_id: str, recipient: str
+) -> AuditRecord:
+    """`recipient`'s system confirmed (signed, wire format section 3.4) that it took the
+    delivery recorded as `disclosure_id`; `origin.occurred_at` is the time it claims, and
+    `about.ingress_seq` the confirmation's sequence on its stream. Once per disclosure."""
+    return _entry(
+        record_id,
+        origin,
+        about,
+        dedupe_key=f"received:{disclosure_id}",
+        event=Event.RECEIVED,
+        decision="none",
+        reason_code=None,
+        reason=f"{recipient} confirmed receipt",
+        recipient=recipient,
+        refers_to=disclosure_id,
+    )
+
+
+def confirmation_refused(
+    record_id: str,
+    origin: Origin,
+    about: About,
+    code: str,
+    detail: str,
+    *,
+    attempt: str,
+    disclosure_id: str | None = None,
+) -> AuditRecord:
+    """A confirmation of receipt the gateway refused (`code`: a `confirm.*` reason), keyed
+    by `attempt` (its stream sequence); `disclosure_id` when it named a real disclosure."""
+    return _entry(
+        record_id,
+        origin,
+        about,
+        dedupe_key=f"refused:confirmation:{attempt}",
+        event=Event.REFUSED,
+        decision="deny",
+        reason_code=code,
+        reason=detail,
+        refers_to=disclosure_id,
     )
 
 

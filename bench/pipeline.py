@@ -15,6 +15,9 @@ Not a test: it prints figures. Three phases, each on synthetic data only:
 3. raw NATS    a second, plain nats-server (same binary): JetStream publish of frames
                of the same size, same pipelining, pulled and acked by a consumer.
 
+Phases 1 and 2 run twice: with JetStream's fsync before every acknowledgement (the
+deployment's setting) and, for comparison only, without it (S284_NATS_SYNC_ALWAYS=false).
+
 The deployment's log (JSON at INFO, as in production) goes to deployment.log in the
 temporary home, so the cost of logging is measured but the terminal stays readable.
 """
@@ -113,28 +116,48 @@ class Raw:
 
 
 @dataclass(frozen=True)
+class Unsynced:
+    """Phases 1 and 2 again on a server without fsync before acknowledgement."""
+
+    throughput: Throughput
+    latency: Latency
+
+
+@dataclass(frozen=True)
 class Report:
     sealing: Sealing
     throughput: Throughput
     latency: Latency
     raw: Raw
     decision: dict[str, float]
+    unsynced: Unsynced
 
     @property
     def ok(self) -> bool:
-        t, lat = self.throughput, self.latency
-        return t.accepted == t.delivered_police == t.messages and lat.accepted == lat.sent
+        runs = [(self.throughput, self.latency), (self.unsynced.throughput, self.unsynced.latency)]
+        return all(
+            t.accepted == t.delivered_police == t.messages and lat.accepted == lat.sent
+            for t, lat in runs
+        )
 
     def as_dict(self) -> dict[str, Any]:
         def with_rate(obj: Sealing | Throughput | Raw) -> dict[str, Any]:
             return {**asdict(obj), "msgs_per_s": obj.rate}
 
         return {
-            "host": {"python": platform.python_version(), "cpus": os.cpu_count()},
+            "host": {
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "load_average": os.getloadavg(),
+            },
             "window": WINDOW,
             "sealing": with_rate(self.sealing),
             "pipeline": with_rate(self.throughput),
             "latency": asdict(self.latency),
+            "fsync_off": {
+                "pipeline": with_rate(self.unsynced.throughput),
+                "latency": asdict(self.unsynced.latency),
+            },
             "raw_jetstream": with_rate(self.raw),
             "pipeline_over_raw": self.throughput.rate / self.raw.rate if self.raw.rate else None,
             "policy_decision": self.decision,
@@ -200,11 +223,13 @@ def _logs_to(path: Path) -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def embedded(root: Path) -> AsyncIterator[Started]:
+async def embedded(root: Path, *, sync_always: bool = True) -> AsyncIterator[Started]:
     """`s284 up` as its own process (as in production, the gateway does not share a core
-    with the agency system), on free ports in root/home; SIGTERM-ed and reaped on exit."""
+    with the agency system), on free ports in root/home; SIGTERM-ed and reaped on exit.
+    `sync_always=False`: its nats-server without fsync before acknowledgement."""
     nats_port, http_port = free_loopback_ports(2)
     home = root / "home"
+    env = {**os.environ, "S284_NATS_SYNC_ALWAYS": "true" if sync_always else "false"}
     with (root / "deployment.log").open("wb") as log_file:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -220,6 +245,7 @@ async def embedded(root: Path) -> AsyncIterator[Started]:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log_file,
             stderr=log_file,
+            env=env,
         )
     try:
         http_url = f"http://127.0.0.1:{http_port}"
@@ -409,10 +435,11 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
 
 
 async def _pipeline_phases(
-    root: Path, messages: int, rate: int
+    root: Path, messages: int, rate: int, *, sync_always: bool = True
 ) -> tuple[Sealing, Throughput, Latency]:
-    say("1/5 starting a temporary embedded broker")
-    async with embedded(root) as started:
+    fsync = "fsync on" if sync_always else "fsync off"
+    say(f"1/5 starting a temporary embedded broker ({fsync})")
+    async with embedded(root, sync_always=sync_always) as started:
         sender = await _client(started.home.path, Agency.CORRECTIONS)
         police = await _client(started.home.path, Agency.POLICE)
         try:
@@ -436,6 +463,8 @@ async def measure(messages: int, rate: int) -> Report:
         root = Path(tmp)
         with _logs_to(root / "bench.log"):
             sealing, throughput, latency = await _pipeline_phases(root, messages, rate)
+            (root / "fsync-off").mkdir()
+            off = await _pipeline_phases(root / "fsync-off", messages, rate, sync_always=False)
         (root / "raw").mkdir()
         say("4/5 raw JetStream baseline")
         async with plain_nats_server(root / "raw") as url:
@@ -443,11 +472,12 @@ async def measure(messages: int, rate: int) -> Report:
             raw = Raw(messages, sealing.frame_bytes, seconds)
     say("5/5 policy decision latency")
     decision = await asyncio.to_thread(decision_latency, DECISIONS)
-    return Report(sealing, throughput, latency, raw, decision)
+    return Report(sealing, throughput, latency, raw, decision, Unsynced(off[1], off[2]))
 
 
 def render_table(report: Report) -> str:
     s, t, lat, raw = report.sealing, report.throughput, report.latency, report.raw
+    off, off_lat = report.unsynced.throughput, report.unsynced.latency
     ratio = t.rate / raw.rate if raw.rate else 0.0
     rows = [
         ("client sealing (pre-sealed, not timed below)", s.messages, s.seconds, s.rate),
@@ -458,12 +488,13 @@ def render_table(report: Report) -> str:
             t.drain_seconds,
             _rate(t.delivered_police, t.drain_seconds),
         ),
+        ("pipeline, fsync off (comparison only)", off.accepted, off.seconds, off.rate),
         ("raw JetStream publish + pull/ack", raw.messages, raw.total_seconds, raw.rate),
     ]
     header = (
         f"s284 bench: {t.messages} messages, ~{PAYLOAD_BYTES} B payload, sealed frame "
         f"{s.frame_bytes} B, {WINDOW} in flight; Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs"
+        f"{os.cpu_count()} CPUs; load average {_load()}"
     )
     summary = (
         f"pipeline / raw JetStream: {ratio:.2f}; accepted {t.accepted}/{t.messages}, "
@@ -473,7 +504,9 @@ def render_table(report: Report) -> str:
         f"latency at {lat.offered_rate} msg/s offered ({lat.sent} messages): "
         f"p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, max {lat.max_ms:.1f} ms;\n"
         f"  sent at {lat.send_rate:.0f} msg/s, achieved {lat.achieved_rate:.0f} msg/s, "
-        f"accepted {lat.accepted}/{lat.sent}"
+        f"accepted {lat.accepted}/{lat.sent}\n"
+        f"  fsync off (comparison only): p50 {off_lat.p50_ms:.1f} ms, "
+        f"p99 {off_lat.p99_ms:.1f} ms, achieved {off_lat.achieved_rate:.0f} msg/s"
     )
     verdict = "OK" if report.ok else "NOT OK: some messages were not accepted or not delivered"
     lines = [
@@ -492,6 +525,10 @@ def render_table(report: Report) -> str:
         verdict,
     ]
     return "\n".join(lines)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def emit(report: Report, as_json: bool, out: TextIO | None = None) -> None:

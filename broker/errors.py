@@ -61,6 +61,15 @@ class CryptoError(BrokerError):
     """A JOSE object could not be parsed, verified or decrypted."""
 
 
+class ConfirmationError(CryptoError):
+    """A recipient's confirmation of receipt was refused; `code` (a `confirm.*` reason code
+    in the disclosure log, docs/audit-format.md) says why."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
 class KeyUnusableError(CryptoError):
     """A key in the directory may no longer verify: `code` says why (revoked, expired)."""
 

@@ -9,6 +9,7 @@ by the same code as `s284 agency init`, and registers their requests like `direc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 
 from audit import LogSigner
 from broker.errors import ConfigError, RegistrationError
-from broker.nats.config import ADMIN, ALL_USERS, Credentials, render_config
+from broker.nats.config import ADMIN, ALL_USERS, Credentials, ServerOptions, render_config
 from broker.nats.tls import TlsFiles, create_local_ca, issue_client_certificate
 from broker.settings import Settings
 from broker.wire.directory import (
@@ -277,21 +278,25 @@ class Home:
     def exists(self) -> bool:
         return self.deployment_path.is_file()
 
-    def init(self, nats_port: int, mutual_tls: bool = False) -> bool:
-        """Create everything a first start needs; return False if it already existed."""
+    def init(
+        self, nats_port: int, mutual_tls: bool = False, server: ServerOptions | None = None
+    ) -> bool:
+        """Create everything a first start needs; return False if it already existed.
+        `server`: the NATS server's other options (default: fsync before every ack)."""
         if self.exists:
             return False
         self.path.mkdir(parents=True, exist_ok=True)
         gateway = Identity.generate(GATEWAY)
         gateway.save(self.identity_path(GATEWAY))
-        self._init_nats(nats_port, mutual_tls)
+        options = dataclasses.replace(server or ServerOptions(), mutual_tls=mutual_tls)
+        self._init_nats(nats_port, options)
         self.log_signer()
         nats_url = f"tls://127.0.0.1:{nats_port}"
         self._init_directory(gateway, nats_url)
         self.deployment_path.write_text(json.dumps({"nats_url": nats_url}, indent=2))
         return True
 
-    def _init_nats(self, nats_port: int, mutual_tls: bool) -> None:
+    def _init_nats(self, nats_port: int, options: ServerOptions) -> None:
         """The local CA, a login per NATS user (the admin's kept apart), the server config."""
         tls = create_local_ca(self.tls_files.ca.parent)
         hashes = {}
@@ -299,14 +304,15 @@ class Home:
             path = self.admin_creds_path if user == ADMIN else self.creds_path(user)
             password = secrets.token_urlsafe(32)
             login = {"user": user, "password": password}
-            if mutual_tls:  # the certificate is the login; the password stays unused
+            if options.mutual_tls:  # the certificate is the login; the password stays unused
                 client = issue_client_certificate(tls.ca.parent, user, path.parent)
                 login |= {"cert": client.cert.name, "key": client.key.name}  # beside it
             _write_private(path, json.dumps(login))
             hashes[user] = bcrypt.hashpw(password.encode(), bcrypt.gensalt(10, b"2a")).decode()
         self.jetstream_dir.mkdir(parents=True, exist_ok=True)
-        config = render_config(nats_port, self.jetstream_dir, hashes, tls, mutual_tls)
+        config = render_config(nats_port, self.jetstream_dir, hashes, tls, options)
         _write_private(self.nats_conf, config)
+
     def _init_directory(self, gateway: Identity, nats_url: str) -> None:
         """Version 1: the gateway's keys and the four embedded agencies, each created in its
         own agency home and admitted from its registration request, as an operator would."""

@@ -19,12 +19,14 @@ from broker.alerts.flow import AlertContext, AlertFlow
 from broker.auth import AuthConfig
 from broker.errors import ConfigError
 from broker.gateway.checkpoints import Checkpointer
+from broker.gateway.confirmations import ConfirmationContext, Confirmations
 from broker.gateway.directory import held_directory, keep_directory
 from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
 from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.http.app import ApiDeps, create_app
 from broker.nats.client import Connection
+from broker.nats.config import ServerOptions
 from broker.nats.server import NatsServer
 from broker.nats.transport import StreamLimits, Transport
 from broker.sdk import stop_event_on_signals
@@ -127,7 +129,8 @@ async def provision(settings: Settings) -> None:
 async def gateway_running(
     settings: Settings, stop: asyncio.Event, transport: Transport | None = None
 ) -> AsyncIterator[Running]:
-    """The gateway, its checkpointer and the alert flow, on `transport` if given (the
+    """The gateway, its checkpointer, the alert flow and the recorder of recipients'
+    confirmations of receipt, on `transport` if given (the
     in-memory twin in fast tests; closed on exit), else on a new connection to NATS."""
     home = Home(settings.home)
     conn = transport or await Connection.connect(
@@ -170,6 +173,11 @@ async def gateway_running(
         asyncio.create_task(checkpointer.run(stop)),
         asyncio.create_task(alerts.run(stop)),
         asyncio.create_task(keep_directory(home, directory, conn, stop)),
+        asyncio.create_task(
+            Confirmations(
+                ConfirmationContext(conn, store, directory, settings.node, checkpointer)
+            ).run(stop)
+        ),
     ]
     reload_on_sighup(engine)
     try:
@@ -201,7 +209,11 @@ async def run_embedded(
     if _port_in_use(settings.http_port):
         raise ConfigError(f"HTTP port {settings.http_port} on 127.0.0.1 is already in use")
     home = Home(settings.home)
-    home.init(settings.nats_port, mutual_tls=settings.nats_mutual_tls)
+    home.init(
+        settings.nats_port,
+        mutual_tls=settings.nats_mutual_tls,
+        server=ServerOptions(sync_always=settings.nats_sync_always),
+    )
     port = int(home.nats_url.rsplit(":", 1)[1])
     server = NatsServer(home.nats_conf, port, home.path / "nats" / "nats-server.log")
     await server.start()

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import signal
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -46,6 +46,7 @@ from broker.nats.config import (
     Credentials,
     alert_consumer,
     checkpoint_consumer,
+    confirm_subject,
     deliver_consumer,
     ingress_subject,
     notice_consumer,
@@ -53,6 +54,7 @@ from broker.nats.config import (
     receipt_subject,
 )
 from broker.nats.transport import Inbound, Transport
+from broker.wire.confirmations import sign_confirmation
 from broker.wire.directory import DirectoryVerifier, offer
 from broker.wire.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
 from broker.wire.keys import DirectoryHolder, Identity, KeyDirectory, Keyring
@@ -119,6 +121,7 @@ class AgencyClient:
         self._pickup = pickup
         self._waiting: dict[str, asyncio.Future[Receipt]] = {}
         self._early: OrderedDict[str, Receipt] = OrderedDict()
+        self._confirming: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def connect(
@@ -347,7 +350,8 @@ class AgencyClient:
         self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
     ) -> AsyncIterator[VerifiedDelivery]:
         """Verified, decrypted deliveries. Each is acknowledged when the next is requested,
-        so one the caller fails to handle is redelivered. Without `follow`, stops when empty.
+        so one the caller fails to handle is redelivered, and then confirmed to the broker
+        (a signed confirmation of receipt). Without `follow`, stops when empty.
         """
         consumer = deliver_consumer(self.agency.value)
         async for item in self._deliveries(consumer, follow, batch, idle_timeout):
@@ -369,8 +373,29 @@ class AgencyClient:
             item = self._opened(lambda me: open_delivery(msg.data, me, self._directory))
             return dataclasses.replace(item, contact=_contact_of(msg.subject))
 
-        async for item in self._pulled(durable, opened, follow, batch, idle_timeout):
+        pulled = self._pulled(durable, opened, follow, batch, idle_timeout, self._confirm_soon)
+        async for item in pulled:
             yield item
+
+    async def confirm(self, item: VerifiedDelivery) -> None:
+        """Tell the broker this system has taken `item` (wire format section 3.7): a
+        confirmation signed with this agency's key, recorded in the disclosure log as
+        `received`. Called by `inbox()`/`alerts()` after each ack; a NATS failure is logged,
+        the delivery stays unconfirmed in the log (`s284 audit unconfirmed`)."""
+        signer = self._keys.signer(self._directory)
+        frame = sign_confirmation(item.delivery_id, item.envelope.id, signer)
+        subject = confirm_subject(self.agency.value)
+        try:
+            await self._conn.publish(subject, frame, f"confirm:{item.delivery_id}")
+        except TransportError as exc:
+            log.warning("confirmation_unsent", delivery_id=item.delivery_id, error=str(exc)[:200])
+
+    async def _confirm_soon(self, item: VerifiedDelivery) -> None:
+        """Confirmations go out in the background (many in flight at once, each waiting for
+        its fsynced PubAck) so reading the inbox does not wait for them; `close` does."""
+        task = asyncio.create_task(self.confirm(item))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
 
     async def notices(
         self, follow: bool = False, batch: int = 64, idle_timeout: float = 1.0
@@ -392,9 +417,11 @@ class AgencyClient:
         follow: bool,
         batch: int,
         idle_timeout: float,
+        taken: Callable[[_T], Awaitable[None]] | None = None,
     ) -> AsyncIterator[_T]:
         """Verified items from one of this agency's consumers; each acked when the next is
-        asked for; one that fails verification is terminated (never redelivered)."""
+        asked for (then handed to `taken`); one that fails verification is terminated
+        (never redelivered)."""
         consumer = self._conn.pull(STREAM_DELIVER, durable)
         while True:
             await self.refresh_directory()
@@ -410,6 +437,8 @@ class AgencyClient:
                     continue
                 yield item
                 await msg.ack()
+                if taken is not None:
+                    await taken(item)
 
     async def sync_checkpoints(self, state: Path, log_key: str, idle_timeout: float = 1.0) -> int:
         """Fetch the log's new signed checkpoints and check each extends those kept in
@@ -434,6 +463,8 @@ class AgencyClient:
         return new
 
     async def close(self) -> None:
+        """Closes the connection once every pending confirmation of receipt has been sent."""
+        await asyncio.gather(*self._confirming, return_exceptions=True)
         for fut in self._waiting.values():
             fut.cancel()
         with contextlib.suppress(Exception):

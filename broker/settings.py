@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         description="embedded NATS: each identity logs in with its client certificate "
         "(verify_and_map) instead of a password; applies when the home is created",
     )
+    nats_sync_always: bool = Field(
+        default=True,
+        description="embedded NATS: JetStream fsyncs each write before acknowledging it; "
+        "false only to measure the cost (s284 bench); applies when the home is created",
+    )
     db_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home")
     policy_bundle: Path | None = Field(
         default=None, description="s 284 policy bundle directory; default: the one shipped"

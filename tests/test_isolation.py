@@ -29,12 +29,14 @@ from broker.nats.config import (
     CHECKPOINT_SUBJECT,
     DIRECTORY_SUBJECT,
     STREAM_CHECKPOINTS,
+    STREAM_CONFIRM,
     STREAM_DELIVER,
     STREAM_DIRECTORY,
     STREAM_DLQ,
     STREAM_RECEIPTS,
     AgencyConsumer,
     agency_consumers,
+    confirm_subject,
     inbox_prefix,
     ingress_stream,
     ingress_streams,
@@ -49,6 +51,7 @@ pytestmark = pytest.mark.nats
 AGENCIES = [a.value for a in Agency]
 STREAMS = [
     *ingress_streams(),
+    STREAM_CONFIRM,
     STREAM_DELIVER,
     STREAM_RECEIPTS,
     STREAM_DLQ,
@@ -98,7 +101,7 @@ def _protected(agency: str) -> list[str]:
             f"s284.receipt.{other}.{new_id()}",
         ]
         if other != agency:
-            subjects.append(ingress_subject(other))
+            subjects += [ingress_subject(other), confirm_subject(other)]
     return subjects
 
 
@@ -121,8 +124,10 @@ async def _seed(admin: Client, agency: str, marker: bytes, *, public: bool = Tru
 
 async def _inject(nc: Client, agency: str, reply: str, acks: list[str]) -> None:
     """Every request the agency may send, with `reply` as its reply subject: a publish to
-    its own ingress, a fetch on each of its consumers, acks of messages it received."""
+    its own ingress and confirmation subjects, a fetch on each of its consumers, acks of
+    messages it received."""
     await nc.publish(ingress_subject(agency), b"not a frame", reply=reply)
+    await nc.publish(confirm_subject(agency), b"not a confirmation", reply=reply)
     for consumer in agency_consumers(agency):
         await nc.publish(consumer.next_subject, PULL, reply=reply)
     for ack in acks:
@@ -150,10 +155,11 @@ async def _real_ack_subjects(nc: Client, agency: str) -> list[str]:
 
 
 async def test_reply_subject_injection_stores_nothing(deployment: Deployment) -> None:
-    """For each agency, every request it may send (a publish to its own ingress, a fetch or
-    an ack on each of its consumers), with its reply subject set to a protected subject
-    (checkpoints, directory, another agency's ingress, any delivery, alert, notice, receipt
-    or dead letter), stores nothing: only its own ingress stream grows, by its publishes."""
+    """For each agency, every request it may send (a publish to its own ingress or
+    confirmation subject, a fetch or an ack on each of its consumers), with its reply
+    subject set to a protected subject (checkpoints, directory, another agency's ingress or
+    confirmations, any delivery, alert, notice, receipt or dead letter), stores nothing:
+    only its own ingress stream and the confirmation stream grow, by its publishes."""
     admin = await _nc(deployment, ADMIN)
     for agency in AGENCIES:
         await _seed(admin, agency, b"seed")
@@ -174,8 +180,10 @@ async def test_reply_subject_injection_stores_nothing(deployment: Deployment) ->
         stream = ingress_stream(agency)
         assert after[stream][0] == before[stream][0] + expected_ingress[agency]
         assert after[stream][2] == before[stream][2]
+    confirmed = after[STREAM_CONFIRM][0] - before[STREAM_CONFIRM][0]
+    assert confirmed == sum(expected_ingress.values())  # each agency's own, nothing else
     for name in STREAMS:
-        if name not in ingress_streams():
+        if name not in [*ingress_streams(), STREAM_CONFIRM]:
             assert after[name] == before[name], f"{name} changed"
 
 
@@ -186,7 +194,12 @@ async def _snoop(nc: Client, victim: str) -> list[bytes]:
     async def keep(msg: Any) -> None:
         seen.append(msg.data)
 
-    for subject in (f"s284.*.{victim}.>", f"{inbox_prefix(victim)}.>", ">"):
+    for subject in (
+        f"s284.*.{victim}.>",
+        confirm_subject(victim),
+        f"{inbox_prefix(victim)}.>",
+        ">",
+    ):
         try:
             await nc.subscribe(subject, cb=keep)
         except nats.errors.Error:
@@ -306,12 +319,15 @@ async def test_nats_msg_id_must_equal_the_message_id(deployment: Deployment, gat
 
 
 async def test_agency_cannot_publish_outside_its_ingress(deployment: Deployment) -> None:
-    """Police's SDK publishing on DFFH's ingress subject gets a clear error, not a receipt."""
+    """Police's SDK publishing on DFFH's ingress or confirmation subject gets a clear
+    error, not a receipt."""
     conn = await Connection.connect(
         deployment.home.nats_url, deployment.home.credentials("police"), name="t"
     )
     try:
         with pytest.raises(TransportError):
             await conn.publish(ingress_subject("dffh"), b"x", new_id(), attempts=2)
+        with pytest.raises(TransportError):
+            await conn.publish(confirm_subject("dffh"), b"x", new_id(), attempts=2)
     finally:
         await conn.close()

@@ -198,7 +198,11 @@ async def test_an_agency_informed_about_an_offender_gets_later_updates_pushed(tw
     assert [d.recipient for d in unrelated.deliveries] == ["health"]
     assert got == [first.message_id, later.message_id]
     store = AuditStore.open(twin_deployment.settings.database_url)
-    [pushed] = [r for r in store.records(later.message_id) if r["recipient_agency"] == "police"]
+    [pushed] = [
+        r
+        for r in store.records(later.message_id)
+        if r["recipient_agency"] == "police" and r["event"] == "disclosed"
+    ]
     store.close()
     assert pushed["reason"].startswith("pushed to a subscriber")
 

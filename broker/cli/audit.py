@@ -1,14 +1,24 @@
-"""`s284 audit ...`: verify the disclosure log, sign a checkpoint, expire personal fields."""
+"""`s284 audit ...`: verify the disclosure log, sign a checkpoint, expire personal fields,
+list disclosures no recipient has confirmed."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
-from audit import AuditError, AuditStore, checkpoint, parse_verifier_key, verify_log
+from audit import (
+    AuditError,
+    AuditStore,
+    StoreUnavailableError,
+    checkpoint,
+    parse_verifier_key,
+    unconfirmed,
+    verify_log,
+)
 from broker.errors import BrokerError, ConfigError
 from broker.home import Home
 from broker.ids import new_id
@@ -56,6 +66,7 @@ def audit() -> None:
     s284 audit verify --home var/s284        re-hash everything, check every checkpoint
     s284 audit verify --db postgresql+psycopg://... --log-key audit-log.vkey
     s284 audit expire --before 2019-01-01 --yes
+    s284 audit unconfirmed --older-than 15m   disclosures no recipient confirmed taking
     """
 
 
@@ -167,3 +178,52 @@ def expire(home: Path | None, db: str | None, before: datetime, yes: bool) -> No
     finally:
         store.close()
     click.echo(f"erased personal fields of {erased} record(s) before {cutoff.date()}")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_AGE = re.compile(r"^(\d+)([smhd])$")
+
+
+def _age(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
+    """`15m`, `2h`, `7d`, `0s`: a clear usage error for anything else."""
+    match = _AGE.match(value.strip())
+    if match is None:
+        raise click.BadParameter(f"{value!r}: give a number and a unit (s, m, h, d), e.g. 15m")
+    return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+
+
+@audit.command(name="unconfirmed")
+@click.option("--home", type=click.Path(path_type=Path), envvar="S284_HOME", help=HOME_HELP)
+@click.option("--db", default=None, help="SQLAlchemy URL of the log (default: the home's).")
+@click.option(
+    "--older-than",
+    "age",
+    default="15m",
+    show_default=True,
+    callback=_age,
+    help="Only disclosures at least this old (s, m, h, d), e.g. 15m.",
+)
+@click.option("--limit", default=1000, show_default=True, help="At most this many, oldest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of lines.")
+def unconfirmed_cmd(
+    home: Path | None, db: str | None, age: timedelta, limit: int, as_json: bool
+) -> None:
+    """Disclosures whose recipient's system has not confirmed taking them (no `received`
+    record), oldest first. Exit 0 whether or not there are any; 1 if the log cannot be read.
+    """
+    store = _store(home, db)
+    try:
+        rows = unconfirmed(store, datetime.now(UTC) - age, limit)
+    except StoreUnavailableError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(
+            f"{row['occurred_at']}  {row['record_id']}  {row['message_id']}  "
+            f"{row['sender_agency']} -> {row['recipient_agency']}  {row['kind']}"
+        )
+    click.echo(f"{len(rows)} unconfirmed disclosure(s) older than {age}")

@@ -4,11 +4,11 @@ Isolation rests on NATS *accounts*, not on publish/subscribe permissions: a repl
 subject is never checked against publish permissions, so an agency sharing the
 streams' account could make JetStream store its replies anywhere. Here every agency
 has its own account with no JetStream; the BROKER account alone holds the streams,
-and an agency reaches it only through service imports of its own ingress subject and
-of the JetStream API subjects of its own consumers. A reply subject an agency sets is
-resolved back in its own account, where no stream listens. In the BROKER account the
-gateway may publish and consume but not create, change, delete or purge; only the
-admin identity (used by provisioning, never by the running gateway) may.
+and an agency reaches it only through service imports of its own ingress and
+confirmation subjects and of the JetStream API subjects of its own consumers. A reply
+subject an agency sets is resolved back in its own account, where no stream listens. In
+the BROKER account the gateway may publish and consume but not create, change, delete or
+purge; only the admin identity (used by provisioning, never by the running gateway) may.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ STREAM_RECEIPTS = "S284_RECEIPTS"
 STREAM_DLQ = "S284_DLQ"
 STREAM_CHECKPOINTS = "S284_CHECKPOINTS"
 STREAM_DIRECTORY = "S284_DIRECTORY"
+STREAM_CONFIRM = "S284_CONFIRM"
 CHECKPOINT_SUBJECT = "s284.checkpoint"
 DIRECTORY_SUBJECT = "s284.directory"
 GATEWAY_CONSUMER = "gateway"
@@ -76,6 +77,11 @@ def ingress_first_seq(agency: str) -> int:
 
 def ingress_streams() -> list[str]:
     return [ingress_stream(a.value) for a in Agency]
+
+
+def confirm_subject(agency: str) -> str:
+    """Where an agency's system confirms it took a delivery (wire format section 3.7)."""
+    return f"s284.confirm.{agency}"
 
 
 def deliver_subject(agency: str, kind: str) -> str:
@@ -156,6 +162,7 @@ def _exports(agency: str) -> list[dict[str, Any]]:
     only = [account(agency)]
     exports: list[dict[str, Any]] = [
         {"service": ingress_subject(agency), "accounts": only},
+        {"service": confirm_subject(agency), "accounts": only},
         {"stream": f"s284.receipt.{agency}.>", "accounts": only},
         {"service": DIRECTORY_LAST, "accounts": only},  # the newest signed key directory
     ]
@@ -178,7 +185,7 @@ def _imports(agency: str) -> list[dict[str, Any]]:
 
 def agency_permissions(agency: str) -> dict[str, Any]:
     """Inside its own account (defence in depth: the account is the boundary)."""
-    publish = [ingress_subject(agency), DIRECTORY_LAST]
+    publish = [ingress_subject(agency), confirm_subject(agency), DIRECTORY_LAST]
     for consumer in agency_consumers(agency):
         publish += [consumer.next_subject, consumer.ack_subjects]
     return {
@@ -202,6 +209,8 @@ def gateway_permissions() -> dict[str, Any]:
                 DIRECTORY_LAST,
                 *(f"$JS.API.CONSUMER.MSG.NEXT.{s}.{GATEWAY_CONSUMER}" for s in ingress_streams()),
                 *(f"$JS.ACK.{s}.{GATEWAY_CONSUMER}.>" for s in ingress_streams()),
+                f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_CONFIRM}.{GATEWAY_CONSUMER}",
+                f"$JS.ACK.{STREAM_CONFIRM}.{GATEWAY_CONSUMER}.>",
                 "$JS.API.INFO",
                 "$JS.API.STREAM.INFO.*",
                 "$JS.API.CONSUMER.INFO.*.*",
@@ -252,24 +261,51 @@ def _tls_block(tls: TlsFiles, mutual_tls: bool) -> dict[str, Any]:
     return block
 
 
+@dataclass(frozen=True)
+class ServerOptions:
+    """How the embedded server runs beyond its accounts.
+
+    `sync_always`: JetStream fsyncs every write before it acknowledges it (the server's
+    `sync_interval: always`); off, it flushes every two minutes and acknowledges at once,
+    so a power loss can lose acknowledged messages. Off only to measure what it costs
+    (`s284 bench`). `monitor_port`: the HTTP monitoring endpoint on loopback (tests).
+    """
+
+    mutual_tls: bool = False
+    sync_always: bool = True
+    monitor_port: int | None = None
+
+
+def _jetstream_block(store_dir: Path, sync_always: bool) -> dict[str, Any]:
+    block: dict[str, Any] = {"store_dir": str(store_dir)}
+    if sync_always:
+        block["sync_interval"] = "always"
+    return block
+
+
 def render_config(
     port: int,
     store_dir: Path,
     users: dict[str, str],
     tls: TlsFiles | None = None,
-    mutual_tls: bool = False,
+    options: ServerOptions | None = None,
 ) -> str:
-    """Loopback only, JetStream on disk, one account per agency, TLS when given (and, with
-    `mutual_tls`, each client's certificate as its login)."""
+    """Loopback only, JetStream on disk (fsync before every acknowledgement unless told
+    otherwise), one account per agency, TLS when given (and, with `mutual_tls`, each
+    client's certificate as its login)."""
+    opts = options or ServerOptions()
     # NATS config accepts JSON syntax; json.dumps quotes everything safely.
     lines = [
         "# generated by s284: loopback only, one account per agency, JetStream on disk",
         f"listen: {json.dumps(f'127.0.0.1:{port}')}",
         'server_name: "s284-embedded"',
         f"max_payload: {MAX_PAYLOAD}",
-        f"jetstream: {json.dumps({'store_dir': str(store_dir)})}",
-        f"accounts: {json.dumps(accounts(users, mutual_tls), indent=2)}",
+        f"jetstream: {json.dumps(_jetstream_block(store_dir, opts.sync_always))}",
+        f"accounts: {json.dumps(accounts(users, opts.mutual_tls), indent=2)}",
     ]
+    if opts.monitor_port is not None:
+        lines.append(f"http: {json.dumps(f'127.0.0.1:{opts.monitor_port}')}")
+    mutual_tls = opts.mutual_tls
     if tls is not None:
         lines.append(f"tls: {json.dumps(_tls_block(tls, mutual_tls))}")
         # A later cluster keeps the same files: `cluster: {tls: <the same block>}`.

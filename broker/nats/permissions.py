@@ -3,11 +3,12 @@
 twin enforces it; nats-server enforces the config rendered from the same names, and the
 contract tests (tests/test_transport_contract.py) check that both refuse alike.
 
-An agency publishes only to its own ingress and reads only its own deliveries, alerts,
-notices, receipts, the checkpoints and the signed key directory; only the gateway reads
-ingress and publishes the rest; only the admin identity (provisioning) manages streams;
-nobody deletes or purges a stream. (nats-server enforces this with one account per
-agency, see config.py; this table is the same rule for the twin.)
+An agency publishes only to its own ingress and confirmation subjects and reads only its
+own deliveries, alerts, notices, receipts, the checkpoints and the signed key directory;
+only the gateway reads ingress and confirmations and publishes the rest; only the admin
+identity (provisioning) manages streams; nobody deletes or purges a stream. (nats-server
+enforces this with one account per agency, see config.py; this table is the same rule for
+the twin.)
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from broker.nats.config import (
     CHECKPOINT_SUBJECT,
     DIRECTORY_SUBJECT,
     GATEWAY_CONSUMER,
+    STREAM_CONFIRM,
     STREAM_DIRECTORY,
     agency_consumers,
     alert_subject,
+    confirm_subject,
     deliver_subject,
     inbox_prefix,
     ingress_stream,
@@ -70,7 +73,7 @@ def _own_consumers(agency: str) -> tuple[tuple[str, str], ...]:
 def agency_permissions(agency: str) -> Permissions:
     own = _own_consumers(agency)
     return Permissions(
-        publish=(ingress_subject(agency),),
+        publish=(ingress_subject(agency), confirm_subject(agency)),
         subscribe=(f"{inbox_prefix(agency)}.>", receipt_subject(agency, ">")),
         pull=own,
         ack=own,
@@ -99,7 +102,8 @@ def gateway_permissions() -> Permissions:
 
 
 def _gateway_consumers() -> tuple[tuple[str, str], ...]:
-    return tuple((ingress_stream(a.value), GATEWAY_CONSUMER) for a in Agency)
+    ingress = tuple((ingress_stream(a.value), GATEWAY_CONSUMER) for a in Agency)
+    return (*ingress, (STREAM_CONFIRM, GATEWAY_CONSUMER))
 
 
 def admin_permissions() -> Permissions:

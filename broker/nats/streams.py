@@ -12,12 +12,14 @@ from broker.nats.config import (
     GATEWAY_CONSUMER,
     MAX_PAYLOAD,
     STREAM_CHECKPOINTS,
+    STREAM_CONFIRM,
     STREAM_DELIVER,
     STREAM_DIRECTORY,
     STREAM_DLQ,
     STREAM_RECEIPTS,
     agency_consumers,
     alert_subject,
+    confirm_subject,
     deliver_subject,
     ingress_first_seq,
     ingress_stream,
@@ -79,18 +81,31 @@ def stream_specs(limits: StreamLimits, agencies: list[str]) -> list[StreamSpec]:
         (STREAM_CHECKPOINTS, (CHECKPOINT_SUBJECT,), 0.0),  # kept for ever
         (STREAM_DIRECTORY, (DIRECTORY_SUBJECT,), 0.0),  # every signed version, for ever
     ]
-    return ingress + [
-        StreamSpec(
-            name,
-            subjects,
-            work_queue=False,
-            max_msg_size=MAX_PAYLOAD,
-            max_age_s=age,
-            duplicate_window_s=window,
-            allow_direct=name == STREAM_DIRECTORY,
-        )
-        for name, subjects, age in kept
+    return [
+        *ingress,
+        _confirm_stream(window),
+        *(
+            StreamSpec(
+                name,
+                subjects,
+                work_queue=False,
+                max_msg_size=MAX_PAYLOAD,
+                max_age_s=age,
+                duplicate_window_s=window,
+                allow_direct=name == STREAM_DIRECTORY,
+            )
+            for name, subjects, age in kept
+        ),
     ]
+
+
+CONFIRM_MAX_BYTES = 4096  # ids, a time and a signature: a few hundred bytes
+
+
+def _confirm_stream(window: float) -> StreamSpec:
+    """Every agency's confirmations of receipt, until the gateway has recorded them."""
+    subjects = (_family(confirm_subject("*")),)
+    return StreamSpec(STREAM_CONFIRM, subjects, True, CONFIRM_MAX_BYTES, 0.0, window)  # noqa: FBT003 - positional dataclass
 
 
 def _family(pattern: str) -> str:
@@ -107,6 +122,11 @@ def consumer_specs(limits: StreamLimits, agencies: list[str]) -> list[ConsumerSp
         )
         for a in agencies
     ]  # fmt: skip
+    specs.append(
+        # unbounded: a confirmation waits out a log outage rather than being dropped
+        ConsumerSpec(STREAM_CONFIRM, GATEWAY_CONSUMER, _family(confirm_subject("*")),
+                     limits.ack_wait_s, -1)
+    )  # fmt: skip
     for agency in agencies:
         specs += [
             ConsumerSpec(c.stream, c.durable, c.filter_subject, limits.ack_wait_s, -1)
