@@ -3,7 +3,8 @@
 Synchronous by design: the gateway calls it from a worker thread, one transaction per
 batch, and acknowledges NATS only after `append` returns. Appends are serialised (an
 advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite) because each needs the tree's
-right edge; several gateway workers may share one database.
+right edge; several gateway workers may share one database. (Over the ~400-line norm:
+the one store class; queries, access log, records and the tree live in their own modules.)
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Client SDK for agency systems: send sealed messages, read the verified inbox.
 
+Over the ~400-line norm: `AgencyClient` is the SDK's whole surface (send, receipts,
+inbox, alerts, notices, confirmations, checkpoints, directory pickup); the next split
+moves the directory pickup and confirmations into modules of their own.
+
 async with await AgencyClient.from_agency_home("/srv/police-s284") as client:
     receipt = await client.send(kind="risk.update", purpose="offender_management",
                                 offender="S284-000123", to=["police"], payload={...})

@@ -1,6 +1,9 @@
 """`s284`: run the broker, send and read messages, run the demo and the benchmark.
 
 Exit codes and error lines are mapped in one place: broker/cli/errors.py.
+
+Over the ~400-line norm: `up`, `gateway`, `provision`, `send`, `inbox` and `demo` with
+their options and help text; the next split is send/inbox into their own module.
 """
 
 from __future__ import annotations
