@@ -188,10 +188,10 @@ async def test_audit_unconfirmed_lists_what_no_recipient_confirmed(
 
 
 def test_the_documented_confirmation_is_the_one_the_gateway_reads():
-    """The example in docs/wire-format.md section 3.4, which a Java or .NET agency copies,
+    """The example in docs/wire-format.md section 3.7, which a Java or .NET agency copies,
     parses as the Confirmation the gateway verifies, with every member the table lists."""
     doc = (Path(__file__).resolve().parents[1] / "docs" / "wire-format.md").read_text()
-    section = doc.split("### 3.4 Confirmation of receipt", 1)[1].split("\n## ", 1)[0]
+    section = doc.split("### 3.7 Confirmation of receipt", 1)[1].split("\n## ", 1)[0]
     example = section.split("```json\n", 1)[1].split("\n```", 1)[0]
     found = Confirmation.model_validate_json(example)
     assert found.delivery_id == delivery_id_for(found.message_id, found.agency)
