@@ -44,7 +44,8 @@ def login_options(creds: Credentials) -> dict[str, str]:
 
 def connect_failure(url: str, user: str, cause: Exception) -> TransportError:
     """One line for a first connection that failed: what happened and what to check.
-    A reset after the TCP connection was accepted means the server is up but refused us."""
+    A reset or a broken pipe after the TCP connection was accepted means the server is up
+    but refused us (which of the two the client sees depends on timing)."""
     if isinstance(cause, ssl.SSLError):
         reason = cause.reason or cause.__class__.__name__
         hint = (
@@ -54,7 +55,7 @@ def connect_failure(url: str, user: str, cause: Exception) -> TransportError:
             "server's host"
         )
         return TransportError(f"TLS to NATS at {url} failed ({reason}); {hint}")
-    if isinstance(cause, ConnectionResetError | ConnectionAbortedError):
+    if isinstance(cause, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
         return TransportError(
             f"TLS to NATS at {url} was closed by the server ({cause.__class__.__name__}); "
             "it did not accept this identity: check its client certificate and CA"
