@@ -169,6 +169,15 @@ class CspReview:
     due: date
 
 
+@dataclass(frozen=True)
+class CspReviewer:
+    """Who is reminded of a plan's review, at which agency: SOCT coordinates DFFH's and
+    DH's input to plans from DFFH; the MAP chair sits with the managing agency."""
+
+    contact: Contact
+    agency: str
+
+
 Milestone = Literal["30d", "14d", "due"]
 CspStatus = Literal["created", "endorsed", "reviewed", "closed"]
 

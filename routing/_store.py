@@ -30,10 +30,10 @@ from routing._model import (
     Alert,
     AlertStatus,
     AlertStep,
-    Contact,
     CspNotice,
     CspPlan,
     CspReview,
+    CspReviewer,
     Gap,
     MissingPlan,
     Offender,
@@ -151,7 +151,7 @@ class RoutingStore:
         table = self._table()
         return table.needed() if table else []
 
-    def csp_reviewers(self) -> list[Contact]:
+    def csp_reviewers(self) -> list[CspReviewer]:
         table = self._table()
         return list(table.csp_reviewers) if table else []
 

@@ -28,6 +28,7 @@ from policies import EngineHolder, PolicyEngine, PolicyRequest
 from routing import Alert, CspNotice, RoutingStore
 
 log = structlog.get_logger("s284.alerts")
+AGENCY_VALUES = frozenset(a.value for a in Agency)
 MANAGING_AGENCY = Agency.CORRECTIONS  # the managing officer sits at Community Corrections
 REPLY_KIND, REPLY_PURPOSE = "concern.report", "offender_management"
 
@@ -142,8 +143,14 @@ class AlertFlow:
         log.info("alert_escalated", alert_id=alert.alert_id, level=alert.level)
 
     async def _csp_reminder(self, notice: CspNotice, today: date) -> None:
-        reviewers = await asyncio.to_thread(self._ctx.routing.csp_reviewers)
-        record_id = new_id()
+        """Each reviewer gets a notice on its own agency's stream (SOCT at DFFH, the MAP
+        chair at Corrections); each agency reminded gets its record in the log."""
+        reviewers = []
+        for reviewer in await asyncio.to_thread(self._ctx.routing.csp_reviewers):
+            if reviewer.agency in AGENCY_VALUES:
+                reviewers.append(reviewer)
+            else:
+                log.warning("csp_reviewer_unknown_agency", contact=reviewer.contact.id)
         for reviewer in reviewers:
             content = NoticeContent(
                 event="csp_review_due",
@@ -151,14 +158,15 @@ class AlertFlow:
                 csp_id=notice.csp_id,
                 due=notice.due.isoformat(),
                 milestone=notice.milestone,
-                contact=reviewer.id,
-                agency=MANAGING_AGENCY.value,
+                contact=reviewer.contact.id,
+                agency=reviewer.agency,
             )
-            notice_id = f"csp.{notice.csp_id}.{notice.milestone}.{reviewer.id}"
-            await self._publish_notice(MANAGING_AGENCY, notice_id, content)
+            notice_id = f"csp.{notice.csp_id}.{notice.milestone}.{reviewer.contact.id}"
+            await self._publish_notice(Agency(reviewer.agency), notice_id, content)
         due = records.CspDue(notice.offender, notice.csp_id, notice.due, notice.milestone)
-        record = records.csp_reminder(record_id, self._ctx.node, due, MANAGING_AGENCY.value, today)
-        await asyncio.to_thread(self._ctx.audit.append, [record])
+        reminded = sorted({r.agency for r in reviewers})
+        entries = [records.csp_reminder(new_id(), self._ctx.node, due, a, today) for a in reminded]
+        await asyncio.to_thread(self._ctx.audit.append, entries)
         await asyncio.to_thread(self._ctx.routing.mark_csp_notice_sent, notice)
 
     # -- records and notices ----------------------------------------------------------------
