@@ -27,7 +27,6 @@ from broker.http.contacts import (
     CONTACTS,
     COOKIE,
     INBOX,
-    LOCAL_ZONE,
     MAX_FORM_BYTES,
     MAX_REPLY,
     AlertGist,
@@ -37,7 +36,7 @@ from broker.http.contacts import (
     own_alerts,
 )
 from broker.http.errors import ApiError, Problem, answer
-from broker.http.pages import Flash, Pages, Site, read_form
+from broker.http.pages import Flash, Pages, Site, local_time, read_form
 from routing import Alert, RoutingStore
 
 # -- the web inbox ------------------------------------------------------------------------
@@ -56,7 +55,14 @@ FLASH: dict[str, tuple[str, bool]] = {  # key -> (sentence, is an error)
     "stale_form": ("That form had expired or came from elsewhere; please try again.", True),
     "unavailable": ("The broker cannot answer just now; please try again in a minute.", True),
 }
-SITE = Site(INBOX, COOKIE, "s284 alerts", "inbox.css", FLASH, {"max_reply": MAX_REPLY})
+SITE = Site(
+    INBOX,
+    COOKIE,
+    "s284 alerts",
+    "inbox.css",
+    FLASH,
+    {"max_reply": MAX_REPLY, "back": "Back to your alerts"},
+)
 STATUS_TEXT = {
     "open": "open",
     "escalated_deputy": "escalated to the deputy",
@@ -92,9 +98,9 @@ class _Row:
             topic=alert.topic.value.replace("_", " "),
             sender_agency=alert.sender_agency,
             purpose=alert.purpose.replace("_", " "),
-            received=_local(alert.created_at),
+            received=local_time(alert.created_at),
             received_iso=alert.created_at.isoformat(),
-            deadline=_local(alert.deadline) if alert.deadline else None,
+            deadline=local_time(alert.deadline) if alert.deadline else None,
             deadline_iso=alert.deadline.isoformat() if alert.deadline else None,
             overdue=overdue(alert, now),
             status=STATUS_TEXT.get(alert.status.value, alert.status.value),
@@ -102,10 +108,6 @@ class _Row:
             summary=gist.summary if gist else None,
             readable=gist is not None,
         )
-
-
-def _local(moment: datetime) -> str:
-    return moment.astimezone(LOCAL_ZONE).strftime("%a %d %b %Y %H:%M %Z")
 
 
 def _inbox_error(pages: Pages) -> ErrorPage:

@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -21,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from broker.auth import AuthError
+from broker.http.contacts import LOCAL_ZONE
 from broker.http.errors import ApiError
 
 CODE = re.compile(r"[a-z_]+(\.[a-z_]+)+")
@@ -59,6 +61,7 @@ class Pages:
             autoescape=True,
             undefined=StrictUndefined,
         )
+        self._env.filters["local"] = local_time
         self._css = (files("broker.http") / "templates" / site.stylesheet).read_text("utf-8")
         digest = base64.b64encode(hashlib.sha256(self._css.encode()).digest()).decode()
         self.headers = {
@@ -131,6 +134,14 @@ class Pages:
         response = self.redirect("/login", flash="signed_out")
         response.delete_cookie(self.site.cookie, path=self.site.prefix)
         return response
+
+
+def local_time(moment: datetime | str) -> str:
+    """A moment as people in Victoria read it (`Tue 17 Mar 2026 20:56 AEDT`); the page keeps
+    the exact UTC value in a <time datetime> beside it."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(LOCAL_ZONE).strftime("%a %d %b %Y %H:%M %Z")
 
 
 async def read_form(request: Request, max_bytes: int, max_fields: int = 8) -> dict[str, str]:
