@@ -97,9 +97,8 @@ async def test_the_queue_shows_what_the_officer_may_see_and_a_review_clears_it(e
         shown = re.findall(r'<tr id="r-([^"]+)">', page.text)
         assert shown == [r["record_id"] for r in expected]
         csrf = CSRF.search(page.text).group(1)
-        target = next(
-            r["record_id"] for r in expected if "health" in (r["sender_agency"], r["recipient_agency"])
-        )
+        involved = [r for r in expected if "health" in (r["sender_agency"], r["recipient_agency"])]
+        target = involved[0]["record_id"]
         done = await client.post(
             f"/console/reviews/{target}",
             data={"csrf": csrf, "outcome": "appropriate", "note": "grounds were reasonable"},
@@ -188,7 +187,8 @@ def test_a_privacy_officer_reviews_and_reads_the_accounting_in_a_real_browser(
         page.goto(f"{base}/console")
         page.get_by_label("Access token").fill(env.token("privacy_officer", "health"))
         page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("heading", name="Disclosures awaiting privacy review")).to_be_visible()
+        heading = page.get_by_role("heading", name="Disclosures awaiting privacy review")
+        expect(heading).to_be_visible()
         page.screenshot(path=str(tmp_path / "console-reviews-1280.png"), full_page=True)
         row = page.locator(f'[id="r-{target}"]')
         row.get_by_label("Outcome").select_option("needs_follow_up")
