@@ -32,6 +32,7 @@ from broker.nats.transport import StreamLimits, Transport
 from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
 from broker.wire.keys import DirectoryHolder
+from broker.witness import load_policy, policy_path, watch_quorum
 from policies import EngineHolder, PolicyBundleError
 from routing import RoutingStore
 
@@ -173,6 +174,7 @@ async def gateway_running(
         asyncio.create_task(checkpointer.run(stop)),
         asyncio.create_task(alerts.run(stop)),
         asyncio.create_task(keep_directory(home, directory, conn, stop)),
+        asyncio.create_task(watch_quorum(store, policy_path(home.path), stop)),
         asyncio.create_task(
             Confirmations(
                 ConfirmationContext(conn, store, directory, settings.node, checkpointer)
@@ -231,6 +233,7 @@ async def run_embedded(
                     running.alerts,
                     settings.node,
                     lambda: running.directory.signed,
+                    witnesses=lambda: load_policy(policy_path(home.path)),
                 ),
             )
             config = uvicorn.Config(

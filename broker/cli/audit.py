@@ -23,6 +23,7 @@ from broker.errors import BrokerError, ConfigError
 from broker.home import Home
 from broker.ids import new_id
 from broker.settings import Settings
+from broker.witness import load_policy, policy_path
 
 HOME_HELP = "Deployment home (audit.db and the log key). Env: S284_HOME."
 EXIT_TAMPERED = 4
@@ -85,20 +86,32 @@ def audit() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A signed checkpoint held elsewhere (e.g. by an agency) to check too; repeatable.",
 )
+@click.option(
+    "--witnesses",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The witness list to trust (default: the home's witnesses.json, if any).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(
-    home: Path | None, db: str | None, log_key: str | None, held: tuple[Path, ...], as_json: bool
+    home: Path | None,
+    db: str | None,
+    log_key: str | None,
+    held: tuple[Path, ...],
+    witnesses: Path | None,
+    as_json: bool,
 ) -> None:
     """Re-hash every record, rebuild the Merkle tree, check every signed checkpoint.
 
     Exit 0 when the log checks out; 4 naming the first bad record or checkpoint
     (altered, missing, inserted or reordered records, a truncated log, a forged
-    checkpoint); 1 when the log cannot be read.
+    checkpoint, a log inconsistent with a checkpoint a registered witness cosigned);
+    1 when the log cannot be read. Prints the largest size each witness cosigned.
     """
     verifier = parse_verifier_key(_vkey(home, log_key))
+    policy = load_policy(witnesses or policy_path(_home(home).path))
     store = _store(home, db)
     try:
-        report = verify_log(store, verifier, [p.read_text() for p in held])
+        report = verify_log(store, verifier, [p.read_text() for p in held], policy)
     finally:
         store.close()
     summary = {
@@ -108,6 +121,7 @@ def verify(
         "root": report.root.hex(),
         "seconds": round(report.seconds, 3),
         "problem": None if report.problem is None else report.problem.__dict__,
+        "witnessed": report.witnessed,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -117,6 +131,9 @@ def verify(
             f"ok: {report.records} records and {report.checkpoints} signed checkpoints verified "
             f"in {report.seconds:.2f} s ({rate:,.0f} records/s); root {report.root.hex()}"
         )
+    if not as_json:
+        for name, size in report.witnessed.items():
+            click.echo(f"witness {name}: largest cosigned size {size}")
     if report.problem is not None:
         problem = report.problem
         at = f"record {problem.seq}: " if problem.seq is not None else ""
