@@ -16,9 +16,11 @@ from audit._access import AccessEntry, AccessFilters, access_log
 from audit._checkpoints import (
     Announcement,
     CheckpointKeeper,
+    CheckpointSigner,
     LogForkError,
     announce,
     checkpoint,
+    signed_checkpoint,
 )
 from audit._cosign import (
     AddCheckpoint,
@@ -76,6 +78,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointKeeper",
     "CheckpointRow",
+    "CheckpointSigner",
     "CosignatureRefusedError",
     "Cosigned",
     "Disclosed",
@@ -118,6 +121,7 @@ __all__ = [
     "refusals",
     "review_queue",
     "search",
+    "signed_checkpoint",
     "stored_cosignatures",
     "unconfirmed",
     "verifier_key",

@@ -31,6 +31,7 @@ from broker.nats.server import NatsServer
 from broker.nats.transport import StreamLimits, Transport
 from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
+from broker.signer import signer_running
 from broker.wire.keys import DirectoryHolder
 from broker.witness import load_policy, policy_path, watch_quorum
 from policies import EngineHolder, PolicyBundleError
@@ -146,9 +147,17 @@ async def gateway_running(
         engine = EngineHolder.load(settings.policy_bundle)
     except PolicyBundleError as exc:
         raise ConfigError(f"policy bundle: {exc}") from None
+    signing = contextlib.AsyncExitStack()  # closed last: the final checkpoint needs it
+    signer = await signing.enter_async_context(
+        signer_running(
+            home.signer_home().path,
+            home.signer_socket(settings),
+            embedded=settings.signer_socket is None,
+        )
+    )
     checkpointer = Checkpointer(
         store,
-        home.log_signer(),
+        signer,
         conn,
         settings.checkpoint_every_records,
         settings.checkpoint_every_s,
@@ -189,6 +198,7 @@ async def gateway_running(
         stop.set()
         for task in tasks:
             await task
+        await signing.aclose()
         await conn.close()
         routing.close()
         store.close()

@@ -224,3 +224,22 @@ def test_quorum_alert_when_checkpoints_wait_too_long(witnessed):
     assert status["witness.police.test/w1"].size == 12
     assert status["witness.police.test/w1"].age_s == pytest.approx(30, abs=1.5)
     assert status["witness.health.test/w1"].age_s is None
+
+
+def test_quorum_missed_is_logged_once_for_operators(witnessed, tmp_path):
+    """The gateway's watcher logs `witness_quorum_missed` once per late checkpoint."""
+    from structlog.testing import capture_logs
+
+    from broker.witness import check_quorum, policy_path, save_policy
+
+    store, _, policy, _ = witnessed
+    save_policy(policy_path(tmp_path), WitnessPolicy(policy.witnesses, 2, 0.0))
+    store.append([record(i) for i in range(10, 12)])
+    checkpoint(store, ORIGIN, KEY)
+    alerted: set[int] = set()
+    with capture_logs() as logs:
+        check_quorum(store, policy_path(tmp_path), alerted)
+        check_quorum(store, policy_path(tmp_path), alerted)
+    missed = [e for e in logs if e["event"] == "witness_quorum_missed"]
+    assert len(missed) == 1
+    assert (missed[0]["size"], missed[0]["cosigned_by"], missed[0]["quorum"]) == (12, 0, 2)

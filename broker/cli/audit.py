@@ -3,6 +3,7 @@ list disclosures no recipient has confirmed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -11,11 +12,12 @@ from pathlib import Path
 import click
 
 from audit import (
+    Announcement,
     AuditError,
     AuditStore,
     StoreUnavailableError,
-    checkpoint,
     parse_verifier_key,
+    signed_checkpoint,
     unconfirmed,
     verify_log,
 )
@@ -23,9 +25,10 @@ from broker.errors import BrokerError, ConfigError
 from broker.home import Home
 from broker.ids import new_id
 from broker.settings import Settings
+from broker.signer import signer_running
 from broker.witness import load_policy, policy_path
 
-HOME_HELP = "Deployment home (audit.db and the log key). Env: S284_HOME."
+HOME_HELP = "Deployment home (audit.db; the log key is in <home>.signer/). Env: S284_HOME."
 EXIT_TAMPERED = 4
 
 
@@ -150,13 +153,20 @@ def _vkey(home: Path | None, log_key: str | None) -> str:
 @audit.command(name="checkpoint")
 @click.option("--home", type=click.Path(path_type=Path), envvar="S284_HOME", help=HOME_HELP)
 def checkpoint_cmd(home: Path | None) -> None:
-    """Sign a checkpoint of the log as it is now (the gateway also does this on its own)."""
+    """Sign a checkpoint of the log as it is now (the gateway also does this on its own),
+    through the log signer (served from <home>.signer/ here if none is running)."""
     h = _home(home)
     h.require()
-    signer = h.log_signer()
+    settings = Settings(home=h.path)
     store = _store(home, None)
+
+    async def sign() -> Announcement | None:
+        socket = h.signer_socket(settings)
+        async with signer_running(h.signer_home().path, socket, embedded=True) as signer:
+            return await asyncio.to_thread(signed_checkpoint, store, signer)
+
     try:
-        made = checkpoint(store, signer.origin, signer.key)
+        made = asyncio.run(sign())
     finally:
         store.close()
     if made is None:

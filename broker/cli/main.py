@@ -28,6 +28,7 @@ from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
+from broker.cli.signer import signer
 from broker.cli.token import token
 from broker.cli.witness import witness
 from broker.errors import ConfigError
@@ -435,6 +436,7 @@ cli.add_command(csp)
 cli.add_command(agency)
 cli.add_command(directory)
 cli.add_command(witness)
+cli.add_command(signer)
 
 
 def _add_plugin_commands() -> None:

@@ -13,11 +13,11 @@ import structlog
 from audit import (
     Announcement,
     AuditStore,
-    LogSigner,
+    CheckpointSigner,
     VerifyReport,
     announce,
-    checkpoint,
     parse_verifier_key,
+    signed_checkpoint,
     verify_log,
 )
 from broker.errors import TransportError
@@ -31,12 +31,13 @@ log = structlog.get_logger("s284.checkpoints")
 
 class Checkpointer:
     """Signs a checkpoint once `every_records` records have been added since the last one,
-    and at least every `every_s` seconds while the log grows."""
+    and at least every `every_s` seconds while the log grows. The key stays with the signer
+    (broker/signer): this process only asks it to sign."""
 
     def __init__(
         self,
         store: AuditStore,
-        signer: LogSigner,
+        signer: CheckpointSigner,
         conn: Transport,
         every_records: int,
         every_s: float,
@@ -70,9 +71,7 @@ class Checkpointer:
             self._pending = 0
             self._last = time.monotonic()
             try:
-                made = await asyncio.to_thread(
-                    checkpoint, self._store, self._signer.origin, self._signer.key
-                )
+                made = await asyncio.to_thread(signed_checkpoint, self._store, self._signer)
             except Exception:  # noqa: BLE001 - the next tick retries; records are durable
                 log.warning("checkpoint_failed")
                 return
