@@ -62,6 +62,7 @@ from audit._received import Disclosed, disclosure_of, unconfirmed
 from audit._records import GROUNDS, AuditRecord, Event, SeenMessage
 from audit._signer import LogSigner
 from audit._store import AppendResult, AuditStore, CheckpointRow, InclusionProof
+from audit._stored import stored_canonical
 from audit._verify import Problem, VerifyReport, verify_log
 
 __all__ = [
@@ -122,6 +123,7 @@ __all__ = [
     "review_queue",
     "search",
     "signed_checkpoint",
+    "stored_canonical",
     "stored_cosignatures",
     "unconfirmed",
     "verifier_key",

@@ -5,6 +5,9 @@ fails on a truncated or re-signed log; a witness refuses a rewritten log's check
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -130,3 +133,18 @@ def test_an_unregistered_key_cannot_hand_in_a_cosignature(tmp_path):
     refused = s.http.post("/api/v1/audit/cosignatures", content=note + line + "\n")
     assert refused.status_code == 422
     assert refused.json()["error"] == "audit.cosignature_refused"
+
+
+def test_a_record_comes_with_its_stored_canonical_text_and_signed_at_has_its_offset(tmp_path):
+    """Auditors hash what was stored: SHA-256(0x00 || canonical) is the proof's leaf hash;
+    the checkpoint's `signed_at` carries its UTC offset like every other timestamp."""
+    s = Setup(tmp_path)
+    s.grow(0, 3)
+    record_id = s.store.records()[1]["record_id"]
+    body = s.http.get(f"/api/v1/audit/records/{record_id}").json()
+    canonical = body["canonical"]
+    assert json.loads(canonical)["record_id"] == record_id
+    digest = hashlib.sha256(b"\x00" + canonical.encode()).hexdigest()
+    assert digest == body["inclusion_proof"]["leaf_hash"]
+    signed_at = s.http.get("/api/v1/audit/checkpoint").json()["signed_at"]
+    assert signed_at.endswith(("Z", "+00:00")), signed_at
