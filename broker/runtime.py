@@ -135,6 +135,14 @@ async def gateway_running(
     confirmations of receipt, on `transport` if given (the
     in-memory twin in fast tests; closed on exit), else on a new connection to NATS."""
     home = Home(settings.home)
+    signing = contextlib.AsyncExitStack()  # closed last: the final checkpoint needs it
+    signer = await signing.enter_async_context(
+        signer_running(
+            home.signer_home().path,
+            home.signer_socket(settings),
+            embedded=settings.signer_socket is None,
+        )
+    )
     conn = transport or await Connection.connect(
         settings.nats_url or home.nats_url,
         home.credentials(GATEWAY),
@@ -147,14 +155,6 @@ async def gateway_running(
         engine = EngineHolder.load(settings.policy_bundle)
     except PolicyBundleError as exc:
         raise ConfigError(f"policy bundle: {exc}") from None
-    signing = contextlib.AsyncExitStack()  # closed last: the final checkpoint needs it
-    signer = await signing.enter_async_context(
-        signer_running(
-            home.signer_home().path,
-            home.signer_socket(settings),
-            embedded=settings.signer_socket is None,
-        )
-    )
     checkpointer = Checkpointer(
         store,
         signer,
