@@ -148,3 +148,31 @@ def test_a_record_comes_with_its_stored_canonical_text_and_signed_at_has_its_off
     assert digest == body["inclusion_proof"]["leaf_hash"]
     signed_at = s.http.get("/api/v1/audit/checkpoint").json()["signed_at"]
     assert signed_at.endswith(("Z", "+00:00")), signed_at
+
+
+def test_the_note_a_witness_keeps_fails_verify_of_a_rewritten_log(tmp_path, cli):
+    """Even with the cosignatures deleted from the database, the witness's own copy of what
+    it cosigned, given to `verify --checkpoint`, exposes a re-signed rewrite."""
+    s = Setup(tmp_path)
+    s.grow(0, 4)
+    s.grow(4, 10)
+    witness_once(s.homes[0], s.http)
+    engine = untrigger(s.url)
+    _rewrite_and_resign(s.store, engine, 2)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_cosignatures"))
+    engine.dispose()
+    assert s.verify(cli).returncode == 0  # nothing left in the database to contradict it
+    kept = s.homes[0].path / "cosigned.note"
+    failed = cli(
+        "audit",
+        "verify",
+        "--db",
+        s.url,
+        "--log-key",
+        str(s.vkey_file),
+        "--checkpoint",
+        str(kept),
+    )
+    assert failed.returncode == 4
+    assert "checkpoint.fork" in failed.stderr

@@ -130,6 +130,7 @@ def witness_once(home: WitnessHome, http: httpx.Client, now: float | None = None
     )
     home.save_state(new_state)  # 4
     home.save_last({"note": note, "line": line, "posted": False})
+    (home.path / "cosigned.note").write_text(note + line + "\n")  # for verify --checkpoint
     _post(home, http, note, line)  # 5
     return WitnessOutcome(new_state.size, cosigned=True)
 
