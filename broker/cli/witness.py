@@ -19,6 +19,7 @@ import click
 import httpx
 
 from audit import AuditError, AuditStore, WitnessKey, WitnessPolicy, quorum_overdue, witness_status
+from broker.cli.audit import database_url
 from broker.errors import ConfigError
 from broker.settings import Settings
 from broker.witness import WitnessHome, load_policy, policy_path, save_policy, witness_once
@@ -127,12 +128,13 @@ def quorum(count: int, within: float, home: Path | None) -> None:
 
 @witness.command()
 @click.option("--home", type=click.Path(path_type=Path), envvar="S284_HOME", help=HOME_HELP)
+@click.option("--db", default=None, help="SQLAlchemy URL of the log (default: the home's).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(home: Path | None, as_json: bool) -> None:
+def status(home: Path | None, db: str | None, as_json: bool) -> None:
     """Each witness's largest cosigned size and the age of its newest cosignature."""
     path = _broker_home(home)
     held = load_policy(policy_path(path))
-    store = AuditStore.open(Settings(home=path).database_url)
+    store = AuditStore.open(database_url(path, db))
     try:
         rows = witness_status(store, held)
         late = quorum_overdue(store, held)
