@@ -225,6 +225,11 @@ def test_quorum_alert_when_checkpoints_wait_too_long(witnessed):
     assert status["witness.police.test/w1"].size == 12
     assert status["witness.police.test/w1"].age_s == pytest.approx(30, abs=1.5)
     assert status["witness.health.test/w1"].age_s is None
+    from broker.witness import cosigned_ages  # what /metrics reads
+
+    ages = cosigned_ages(store, policy)
+    assert ages["witness.health.test/w1"] is None
+    assert ages["witness.police.test/w1"] is not None
 
 
 def test_quorum_missed_is_logged_once_for_operators(witnessed, tmp_path):

@@ -20,7 +20,7 @@ from audit import (
     signed_checkpoint,
     verify_log,
 )
-from broker.errors import TransportError
+from broker.errors import BrokerError, TransportError
 from broker.home import Home
 from broker.nats.config import CHECKPOINT_SUBJECT
 from broker.nats.transport import Transport
@@ -72,8 +72,11 @@ class Checkpointer:
             self._last = time.monotonic()
             try:
                 made = await asyncio.to_thread(signed_checkpoint, self._store, self._signer)
-            except Exception:  # noqa: BLE001 - the next tick retries; records are durable
-                log.warning("checkpoint_failed")
+            except Exception as exc:  # noqa: BLE001 - the next tick retries; records are durable
+                # The signer's refusal (a tree that does not extend what it signed) says why;
+                # other errors (a driver's) may quote too much: their class only.
+                detail = str(exc) if isinstance(exc, BrokerError) else None
+                log.warning("checkpoint_failed", error=exc.__class__.__name__, detail=detail)
                 return
             if made is not None:
                 await self._publish(made)
