@@ -16,9 +16,31 @@ from audit._access import AccessEntry, AccessFilters, access_log
 from audit._checkpoints import (
     Announcement,
     CheckpointKeeper,
+    CheckpointSigner,
     LogForkError,
     announce,
     checkpoint,
+    signed_checkpoint,
+)
+from audit._cosign import (
+    AddCheckpoint,
+    WitnessConflictError,
+    WitnessKey,
+    WitnessRefusedError,
+    WitnessSigner,
+    WitnessState,
+    add_checkpoint,
+)
+from audit._cosign_store import (
+    CosignatureRefusedError,
+    Cosigned,
+    QuorumOverdue,
+    WitnessPolicy,
+    WitnessStatus,
+    add_cosignature,
+    quorum_overdue,
+    stored_cosignatures,
+    witness_status,
 )
 from audit._errors import AuditError, NoteError, ProofError, StoreUnavailableError
 from audit._merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -40,6 +62,7 @@ from audit._received import Disclosed, disclosure_of, unconfirmed
 from audit._records import GROUNDS, AuditRecord, Event, SeenMessage
 from audit._signer import LogSigner
 from audit._store import AppendResult, AuditStore, CheckpointRow, InclusionProof
+from audit._stored import stored_canonical
 from audit._verify import Problem, VerifyReport, verify_log
 
 __all__ = [
@@ -47,6 +70,7 @@ __all__ = [
     "MAX_LIMIT",
     "AccessEntry",
     "AccessFilters",
+    "AddCheckpoint",
     "Announcement",
     "AppendResult",
     "AuditError",
@@ -55,6 +79,9 @@ __all__ = [
     "Checkpoint",
     "CheckpointKeeper",
     "CheckpointRow",
+    "CheckpointSigner",
+    "CosignatureRefusedError",
+    "Cosigned",
     "Disclosed",
     "Event",
     "Filters",
@@ -67,26 +94,41 @@ __all__ = [
     "Page",
     "Problem",
     "ProofError",
+    "QuorumOverdue",
     "SeenMessage",
     "StoreUnavailableError",
     "VerifyReport",
     "Viewer",
+    "WitnessConflictError",
+    "WitnessKey",
+    "WitnessPolicy",
+    "WitnessRefusedError",
+    "WitnessSigner",
+    "WitnessState",
+    "WitnessStatus",
     "access_log",
     "accounting",
+    "add_checkpoint",
+    "add_cosignature",
     "announce",
     "by_time",
     "checkpoint",
     "disclosure_of",
     "leaf_hash",
     "parse_verifier_key",
+    "quorum_overdue",
     "record_by_id",
     "records",
     "refusals",
     "review_queue",
     "search",
+    "signed_checkpoint",
+    "stored_canonical",
+    "stored_cosignatures",
     "unconfirmed",
     "verifier_key",
     "verify_consistency",
     "verify_inclusion",
     "verify_log",
+    "witness_status",
 ]

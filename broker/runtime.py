@@ -32,7 +32,9 @@ from broker.nats.server import NatsServer
 from broker.nats.transport import StreamLimits, Transport
 from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
+from broker.signer import signer_running
 from broker.wire.keys import DirectoryHolder
+from broker.witness import load_policy, policy_path, watch_quorum
 from policies import EngineHolder, PolicyBundleError
 from routing import RoutingStore
 
@@ -134,6 +136,14 @@ async def gateway_running(
     confirmations of receipt, on `transport` if given (the
     in-memory twin in fast tests; closed on exit), else on a new connection to NATS."""
     home = Home(settings.home)
+    signing = contextlib.AsyncExitStack()  # closed last: the final checkpoint needs it
+    signer = await signing.enter_async_context(
+        signer_running(
+            home.signer_home().path,
+            home.signer_socket(settings),
+            embedded=settings.signer_socket is None,
+        )
+    )
     conn = transport or await Connection.connect(
         settings.nats_url or home.nats_url,
         home.credentials(GATEWAY),
@@ -148,7 +158,7 @@ async def gateway_running(
         raise ConfigError(f"policy bundle: {exc}") from None
     checkpointer = Checkpointer(
         store,
-        home.log_signer(),
+        signer,
         conn,
         settings.checkpoint_every_records,
         settings.checkpoint_every_s,
@@ -174,6 +184,7 @@ async def gateway_running(
         asyncio.create_task(checkpointer.run(stop)),
         asyncio.create_task(alerts.run(stop)),
         asyncio.create_task(keep_directory(home, directory, conn, stop)),
+        asyncio.create_task(watch_quorum(store, policy_path(home.path), stop)),
         asyncio.create_task(
             Confirmations(
                 ConfirmationContext(conn, store, directory, settings.node, checkpointer)
@@ -188,6 +199,7 @@ async def gateway_running(
         stop.set()
         for task in tasks:
             await task
+        await signing.aclose()
         await conn.close()
         routing.close()
         store.close()
@@ -235,6 +247,7 @@ async def run_embedded(
                     alert_gist=SealedAlertGists.from_agency_homes(
                         running.routing, home, lambda: running.directory
                     ),
+                    witnesses=lambda: load_policy(policy_path(home.path)),
                 ),
             )
             config = uvicorn.Config(

@@ -28,7 +28,9 @@ from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
+from broker.cli.signer import signer
 from broker.cli.token import token
+from broker.cli.witness import witness
 from broker.errors import ConfigError
 from broker.home import AgencyHome, Home
 from broker.runtime import Started, run_embedded, run_gateway
@@ -433,6 +435,8 @@ cli.add_command(routing)
 cli.add_command(csp)
 cli.add_command(agency)
 cli.add_command(directory)
+cli.add_command(witness)
+cli.add_command(signer)
 
 
 def _add_plugin_commands() -> None:

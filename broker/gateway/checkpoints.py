@@ -13,14 +13,14 @@ import structlog
 from audit import (
     Announcement,
     AuditStore,
-    LogSigner,
+    CheckpointSigner,
     VerifyReport,
     announce,
-    checkpoint,
     parse_verifier_key,
+    signed_checkpoint,
     verify_log,
 )
-from broker.errors import TransportError
+from broker.errors import BrokerError, TransportError
 from broker.home import Home
 from broker.nats.config import CHECKPOINT_SUBJECT
 from broker.nats.transport import Transport
@@ -31,12 +31,13 @@ log = structlog.get_logger("s284.checkpoints")
 
 class Checkpointer:
     """Signs a checkpoint once `every_records` records have been added since the last one,
-    and at least every `every_s` seconds while the log grows."""
+    and at least every `every_s` seconds while the log grows. The key stays with the signer
+    (broker/signer): this process only asks it to sign."""
 
     def __init__(
         self,
         store: AuditStore,
-        signer: LogSigner,
+        signer: CheckpointSigner,
         conn: Transport,
         every_records: int,
         every_s: float,
@@ -70,11 +71,12 @@ class Checkpointer:
             self._pending = 0
             self._last = time.monotonic()
             try:
-                made = await asyncio.to_thread(
-                    checkpoint, self._store, self._signer.origin, self._signer.key
-                )
-            except Exception:  # noqa: BLE001 - the next tick retries; records are durable
-                log.warning("checkpoint_failed")
+                made = await asyncio.to_thread(signed_checkpoint, self._store, self._signer)
+            except Exception as exc:  # noqa: BLE001 - the next tick retries; records are durable
+                # The signer's refusal (a tree that does not extend what it signed) says why;
+                # other errors (a driver's) may quote too much: their class only.
+                detail = str(exc) if isinstance(exc, BrokerError) else None
+                log.warning("checkpoint_failed", error=exc.__class__.__name__, detail=detail)
                 return
             if made is not None:
                 await self._publish(made)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from audit import AuditStore
+from audit import AuditStore, WitnessPolicy
 from broker.alerts.actions import AlertActions
 from broker.auth import AuthConfig, TokenVerifier
 from broker.http.alerts import alerts_router
@@ -21,6 +21,7 @@ from broker.http.directory import directory_router
 from broker.http.docs import install_docs
 from broker.http.errors import install
 from broker.http.routing import routing_router
+from broker.http.witness import witness_router
 from routing import RoutingStore
 
 
@@ -35,6 +36,7 @@ class ApiDeps:
     node: str = "api"
     directory: Callable[[], bytes] | None = None  # the signed key directory held now
     alert_gist: GistSource | None = None  # what an alert says, where this process can read it
+    witnesses: Callable[[], WitnessPolicy] = WitnessPolicy  # registered keys, read per request
 
 
 def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None = None) -> FastAPI:
@@ -45,6 +47,7 @@ def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None
     if deps is not None:
         app.include_router(audit_router(deps.audit, deps.auth))
         app.include_router(Console(deps.audit, TokenVerifier(deps.auth)).router())
+        app.include_router(witness_router(deps.audit, deps.auth, deps.witnesses))
         if deps.routing is not None:
             app.include_router(routing_router(deps.routing, deps.audit, deps.auth, deps.node))
         _mount_alerts(app, deps)

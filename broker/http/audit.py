@@ -26,6 +26,7 @@ from audit import (
     refusals,
     review_queue,
     search,
+    stored_canonical,
 )
 from broker.auth import AuthConfig, AuthError, Principal, Role, TokenVerifier
 from broker.http.access import audit_access, bearer_caller, logged_route
@@ -112,7 +113,10 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
             audit_path=_hex(proof.proof),
             checkpoint_note=proof.checkpoint_note,
         )
-        return RecordWithProof.model_validate({"record": record, "inclusion_proof": out})
+        canonical = stored_canonical(store, proof.seq)
+        return RecordWithProof.model_validate(
+            {"record": record, "inclusion_proof": out, "canonical": canonical}
+        )
 
     @router.get(
         "/offenders/{offender}/disclosures",
