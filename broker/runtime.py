@@ -32,7 +32,7 @@ from broker.nats.transport import StreamLimits, Transport
 from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
 from broker.wire.keys import DirectoryHolder
-from policies import EngineHolder, PolicyBundleError
+from policies import BundleArchive, EngineHolder, PolicyBundleError
 from routing import RoutingStore
 
 log = structlog.get_logger("s284.runtime")
@@ -142,7 +142,7 @@ async def gateway_running(
     store = await asyncio.to_thread(AuditStore.open, settings.database_url)
     routing = await asyncio.to_thread(RoutingStore.open, settings.database_url)
     try:
-        engine = EngineHolder.load(settings.policy_bundle)
+        engine = EngineHolder.load(settings.policy_bundle, BundleArchive.in_home(settings.home))
     except PolicyBundleError as exc:
         raise ConfigError(f"policy bundle: {exc}") from None
     checkpointer = Checkpointer(
