@@ -231,6 +231,7 @@ async def run_embedded(
                     running.alerts,
                     settings.node,
                     lambda: running.directory.signed,
+                    bundles=BundleArchive.in_home(settings.home),
                 ),
             )
             config = uvicorn.Config(

@@ -77,7 +77,12 @@ class BundleArchive:
                 f"policy bundle {version} is not archived in {self.root}: the decision "
                 "cannot be re-run (was the archive moved, or the record written elsewhere?)"
             )
-        engine = load_bundle(folder)
+        try:
+            engine = load_bundle(folder)
+        except PolicyBundleError as exc:
+            raise BundleNotArchivedError(
+                f"the archived copy of {version} does not load: it was altered ({exc})"
+            ) from None
         if engine.version != version:
             raise BundleNotArchivedError(
                 f"the archived copy of {version} hashes to {engine.version}: it was altered"
@@ -157,6 +162,38 @@ class Replay:
     @property
     def same(self) -> bool:
         return not self.differences
+
+    def as_dict(self) -> dict[str, Any]:
+        """The documented explain answer (docs/oversight.md), for the API and the CLI."""
+        recorded, rerun = self.recorded, self.rerun
+        return {
+            "record_id": recorded.record_id,
+            "policy_version": recorded.version,
+            "inputs": _inputs_of(recorded.request),
+            "recorded": {
+                "outcome": recorded.outcome,
+                "policy_ids": list(recorded.policy_ids),
+                "reason": recorded.reason,
+            },
+            "rerun": {
+                "outcome": rerun.outcome,
+                "policy_ids": list(rerun.policy_ids),
+                "reason": rerun.reason,
+                "where": dict(self.where),
+            },
+            "same": self.same,
+            "differences": list(self.differences),
+        }
+
+
+def _inputs_of(request: PolicyRequest) -> dict[str, Any]:
+    """The request as the record holds it: evidence as length and presence only."""
+    return {
+        **{name: getattr(request, name) for name in _INPUTS},
+        "justification_length": len(request.justification or ""),
+        "has_consent_reference": request.consent_reference is not None,
+        "has_law_reference": request.law_reference is not None,
+    }
 
 
 def replay(recorded: RecordedDecision, archive: BundleArchive) -> Replay:

@@ -26,8 +26,10 @@ from broker.cli.audit import audit
 from broker.cli.clients import open_client, open_client_waiting
 from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
+from broker.cli.explain import explain
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
+from broker.cli.stats import stats
 from broker.cli.token import token
 from broker.errors import ConfigError
 from broker.home import AgencyHome, Home
@@ -433,6 +435,8 @@ cli.add_command(routing)
 cli.add_command(csp)
 cli.add_command(agency)
 cli.add_command(directory)
+cli.add_command(stats)
+audit.add_command(explain)
 
 
 def _add_plugin_commands() -> None:

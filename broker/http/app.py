@@ -19,7 +19,9 @@ from broker.http.contacts import GistSource
 from broker.http.directory import directory_router
 from broker.http.docs import install_docs
 from broker.http.errors import install
+from broker.http.oversight import oversight_router
 from broker.http.routing import routing_router
+from policies import BundleArchive
 from routing import RoutingStore
 
 
@@ -34,6 +36,7 @@ class ApiDeps:
     node: str = "api"
     directory: Callable[[], bytes] | None = None  # the signed key directory held now
     alert_gist: GistSource | None = None  # what an alert says, where this process can read it
+    bundles: BundleArchive | None = None  # archived policy bundles, for explain
 
 
 def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None = None) -> FastAPI:
@@ -43,6 +46,7 @@ def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None
     install(app)  # the one error -> status map, for every router below
     if deps is not None:
         app.include_router(audit_router(deps.audit, deps.auth))
+        app.include_router(oversight_router(deps.audit, deps.auth, deps.bundles))
         if deps.routing is not None:
             app.include_router(routing_router(deps.routing, deps.audit, deps.auth, deps.node))
         _mount_alerts(app, deps)
