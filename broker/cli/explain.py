@@ -84,14 +84,17 @@ def _record(record_id: str, home: Path | None, db: str | None) -> dict[str, Any]
 
 def _lines(answer: dict[str, Any]) -> list[str]:
     i, rec, rerun = answer["inputs"], answer["recorded"], answer["rerun"]
-    lines = [
-        f"record {answer['record_id']}, decided by policy bundle {answer['policy_version']}",
+    inputs = (
         f"inputs:   {i['sender_agency']}/{i['sender_role']} -> {i['recipient_agency']}: "
         f"{i['kind']} for {i['purpose']}, order status {i['order_status']}; justification "
         f"{i['justification_length']} chars, consent reference "
-        f"{_yes(i['has_consent_reference'])}, law reference {_yes(i['has_law_reference'])}",
-        f"recorded: {rec['outcome']} by {', '.join(rec['policy_ids']) or '(none)'}: "
-        f"{rec['reason']}",
+        f"{_yes(i['has_consent_reference'])}, law reference {_yes(i['has_law_reference'])}"
+    )
+    recorded = ", ".join(rec["policy_ids"]) or "(none)"
+    lines = [
+        f"record {answer['record_id']}, decided by policy bundle {answer['policy_version']}",
+        inputs,
+        f"recorded: {rec['outcome']} by {recorded}: {rec['reason']}",
         f"re-run:   {rerun['outcome']} by {', '.join(rerun['policy_ids'])}: {rerun['reason']}",
         *(f"          {pid}: {where}" for pid, where in rerun["where"].items()),
     ]
@@ -102,5 +105,5 @@ def _lines(answer: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _yes(flag: bool) -> str:  # noqa: FBT001 - a value to print, not an option
+def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
