@@ -16,7 +16,7 @@ from broker.auth import AuthConfig, LocalIssuer, Role
 from broker.http.app import ApiDeps, create_app
 from broker.ids import new_id
 from broker.wire.envelope import Sender
-from policies import BundleArchive, load_bundle
+from policies import BundleArchive, EngineHolder, load_bundle
 from tests.conftest import s284
 
 JUSTIFIED = "Victim reported a credible threat to the case manager this morning"
@@ -228,3 +228,19 @@ async def test_api_explain_answers_readers_and_refuses_the_authority(tmp_path):
         gone = await c.get(path, headers=bearer(Role.AUDITOR))
         assert (gone.status_code, gone.json()["error"]) == (409, "explain.bundle_missing")
     store.close()
+
+
+def test_every_bundle_the_gateway_loads_or_reloads_is_archived(tmp_path):
+    """The bundle at start and each bundle a reload swaps in are archived by version, so a
+    decision made by either can be re-run; the rejected one is not."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(load_bundle().path, bundle)
+    archive = BundleArchive(tmp_path / "bundles")
+    holder = EngineHolder.load(bundle, archive)
+    first = holder.version
+    cedar = min(bundle.glob("*.cedar"))
+    cedar.write_text(cedar.read_text() + "\n// reviewed, synthetic note\n")
+    assert holder.reload()
+    assert holder.version != first
+    assert sorted(p.name for p in archive.root.iterdir()) == sorted([first, holder.version])
+    assert archive.load(first).version == first
