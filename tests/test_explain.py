@@ -4,6 +4,7 @@ decision and say whether it comes out the same. (Gateway on the in-memory twin o
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -244,3 +245,18 @@ def test_every_bundle_the_gateway_loads_or_reloads_is_archived(tmp_path):
     assert holder.version != first
     assert sorted(p.name for p in archive.root.iterdir()) == sorted([first, holder.version])
     assert archive.load(first).version == first
+
+
+def test_the_format_doc_lists_exactly_the_members_of_inputs(tmp_path):
+    """docs/audit-format.md 1.1.1 documents every member of `inputs` a record carries."""
+    doc = (Path(__file__).parent.parent / "docs" / "audit-format.md").read_text()
+    section = doc.split("#### 1.1.1", 1)[1].split("\n#", 1)[0]
+    documented = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE))
+    forged = _forged_permit("v1")
+    store = _store_with(tmp_path, forged)
+    try:
+        [row] = store.records(forged.message_id)
+    finally:
+        store.close()
+    assert row["v"] == 2
+    assert documented == set(row["inputs"])
