@@ -6,6 +6,7 @@ the C2SP signed-note format (docs/audit-format.md). Knows nothing of NATS or HTT
 
 The read side (`search`, `accounting`, `refusals`, `review_queue`, `record_by_id`,
 `access_log`) takes an `AuditStore` and a `Viewer`; who sees what is decided in SQL.
+`statistics` counts a `Period` for oversight, from structured members only.
 `disclosure_of` and `unconfirmed` (operators, the gateway) answer which disclosures a
 recipient has confirmed taking. Every
 store call the API makes raises `StoreUnavailableError` when the database fails it.
@@ -61,6 +62,7 @@ from audit._query import (
 from audit._received import Disclosed, disclosure_of, unconfirmed
 from audit._records import GROUNDS, AuditRecord, Event, SeenMessage
 from audit._signer import LogSigner
+from audit._stats import Period, PeriodError, statistics
 from audit._store import AppendResult, AuditStore, CheckpointRow, InclusionProof
 from audit._stored import stored_canonical
 from audit._verify import Problem, VerifyReport, verify_log
@@ -92,6 +94,8 @@ __all__ = [
     "NoteError",
     "NoteVerifier",
     "Page",
+    "Period",
+    "PeriodError",
     "Problem",
     "ProofError",
     "QuorumOverdue",
@@ -123,6 +127,7 @@ __all__ = [
     "review_queue",
     "search",
     "signed_checkpoint",
+    "statistics",
     "stored_canonical",
     "stored_cosignatures",
     "unconfirmed",

@@ -35,7 +35,7 @@ from broker.settings import Settings
 from broker.signer import signer_running
 from broker.wire.keys import DirectoryHolder
 from broker.witness import load_policy, policy_path, watch_quorum
-from policies import EngineHolder, PolicyBundleError
+from policies import BundleArchive, EngineHolder, PolicyBundleError
 from routing import RoutingStore
 
 log = structlog.get_logger("s284.runtime")
@@ -153,7 +153,7 @@ async def gateway_running(
     store = await asyncio.to_thread(AuditStore.open, settings.database_url)
     routing = await asyncio.to_thread(RoutingStore.open, settings.database_url)
     try:
-        engine = EngineHolder.load(settings.policy_bundle)
+        engine = EngineHolder.load(settings.policy_bundle, BundleArchive.in_home(settings.home))
     except PolicyBundleError as exc:
         raise ConfigError(f"policy bundle: {exc}") from None
     checkpointer = Checkpointer(
@@ -248,6 +248,7 @@ async def run_embedded(
                         running.routing, home, lambda: running.directory
                     ),
                     witnesses=lambda: load_policy(policy_path(home.path)),
+                    bundles=BundleArchive.in_home(settings.home),
                 ),
             )
             config = uvicorn.Config(

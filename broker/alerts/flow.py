@@ -101,7 +101,12 @@ class AlertFlow:
         )
         decision = engine.decide(request)
         message_id = new_id()
-        ruling = records.Ruling(decision.reason, policy_version=engine.version)
+        ruling = records.Ruling(
+            decision.reason,
+            tuple(decision.policy_ids),
+            engine.version,
+            inputs=_inputs(request),
+        )
         if not decision.allowed:
             record = self._reply_record(alert, back, message_id, contact, ruling, allowed=False)
             await asyncio.to_thread(self._ctx.audit.append, [record])
@@ -258,6 +263,21 @@ def _facts(alert: Alert) -> records.About:
         sender_agency=alert.sender_agency,
         offender=alert.offender,
         purpose=alert.purpose,
+    )
+
+
+def _inputs(request: PolicyRequest) -> records.DecisionInputs:
+    """A reply carries no evidence: the request's fields are the decision's whole input."""
+    return records.DecisionInputs(
+        request.sender_agency,
+        request.sender_role,
+        request.recipient_agency,
+        request.kind,
+        request.purpose,
+        request.order_status,
+        justification_length=0,
+        has_consent_reference=False,
+        has_law_reference=False,
     )
 
 

@@ -26,9 +26,11 @@ from broker.cli.audit import audit
 from broker.cli.clients import open_client, open_client_waiting
 from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
+from broker.cli.explain import explain
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
 from broker.cli.signer import signer
+from broker.cli.stats import stats
 from broker.cli.token import token
 from broker.cli.witness import witness
 from broker.errors import ConfigError
@@ -437,6 +439,8 @@ cli.add_command(agency)
 cli.add_command(directory)
 cli.add_command(witness)
 cli.add_command(signer)
+cli.add_command(stats)
+audit.add_command(explain)
 
 
 def _add_plugin_commands() -> None:

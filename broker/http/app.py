@@ -20,8 +20,10 @@ from broker.http.contacts import GistSource
 from broker.http.directory import directory_router
 from broker.http.docs import install_docs
 from broker.http.errors import install
+from broker.http.oversight import oversight_router
 from broker.http.routing import routing_router
 from broker.http.witness import witness_router
+from policies import BundleArchive
 from routing import RoutingStore
 
 
@@ -37,6 +39,7 @@ class ApiDeps:
     directory: Callable[[], bytes] | None = None  # the signed key directory held now
     alert_gist: GistSource | None = None  # what an alert says, where this process can read it
     witnesses: Callable[[], WitnessPolicy] = WitnessPolicy  # registered keys, read per request
+    bundles: BundleArchive | None = None  # archived policy bundles, for explain
 
 
 def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None = None) -> FastAPI:
@@ -48,6 +51,7 @@ def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None
         app.include_router(audit_router(deps.audit, deps.auth))
         app.include_router(Console(deps.audit, TokenVerifier(deps.auth)).router())
         app.include_router(witness_router(deps.audit, deps.auth, deps.witnesses))
+        app.include_router(oversight_router(deps.audit, deps.auth, deps.bundles))
         if deps.routing is not None:
             app.include_router(routing_router(deps.routing, deps.audit, deps.auth, deps.node))
         _mount_alerts(app, deps)
