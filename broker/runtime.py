@@ -154,7 +154,13 @@ async def gateway_running(
     )
     identity, directory = home.identity(GATEWAY), held_directory(home)
     gateway = Gateway(
-        settings, conn, store, engine, identity, directory, checkpointer,
+        settings,
+        conn,
+        store,
+        engine,
+        identity,
+        directory,
+        checkpointer,
         AlertRouting(routing, identity),
     )
     alerts = AlertFlow(

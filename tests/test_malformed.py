@@ -12,13 +12,18 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
 import structlog
 
 from audit import AuditStore
 from broker import logs
-from broker.errors import CryptoError
+from broker.errors import CryptoError, ReasonCode, Refusal
+from broker.gateway.records import refused
+from broker.gateway.refusals import RefusalCounter
+from broker.gateway.stages import Arrived, Refused
+from broker.nats.transport import Inbound
 from broker.sdk import AgencyClient
 from broker.wire.bounds import check_json
 from broker.wire.jose import b64u, jws_unverified_header
@@ -106,3 +111,30 @@ async def test_refusals_held_at_shutdown_are_counted_and_answered(twin_deploymen
     assert {r.reason for r in firsts + rest} == {"frame.malformed"}
     single, counts = _refusals_logged(twin_deployment, "police")
     assert (len(single), counts) == (5, [42])
+
+
+def _garbage(seq: int, agency: str = "police", delivered: int = 1) -> Refused:
+    msg = Inbound(b"x", f"s284.ingress.{agency}", {}, seq, delivered, datetime.now(UTC), None)  # type: ignore[arg-type]
+    return refused(Arrived(msg), Refusal(ReasonCode.FRAME_MALFORMED, "not JWS"), "n1", "v1")
+
+
+def test_the_counter_keeps_a_few_per_window_and_counts_the_rest_exactly() -> None:
+    """Per (agency, reason): `kept` pass, the rest are held; a full hold and the final call
+    each give one summary, a closed window starts afresh; a redelivery is not counted twice;
+    another agency's refusals are counted apart."""
+    now = [0.0]
+    counter = RefusalCounter(kept=3, window_s=10.0, node="n1", max_held=50, clock=lambda: now[0])
+    assert len(counter.fold([_garbage(s) for s in range(1, 41)])) == 3
+    assert counter.due() == []  # 37 held: neither full nor closed
+    later = [_garbage(s) for s in range(41, 81)] + [_garbage(5, delivered=2), _garbage(900, "dffh")]
+    assert len(counter.fold(later)) == 1  # dffh's first
+    full = counter.due()
+    assert [len(c.refused) for c in full] == [77]  # seq 5 once
+    now[0] = 10.0
+    assert counter.due() == []  # nothing held; the window closes
+    assert len(counter.fold([_garbage(s) for s in range(81, 86)])) == 3  # a new window
+    final = counter.due(final=True)
+    assert [len(c.refused) for c in final] == [2]
+    counts = [int(COUNTED.match(c.record.reason).group(1)) for c in full + final]  # type: ignore[union-attr]
+    assert sum(counts) + 3 + 3 == 85
+    assert {c.record.event for c in full + final} == {"refusals_counted"}

@@ -15,8 +15,7 @@ message's way as `Refused` or `Retry`; the pure checks are in broker/gateway/ste
                                                nothing that can fail on one message runs
                                                after its disclosure is recorded)
     6b route        Sealed -> Routed           registry; alerts to their designated contacts
-    7a count        identical refusals beyond a few per window are held, then counted in
-                    one record (broker/gateway/refusals.py), acked and answered after it
+    7a count        identical refusals beyond a few per window: held, counted in one record
     7 record        Routed -> Recorded         one transaction for the batch (group commit)
     7b alert rows   alert rows and subscriptions, committed before anything is published
     8 publish       deliveries and dead letters, every JetStream ack awaited
@@ -95,8 +94,6 @@ _DEAD_LETTER = Refusal(
     ReasonCode.INTERNAL_DEAD_LETTER,
     "the broker could not process this message; it is kept for an operator",
 )
-
-
 _UNPARSEABLE = Refusal(ReasonCode.FRAME_MALFORMED, "the frame could not be parsed")
 _PARSE_FAILURES = (RecursionError, ValueError)
 _UNTRUSTED = (Arrived, Framed, Authenticated, Fresh)  # stages whose next step parses the frame
@@ -129,8 +126,7 @@ class Gateway:
         self._directory = directory
         self._checkpointer = checkpointer
         self._alerts = alerts
-        window = min(settings.refusal_window_s, settings.ack_wait_s / 3)
-        self._counter = RefusalCounter(settings.refusals_kept, window, settings.node)
+        self._counter = RefusalCounter.for_settings(settings)
         self.state = GatewayState()
 
     def store_ok(self) -> bool:
@@ -312,9 +308,7 @@ class Gateway:
                 await self._checkpointer.added(result.added)
             await self._answer(counted.refused, quiet=True)
             self.state.refused += len(counted.refused)
-            record = counted.record
-            log.info("refusals_counted", ingress=record.ingress_agency,
-                     reason=record.reason_code, count=len(counted.refused))  # fmt: skip
+            log.info("refusals_counted", **counted.fields())
 
     async def _receipt(self, item: Recorded | Refused, *, quiet: bool = False) -> None:
         receipt, agency = answer(item), answered_agency(item)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from audit import AuditRecord, records
 from broker.gateway.stages import Item, Refused
 from broker.ids import new_id
+from broker.settings import Settings
 
 _Key = tuple[str, str]  # (agency, reason code)
 
@@ -42,6 +43,12 @@ class Counted:
     record: AuditRecord
     refused: list[Refused]
 
+    def fields(self) -> dict[str, object]:
+        """For the gateway's log line: ids and codes, as every log line."""
+        record = self.record
+        return {"ingress": record.ingress_agency, "reason": record.reason_code,
+                "count": len(self.refused)}  # fmt: skip
+
 
 class RefusalCounter:
     def __init__(
@@ -55,6 +62,12 @@ class RefusalCounter:
         self._kept, self._window_s, self._node = kept, window_s, node
         self._max_held, self._clock = max_held, clock
         self._windows: dict[_Key, _Window] = {}
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RefusalCounter:
+        """A held frame must be answered well within the ack wait, or it is redelivered."""
+        window = min(settings.refusal_window_s, settings.ack_wait_s / 3)
+        return cls(settings.refusals_kept, window, settings.node)
 
     def fold(self, items: list[Item]) -> list[Item]:
         """The batch without the refusals to be counted, which are held until `due`."""
