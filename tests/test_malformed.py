@@ -89,9 +89,10 @@ async def test_300_nested_headers_are_refused_once_each_without_a_traceback(
     assert "Traceback" not in text
     assert '"step_failed"' not in text  # a failed step is what retries a message
     single, counts = _refusals_logged(twin_deployment, "dffh")
-    assert single == ["frame.malformed"] * twin_deployment.settings.refusals_kept
-    assert len(single) + sum(counts) == 300
-    assert 1 <= len(counts) < 300 - len(single)
+    assert set(single) == {"frame.malformed"}
+    assert len(single) + sum(counts) == 300  # exact, however the windows fell
+    assert counts, "nothing was counted"
+    assert len(single) < 300 // 2  # the first few of each window, not one a frame
 
 
 async def test_refusals_held_at_shutdown_are_counted_and_answered(twin_deployment):
