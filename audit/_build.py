@@ -339,12 +339,13 @@ def reply(
 
 
 def csp_reminder(record_id: str, node: str, due: CspDue, recipient: str, on: date) -> AuditRecord:
-    """A CSP review reminder sent to the reviewers (once per plan, due date and milestone)."""
+    """A CSP review reminder sent to the reviewers at `recipient` (once per plan, due date,
+    milestone and agency reminded)."""
     return _entry(
         record_id,
         Origin(datetime.combine(on, datetime.min.time(), UTC), BROKER, node),
         About(offender=due.offender, kind="csp.update", purpose="csp_preparation"),
-        dedupe_key=f"csp_notice:{due.csp_id}:{due.due}:{due.milestone}",
+        dedupe_key=f"csp_notice:{due.csp_id}:{due.due}:{due.milestone}:{recipient}",
         event=Event.ALERT_ROUTED,
         decision="none",
         reason_code=f"csp.review_{due.milestone}",

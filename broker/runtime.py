@@ -25,6 +25,7 @@ from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
 from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.http.app import ApiDeps, create_app
+from broker.http.gists import SealedAlertGists
 from broker.nats.client import Connection
 from broker.nats.config import ServerOptions
 from broker.nats.server import NatsServer
@@ -238,6 +239,9 @@ async def run_embedded(
                     running.alerts,
                     settings.node,
                     lambda: running.directory.signed,
+                    alert_gist=SealedAlertGists.from_agency_homes(
+                        running.routing, home, lambda: running.directory
+                    ),
                 ),
             )
             config = uvicorn.Config(

@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 
 from audit import AuditStore
 from broker.alerts.actions import AlertActions
-from broker.auth import AuthConfig
+from broker.auth import AuthConfig, TokenVerifier
 from broker.http.alerts import alerts_router
 from broker.http.audit import audit_router
+from broker.http.console import Console
 from broker.http.contacts import GistSource
 from broker.http.directory import directory_router
 from broker.http.docs import install_docs
@@ -43,6 +44,7 @@ def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None
     install(app)  # the one error -> status map, for every router below
     if deps is not None:
         app.include_router(audit_router(deps.audit, deps.auth))
+        app.include_router(Console(deps.audit, TokenVerifier(deps.auth)).router())
         if deps.routing is not None:
             app.include_router(routing_router(deps.routing, deps.audit, deps.auth, deps.node))
         _mount_alerts(app, deps)

@@ -186,6 +186,15 @@ CSV_COLUMNS = (
 )
 
 
+def csv_document(rows: list[dict[str, Any]]) -> str:
+    """Rows (as the queries return them) as one CSV text, the export's columns and quoting."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows([_cell(row.get(c)) for c in CSV_COLUMNS] for row in rows)
+    return buffer.getvalue()
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
