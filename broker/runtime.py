@@ -165,7 +165,14 @@ async def gateway_running(
     )
     identity, directory = home.identity(GATEWAY), held_directory(home)
     gateway = Gateway(
-        settings, conn, store, engine, identity, directory, checkpointer, AlertRouting(routing)
+        settings,
+        conn,
+        store,
+        engine,
+        identity,
+        directory,
+        checkpointer,
+        AlertRouting(routing, identity),
     )
     alerts = AlertFlow(
         AlertContext(

@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     ack_wait_s: float = 30.0
     max_deliver: int = 10
     fetch_batch: int = 256
+    refusals_kept: int = Field(
+        default=20,
+        ge=1,
+        description="identical refusals (agency, reason) recorded one by one per window; "
+        "further ones in it are counted in one record (docs/audit-format.md)",
+    )
+    refusal_window_s: float = Field(
+        default=10.0, gt=0, description="that window; at most a third of ack_wait_s is used"
+    )
     checkpoint_every_records: int = Field(
         default=1000, ge=1, description="sign a log checkpoint after this many new records"
     )

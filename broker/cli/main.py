@@ -48,6 +48,7 @@ from broker.wire.envelope import (
     Sender,
     Topic,
 )
+from broker.wire.routes import because
 
 AGENCIES = [a.value for a in Agency]
 _BACKGROUND: set[asyncio.Task[None]] = set()
@@ -394,6 +395,7 @@ async def _records(
             "payload": item.payload,
             "withheld": item.withheld,
             **({"contact": item.contact} if item.contact else {}),
+            **({"route_reason": item.route_reason} if item.route_reason else {}),
         }
 
 
@@ -407,7 +409,9 @@ def _describe_notice(record: dict[str, Any]) -> str:
 
 def _describe(record: dict[str, Any]) -> str:
     sender = record["from"]
-    contact = f"for      {record['contact']} (designated contact)\n" if "contact" in record else ""
+    why = f", because {because(record['route_reason'])}" if "route_reason" in record else ""
+    contact = f"for      {record.get('contact')} (designated contact){why}\n"
+    contact = contact if "contact" in record else ""
     return (
         f"--- {record['message_id']}  {record['created_at']}\n"
         f"{contact}"

@@ -15,6 +15,7 @@ message's way as `Refused` or `Retry`; the pure checks are in broker/gateway/ste
                                                nothing that can fail on one message runs
                                                after its disclosure is recorded)
     6b route        Sealed -> Routed           registry; alerts to their designated contacts
+    7a count        identical refusals beyond a few per window: held, counted in one record
     7 record        Routed -> Recorded         one transaction for the batch (group commit)
     7b alert rows   alert rows and subscriptions, committed before anything is published
     8 publish       deliveries and dead letters, every JetStream ack awaited
@@ -31,7 +32,7 @@ the gateway stops consuming and takes the batch again once the store answers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -43,6 +44,7 @@ from broker.gateway import steps
 from broker.gateway.checkpoints import Checkpointer
 from broker.gateway.receipts import answer, answered_agency, outcome_fields
 from broker.gateway.records import disclosures, refused
+from broker.gateway.refusals import RefusalCounter
 from broker.gateway.routing import AlertRouting
 from broker.gateway.stages import (
     Arrived,
@@ -92,6 +94,9 @@ _DEAD_LETTER = Refusal(
     ReasonCode.INTERNAL_DEAD_LETTER,
     "the broker could not process this message; it is kept for an operator",
 )
+_UNPARSEABLE = Refusal(ReasonCode.FRAME_MALFORMED, "the frame could not be parsed")
+_PARSE_FAILURES = (RecursionError, ValueError)
+_UNTRUSTED = (Arrived, Framed, Authenticated, Fresh)  # stages whose next step parses the frame
 
 
 @dataclass
@@ -121,6 +126,7 @@ class Gateway:
         self._directory = directory
         self._checkpointer = checkpointer
         self._alerts = alerts
+        self._counter = RefusalCounter.for_settings(settings)
         self.state = GatewayState()
 
     def store_ok(self) -> bool:
@@ -134,7 +140,9 @@ class Gateway:
             msgs = await consumer.fetch(self._settings.fetch_batch, timeout=1.0)
             if msgs:
                 await self._process_safely(msgs)
+            await self._commit_counted()
         await consumer.close()
+        await self._commit_counted(final=True)
         self.state.ready = False
         log.info("gateway_stopped", processed=self.state.processed, refused=self.state.refused)
 
@@ -162,6 +170,7 @@ class Gateway:
         items = self._each(items, Minimised, self._seal)  # 8a
         await self._nak_all([item.msg for item in items if isinstance(item, Retry)], delay=1.0)
         items = await self._route(items)  # 6b
+        items = self._counter.fold(items)  # 7a: a flood of identical refusals, held to count
         items = await self._record(items)  # 7
         if self._alerts is not None:  # 7b
             await asyncio.to_thread(self._alerts.committed, items)
@@ -279,16 +288,32 @@ class Gateway:
         publishes += [self._conn.publish(*_dead_letter(item)) for item in dead]
         await asyncio.gather(*publishes)
 
-    async def _answer(self, done: list[Recorded | Refused]) -> None:
+    async def _answer(self, done: Sequence[Recorded | Refused], *, quiet: bool = False) -> None:
         """9: acks first (fire-and-forget), then receipts, their publish acks awaited together."""
         for item in done:
             await item.msg.ack()
-        await asyncio.gather(*(self._receipt(item) for item in done))
+        await asyncio.gather(*(self._receipt(item, quiet=quiet) for item in done))
         self.state.processed += len(done)
 
-    async def _receipt(self, item: Recorded | Refused) -> None:
+    async def _commit_counted(self, *, final: bool = False) -> None:
+        """7a: each due `refusals_counted` record, committed; then what it counts is acked and
+        answered. If the commit fails they stay unacked and JetStream redelivers them."""
+        for counted in self._counter.due(final=final):
+            try:
+                result = await asyncio.to_thread(self._store.append, [counted.record], [])
+            except StoreUnavailableError:
+                await self._nak_all([item.msg for item in counted.refused], delay=1.0)
+                continue
+            if self._checkpointer is not None:
+                await self._checkpointer.added(result.added)
+            await self._answer(counted.refused, quiet=True)
+            self.state.refused += len(counted.refused)
+            log.info("refusals_counted", **counted.fields())
+
+    async def _receipt(self, item: Recorded | Refused, *, quiet: bool = False) -> None:
         receipt, agency = answer(item), answered_agency(item)
-        self._log_outcome(item, receipt)
+        if not quiet:
+            self._log_outcome(item, receipt)
         if agency is None:
             return
         subject = receipt_subject(agency.value, receipt.message_id or "unknown")
@@ -319,7 +344,11 @@ class Gateway:
             return step(item)
         except Refusal as refusal:
             return refused(item, refusal, self._settings.node, self._policy.version)
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, _PARSE_FAILURES) and isinstance(item, _UNTRUSTED):
+                # a parser choking on untrusted bytes: refused once, never retried, no traceback
+                log.warning("frame_unparseable", seq=item.msg.stream_seq, error=type(exc).__name__)
+                return refused(item, _UNPARSEABLE, self._settings.node, self._policy.version)
             log.exception("step_failed", seq=item.msg.stream_seq, step=step.__name__)
             if item.msg.num_delivered < self._settings.max_deliver:
                 return Retry(item.msg)

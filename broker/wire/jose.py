@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker.errors import CryptoError
+from broker.wire.bounds import HEADER_MAX_BYTES, HEADER_MAX_DEPTH, check_json
 
 _ENC = "A256GCM"
 _B64U = re.compile(r"[A-Za-z0-9_-]*")
@@ -60,8 +61,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _header(segment: str) -> dict[str, Any]:
+    raw = b64u_decode(segment)
+    check_json(raw, max_bytes=HEADER_MAX_BYTES, max_depth=HEADER_MAX_DEPTH)
     try:
-        header = json.loads(b64u_decode(segment), object_pairs_hook=_no_duplicates)
+        header = json.loads(raw, object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CryptoError("protected header is not JSON") from exc
     if not isinstance(header, dict):
