@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     alert_check_every_s: float = Field(
         default=15.0, gt=0, description="how often overdue alerts are escalated"
     )
+    outbox_resend_after_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="re-send a delivery its recipient has not confirmed after this long; "
+        "each later re-send waits twice as long as the one before",
+    )
+    outbox_max_resends: int = Field(
+        default=5,
+        ge=0,
+        description="then give up: the frame goes to the dead-letter stream and an operator "
+        "alert is logged (delivery_unconfirmed_gave_up)",
+    )
     node: str = Field(default_factory=socket.gethostname)
 
     @property
