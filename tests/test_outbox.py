@@ -1,0 +1,163 @@
+"""The outbox until confirmed, against a real nats-server: a delivery lost after JetStream
+acknowledged it is re-sent by the reconciler and reaches its recipient once; a recipient
+offline longer than the re-send interval gets each delivery once when it returns, a copy
+re-sent after JetStream's de-duplication window included; confirmed frames leave the
+outbox. The interval is a setting: a second here, ten minutes by default."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from audit import AuditStore
+from broker.nats.config import ADMIN, STREAM_DELIVER, STREAM_OUTBOX
+from broker.runtime import gateway_running, provision
+from broker.sdk import AgencyClient
+from broker.settings import Settings
+from broker.wire.envelope import Agency, delivery_id_for
+from tests.conftest import Deployment, raw_nats
+
+pytestmark = [pytest.mark.nats, pytest.mark.slow]
+
+
+@contextlib.asynccontextmanager
+async def _gateway(dep: Deployment, **settings: Any) -> AsyncIterator[Settings]:
+    """The gateway with the outbox settings of this test."""
+    tuned = dep.settings.model_copy(update=settings)
+    stop = asyncio.Event()
+    async with gateway_running(tuned, stop):
+        yield tuned
+
+
+async def _send(dep: Deployment, to: list[str], n: int = 1) -> list[str]:
+    sender = await dep.client("corrections")
+    ids = []
+    try:
+        for i in range(n):
+            receipt = await sender.send(
+                kind="risk.update", purpose="offender_management", offender="S284-000123",
+                to=to, payload={"risk_level": "high", "summary": f"synthetic {i}"},
+            )  # fmt: skip
+            assert receipt.accepted
+            assert receipt.message_id is not None
+            ids.append(receipt.message_id)
+    finally:
+        await sender.close()
+    return ids
+
+
+async def _read(client: AgencyClient, idle: float = 0.3) -> list[str]:
+    return [item.delivery_id async for item in client.inbox(idle_timeout=idle)]
+
+
+async def _stream_messages(dep: Deployment, stream: str) -> int:
+    nc = await raw_nats(dep.home, ADMIN)
+    try:
+        info = await nc.jetstream().stream_info(stream)
+    finally:
+        await nc.close()
+    return int(info.state.messages)
+
+
+async def _until(check: Any, timeout: float = 15.0) -> Any:  # noqa: ASYNC109
+    """Poll `check()` (async) until it returns something truthy."""
+    for _ in range(int(timeout / 0.1)):
+        if found := await check():
+            return found
+        await asyncio.sleep(0.1)
+    pytest.fail("the expected state never came")
+
+
+def _events(dep: Deployment, message_id: str) -> list[str]:
+    store = AuditStore.open(dep.settings.database_url)
+    try:
+        return [r["event"] for r in store.records() if r["message_id"] == message_id]
+    finally:
+        store.close()
+
+
+async def _lose_deliveries(dep: Deployment) -> None:
+    """What a power loss does to writes JetStream acknowledged but never wrote to disk:
+    stop the single node, delete the delivery stream's files, restart, and provision again
+    (the stream comes back empty, its de-duplication memory gone with it)."""
+    await dep.server.stop()
+    [stream_dir] = dep.home.jetstream_dir.glob(f"**/streams/{STREAM_DELIVER}")
+    shutil.rmtree(stream_dir)
+    await dep.restart_nats()
+    await provision(dep.settings)
+
+
+async def test_a_delivery_lost_after_its_ack_is_resent_and_reaches_the_recipient_once(
+    deployment,
+):
+    """Police's delivery vanishes from the delivery stream after JetStream acknowledged it;
+    police's inbox is empty; the reconciler re-sends it from the outbox, police reads it
+    exactly once, and the log then holds `disclosed` and `received` for it."""
+    dep = deployment
+    async with _gateway(dep, outbox_resend_after_s=3.0, outbox_max_resends=5):
+        [mid] = await _send(dep, ["police"])
+        await _until(lambda: _stream_messages(dep, STREAM_DELIVER))
+        await _lose_deliveries(dep)
+        police = await dep.client("police")
+        try:
+            assert await _read(police, idle=0.2) == []  # lost: nothing to read
+            got = await _until(lambda: _read(police))
+            assert got == [delivery_id_for(mid, Agency.POLICE)]
+            await asyncio.sleep(3.5)  # the next look: confirmed, so not re-sent again
+            assert await _read(police) == []
+        finally:
+            await police.close()
+        await _until(lambda: asyncio.to_thread(lambda: "received" in _events(dep, mid)))
+    assert sorted(_events(dep, mid)) == ["disclosed", "received"]
+
+
+async def test_an_offline_recipient_gets_each_delivery_once_and_confirmed_frames_leave(
+    deployment,
+):
+    """Health is offline while three deliveries to it are re-sent (the interval is half a
+    second); a fourth copy of one comes after JetStream's de-duplication window (simulated:
+    the same frame under another Nats-Msg-Id). When health returns it reads each delivery
+    once, a restarted health client does not read the late copy again, and once the
+    confirmations are recorded the outbox holds nothing for them."""
+    dep = deployment
+    async with _gateway(dep, outbox_resend_after_s=0.5, outbox_max_resends=20):
+        mids = await _send(dep, ["health"], n=3)
+        await _until(lambda: _outbox_holds(dep, 3))
+        await asyncio.sleep(2.0)  # several re-send intervals pass while health is away
+        await _copy_after_window(dep, seq=1)
+        health = await dep.client("health")
+        try:
+            got = await _read(health)
+        finally:
+            await health.close()
+        assert got == [delivery_id_for(m, Agency.HEALTH) for m in mids]
+        await _copy_after_window(dep, seq=1)  # and again, after health restarted
+        health = await dep.client("health")
+        try:
+            assert await _read(health) == []
+        finally:
+            await health.close()
+        await _until(lambda: _outbox_holds(dep, 0))
+    for mid in mids:
+        assert sorted(_events(dep, mid)) == ["disclosed", "received"]
+
+
+async def _outbox_holds(dep: Deployment, count: int) -> bool:
+    return await _stream_messages(dep, STREAM_OUTBOX) == count
+
+
+async def _copy_after_window(dep: Deployment, seq: int) -> None:
+    """The delivery at `seq` published again under a new Nats-Msg-Id: what a re-send after
+    JetStream's de-duplication window looks like to the recipient."""
+    nc = await raw_nats(dep.home, ADMIN)
+    try:
+        js = nc.jetstream()
+        msg = await js.get_msg(STREAM_DELIVER, seq)
+        await js.publish(msg.subject, msg.data, headers={"Nats-Msg-Id": f"late-{seq}-{id(msg)}"})
+    finally:
+        await nc.close()
