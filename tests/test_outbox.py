@@ -2,7 +2,9 @@
 acknowledged it is re-sent by the reconciler and reaches its recipient once; a recipient
 offline longer than the re-send interval gets each delivery once when it returns, a copy
 re-sent after JetStream's de-duplication window included; confirmed frames leave the
-outbox. The interval is a setting: a second here, ten minutes by default."""
+outbox. The interval is a setting: a second here, ten minutes by default. On the twin: a
+delivery never confirmed is re-sent up to the bound, then given up with an operator alert
+and its frame kept on the dead-letter stream."""
 
 from __future__ import annotations
 
@@ -10,19 +12,21 @@ import asyncio
 import contextlib
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
-from audit import AuditStore
-from broker.nats.config import ADMIN, STREAM_DELIVER, STREAM_OUTBOX
+from audit import AuditStore, unconfirmed
+from broker.gateway.outbox import GAVE_UP
+from broker.nats.config import ADMIN, STREAM_DELIVER, STREAM_DLQ, STREAM_OUTBOX
 from broker.runtime import gateway_running, provision
 from broker.sdk import AgencyClient
 from broker.settings import Settings
 from broker.wire.envelope import Agency, delivery_id_for
 from tests.conftest import Deployment, raw_nats
-
-pytestmark = [pytest.mark.nats, pytest.mark.slow]
+from tests.twin import TwinDeployment
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +68,7 @@ async def _stream_messages(dep: Deployment, stream: str) -> int:
     return int(info.state.messages)
 
 
-async def _until(check: Any, timeout: float = 15.0) -> Any:  # noqa: ASYNC109
+async def _until(check: Any, timeout: float = 15.0) -> Any:
     """Poll `check()` (async) until it returns something truthy."""
     for _ in range(int(timeout / 0.1)):
         if found := await check():
@@ -92,6 +96,8 @@ async def _lose_deliveries(dep: Deployment) -> None:
     await provision(dep.settings)
 
 
+@pytest.mark.nats
+@pytest.mark.slow
 async def test_a_delivery_lost_after_its_ack_is_resent_and_reaches_the_recipient_once(
     deployment,
 ):
@@ -116,6 +122,8 @@ async def test_a_delivery_lost_after_its_ack_is_resent_and_reaches_the_recipient
     assert sorted(_events(dep, mid)) == ["disclosed", "received"]
 
 
+@pytest.mark.nats
+@pytest.mark.slow
 async def test_an_offline_recipient_gets_each_delivery_once_and_confirmed_frames_leave(
     deployment,
 ):
@@ -161,3 +169,44 @@ async def _copy_after_window(dep: Deployment, seq: int) -> None:
         await js.publish(msg.subject, msg.data, headers={"Nats-Msg-Id": f"late-{seq}-{id(msg)}"})
     finally:
         await nc.close()
+
+
+async def test_an_unconfirmed_delivery_is_given_up_after_the_bound_with_an_operator_alert(
+    twin_deployment: TwinDeployment,
+) -> None:
+    """Nobody at police reads: the delivery is re-sent twice (the bound), then the operator
+    sees `delivery_unconfirmed_gave_up` naming it, its frame waits on the dead-letter
+    stream under `s284.dlq.outbox.police`, and the outbox is empty; the log still lists it
+    as not confirmed."""
+    dep = twin_deployment
+    tuned = dep.settings.model_copy(update={"outbox_resend_after_s": 0.1, "outbox_max_resends": 2})
+    with capture_logs() as logs:
+        async with dep.gateway(settings=tuned):
+            sender = await dep.client("corrections")
+            receipt = await sender.send(
+                kind="risk.update", purpose="offender_management", offender="S284-000123",
+                to=["police"], payload={"risk_level": "high", "summary": "synthetic"},
+            )  # fmt: skip
+            await sender.close()
+            gw = dep.gateway_transport()
+            dead = await _until(lambda: gw.last_message(STREAM_DLQ, "s284.dlq.outbox.police"))
+            delivered = await gw.last_message(STREAM_DELIVER, "s284.deliver.police.>")
+            await _until(lambda: _none(gw.last_message(STREAM_OUTBOX, "s284.outbox.>")))
+            await gw.close()
+    assert dead == delivered
+    assert receipt.message_id is not None
+    delivery_id = delivery_id_for(receipt.message_id, Agency.POLICE)
+    resent = [e for e in logs if e["event"] == "delivery_resent"]
+    assert [e["resend"] for e in resent] == [1, 2]
+    [alert] = [e for e in logs if e["event"] == GAVE_UP]
+    assert (alert["delivery_id"], alert["log_level"]) == (delivery_id, "error")
+    store = AuditStore.open(dep.settings.database_url)
+    try:
+        listed = unconfirmed(store, datetime.now(UTC))
+    finally:
+        store.close()
+    assert [row["message_id"] for row in listed] == [receipt.message_id]
+
+
+async def _none(found: Any) -> bool:
+    return await found is None
