@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from broker.sdk import AgencyClient
 from broker.settings import Settings
 from broker.wire.envelope import Agency, delivery_id_for
 from tests.conftest import Deployment, raw_nats
+from tests.test_audit_api import Api
 from tests.twin import TwinDeployment
 
 
@@ -210,3 +212,58 @@ async def test_an_unconfirmed_delivery_is_given_up_after_the_bound_with_an_opera
 
 async def _none(found: Any) -> bool:
     return await found is None
+
+
+async def test_the_accounting_and_the_unconfirmed_list_show_what_each_recipient_confirmed(
+    twin_deployment: TwinDeployment, twin_gateway: object, cli: Any
+) -> None:
+    """Police reads its inbox, health does not. The privacy officers' accounting (API and
+    `s284 audit accounting`) shows both disclosures delivered, police's confirmed with a
+    time and health's not; `GET /unconfirmed` lists health's disclosure to health's privacy
+    officer and nothing to police's, which may not see it."""
+    dep = twin_deployment
+    sender = await dep.client("corrections")
+    receipt = await sender.send(
+        kind="risk.update", purpose="offender_management", offender="S284-000777",
+        to=["police", "health"], payload={"risk_level": "high", "summary": "synthetic"},
+    )  # fmt: skip
+    await sender.close()
+    police = await dep.client("police")
+    assert len(await _read(police)) == 1
+    await police.close()
+    await _until(lambda: asyncio.to_thread(lambda: "received" in _events(dep, receipt.message_id)))
+
+    out = await asyncio.to_thread(
+        cli, "audit", "accounting", "S284-000777", "--home", str(dep.home.path), "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    confirmed = {r["recipient_agency"]: r["confirmed_at"] for r in json.loads(out.stdout)}
+    assert confirmed["health"] is None
+    assert confirmed["police"] is not None
+    text = await asyncio.to_thread(
+        cli, "audit", "accounting", "S284-000777", "--home", str(dep.home.path)
+    )
+    assert "2 disclosure(s) about S284-000777, 1 not confirmed" in text.stdout
+    assert "UNCONFIRMED" in text.stdout
+
+    store = AuditStore.open(dep.settings.database_url)
+    api = Api(store, dep.tmp / "issuer")
+    try:
+        listed = await api.get(
+            "/unconfirmed", api.token("privacy_officer", "health"), params={"older_than_s": 0}
+        )
+        hidden = await api.get(
+            "/unconfirmed", api.token("privacy_officer", "police"), params={"older_than_s": 0}
+        )
+        accounted = await api.get("/offenders/S284-000777/disclosures", api.token("auditor", None))
+    finally:
+        await api.client.aclose()
+        store.close()
+    assert listed.status_code == 200, listed.text
+    assert [(d["message_id"], d["recipient_agency"]) for d in listed.json()["disclosures"]] == [
+        (receipt.message_id, "health")
+    ]
+    assert hidden.json()["disclosures"] == []
+    by_recipient = {d["recipient_agency"]: d for d in accounted.json()["disclosures"]}
+    assert by_recipient["police"]["confirmed_at"] == confirmed["police"]
+    assert by_recipient["health"]["confirmed_at"] is None
