@@ -267,3 +267,48 @@ async def test_the_accounting_and_the_unconfirmed_list_show_what_each_recipient_
     by_recipient = {d["recipient_agency"]: d for d in accounted.json()["disclosures"]}
     assert by_recipient["police"]["confirmed_at"] == confirmed["police"]
     assert by_recipient["health"]["confirmed_at"] is None
+
+
+@pytest.mark.nats
+async def test_no_agency_can_read_the_outbox(deployment: Deployment) -> None:
+    """Police, the frame's own recipient, subscribing to the outbox subjects (or to
+    everything), fetching from the outbox consumer and asking JetStream for its messages
+    by direct or ordinary get, gets nothing: the outbox is the broker account's alone."""
+    dep = deployment
+    secret = b"sealed-frame-kept-in-the-outbox"
+    admin = await raw_nats(dep.home, ADMIN)
+    subject = "s284.outbox.deliver.police.risk.update"
+    await admin.jetstream().publish(subject, secret, headers={"Nats-Msg-Id": "outbox:x.police"})
+    police = await raw_nats(dep.home, "police", error_cb=_ignore)
+    got: list[bytes] = []
+    try:
+        for pattern in ("s284.outbox.>", ">"):
+            with contextlib.suppress(Exception):
+                await police.subscribe(pattern, cb=_keep(got))
+        requests = [
+            (f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_OUTBOX}.gateway", b'{"batch": 1}'),
+            (f"$JS.API.DIRECT.GET.{STREAM_OUTBOX}.{subject}", b""),
+            (f"$JS.API.DIRECT.GET.{STREAM_OUTBOX}", b'{"seq": 1}'),
+            (f"$JS.API.STREAM.MSG.GET.{STREAM_OUTBOX}", b'{"seq": 1}'),
+        ]
+        for api_subject, body in requests:
+            with contextlib.suppress(Exception):
+                got.append((await police.request(api_subject, body, timeout=1.0)).data)
+        await admin.jetstream().publish(subject, secret, headers={"Nats-Msg-Id": "again"})
+        await asyncio.sleep(0.5)
+    finally:
+        await police.close()
+        await admin.close()
+    assert not [data for data in got if secret in data]
+    assert await _stream_messages(dep, STREAM_OUTBOX) == 2
+
+
+async def _ignore(_exc: Exception) -> None:
+    """Permission violations are what this test expects."""
+
+
+def _keep(into: list[bytes]) -> Any:
+    async def cb(msg: Any) -> None:
+        into.append(msg.data)
+
+    return cb
