@@ -358,7 +358,9 @@ class AgencyClient:
     ) -> AsyncIterator[VerifiedDelivery]:
         """Verified, decrypted deliveries. Each is acknowledged when the next is requested,
         so one the caller fails to handle is redelivered, and then confirmed to the broker
-        (a signed confirmation of receipt). Without `follow`, stops when empty.
+        (a signed confirmation of receipt). One taken before (the broker re-sends what it
+        has no confirmation for) is acknowledged and confirmed again, never yielded twice
+        (broker/seen.py). Without `follow`, stops when empty.
         """
         consumer = deliver_consumer(self.agency.value)
         async for item in self._deliveries(consumer, follow, batch, idle_timeout):

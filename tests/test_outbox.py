@@ -14,6 +14,7 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from broker.gateway.outbox import GAVE_UP
 from broker.nats.config import ADMIN, STREAM_DELIVER, STREAM_DLQ, STREAM_OUTBOX
 from broker.runtime import gateway_running, provision
 from broker.sdk import AgencyClient
+from broker.seen import SEEN_FILE, SeenDeliveries
 from broker.settings import Settings
 from broker.wire.envelope import Agency, delivery_id_for
 from tests.conftest import Deployment, raw_nats
@@ -312,3 +314,21 @@ def _keep(into: list[bytes]) -> Any:
         into.append(msg.data)
 
     return cb
+
+
+def test_the_seen_deliveries_survive_a_restart_and_stay_bounded(tmp_path: Path) -> None:
+    """A restarted agency system still knows the deliveries it took (the file in its home),
+    an escalated alert for another contact is not mistaken for one seen, and neither the
+    memory nor the file grows past its bound: the oldest ids go first."""
+    path = tmp_path / SEEN_FILE
+    seen = SeenDeliveries(path, bound=3, sync_every=2)
+    for n in range(8):
+        seen.add(SeenDeliveries.key(f"m{n}.police", None))
+    seen.add(SeenDeliveries.key("m7.police", "duty"))
+    seen.close()
+    again = SeenDeliveries(path, bound=3)
+    assert [k in again for k in ("m7.police", "m6.police", "m7.police duty")] == [True] * 3
+    assert "m5.police" not in again
+    assert "m7.police officer-2" not in again
+    assert len(again) == 3
+    assert len(path.read_text().splitlines()) <= 2 * 3
