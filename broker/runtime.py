@@ -21,6 +21,7 @@ from broker.errors import ConfigError
 from broker.gateway.checkpoints import Checkpointer
 from broker.gateway.confirmations import ConfirmationContext, Confirmations
 from broker.gateway.directory import held_directory, keep_directory
+from broker.gateway.outbox import Reconciler, ResendPolicy
 from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
 from broker.home import AGENCY_NAMES, GATEWAY, Home
@@ -132,8 +133,8 @@ async def provision(settings: Settings) -> None:
 async def gateway_running(
     settings: Settings, stop: asyncio.Event, transport: Transport | None = None
 ) -> AsyncIterator[Running]:
-    """The gateway, its checkpointer, the alert flow and the recorder of recipients'
-    confirmations of receipt, on `transport` if given (the
+    """The gateway, its checkpointer, the alert flow, the recorder of recipients'
+    confirmations of receipt and the outbox reconciler, on `transport` if given (the
     in-memory twin in fast tests; closed on exit), else on a new connection to NATS."""
     home = Home(settings.home)
     signing = contextlib.AsyncExitStack()  # closed last: the final checkpoint needs it
@@ -197,6 +198,7 @@ async def gateway_running(
                 ConfirmationContext(conn, store, directory, settings.node, checkpointer)
             ).run(stop)
         ),
+        asyncio.create_task(Reconciler(conn, store, _resend_policy(settings)).run(stop)),
     ]
     reload_on_sighup(engine)
     try:
@@ -210,6 +212,10 @@ async def gateway_running(
         await conn.close()
         routing.close()
         store.close()
+
+
+def _resend_policy(settings: Settings) -> ResendPolicy:
+    return ResendPolicy(settings.outbox_resend_after_s, settings.outbox_max_resends)
 
 
 async def run_gateway(settings: Settings) -> None:

@@ -72,6 +72,18 @@ class Settings(BaseSettings):
         description="Unix socket of the log signer (`s284 signer`); default: <home>.signer/"
         "signer.sock, served in-process by the embedded deployment if nothing answers",
     )
+    outbox_resend_after_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="re-send a delivery its recipient has not confirmed after this long; "
+        "each later re-send waits twice as long as the one before",
+    )
+    outbox_max_resends: int = Field(
+        default=5,
+        ge=0,
+        description="then give up: the frame goes to the dead-letter stream and an operator "
+        "alert is logged (delivery_unconfirmed_gave_up)",
+    )
     node: str = Field(default_factory=socket.gethostname)
 
     @property

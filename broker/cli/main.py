@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import click
 
 from broker import logs
+from broker.cli.accounting import accounting_cmd
 from broker.cli.agency import agency
 from broker.cli.audit import audit
 from broker.cli.clients import open_client, open_client_waiting
@@ -436,6 +437,7 @@ def demo(as_json: bool) -> None:
 
 cli.add_command(policy)
 cli.add_command(audit)
+audit.add_command(accounting_cmd)
 cli.add_command(token)
 cli.add_command(routing)
 cli.add_command(csp)

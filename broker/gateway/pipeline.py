@@ -18,7 +18,8 @@ message's way as `Refused` or `Retry`; the pure checks are in broker/gateway/ste
     7a count        identical refusals beyond a few per window: held, counted in one record
     7 record        Routed -> Recorded         one transaction for the batch (group commit)
     7b alert rows   alert rows and subscriptions, committed before anything is published
-    8 publish       deliveries and dead letters, every JetStream ack awaited
+    8 publish       deliveries, their outbox copies and dead letters, every JetStream
+                    ack awaited
     9 answer        ack ingress, then the signed receipt to the sender
 
 A bug in a per-message step retries that message (`Retry`), and after `max_deliver`
@@ -40,7 +41,7 @@ import structlog
 
 from audit import AuditRecord, AuditStore, SeenMessage, StoreUnavailableError
 from broker.errors import ReasonCode, Refusal, TransportError
-from broker.gateway import steps
+from broker.gateway import outbox, steps
 from broker.gateway.checkpoints import Checkpointer
 from broker.gateway.receipts import answer, answered_agency, outcome_fields
 from broker.gateway.records import disclosures, refused
@@ -278,12 +279,11 @@ class Gateway:
 
     async def _publish(self, items: list[Item]) -> None:
         """8: deliveries and dead letters; `gather` raises if any JetStream ack fails."""
-        publishes = [
-            self._conn.publish(d.subject, d.frame, d.ref.delivery_id)
-            for item in items
-            if isinstance(item, Recorded)
-            for d in item.routed.deliveries
-        ]
+        sent = [d for item in items if isinstance(item, Recorded) for d in item.routed.deliveries]
+        publishes = [self._conn.publish(d.subject, d.frame, d.ref.delivery_id) for d in sent]
+        # each frame kept until its recipient confirms it (broker/gateway/outbox.py)
+        publishes += [self._conn.publish(*outbox.entry(d.subject, d.frame, d.ref.delivery_id))
+                      for d in sent]  # fmt: skip
         dead = [item for item in items if isinstance(item, DeadLettered)]
         publishes += [self._conn.publish(*_dead_letter(item)) for item in dead]
         await asyncio.gather(*publishes)

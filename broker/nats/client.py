@@ -358,6 +358,7 @@ class Connection:
             max_age=spec.max_age_s,
             duplicate_window=spec.duplicate_window_s,
             first_seq=spec.first_seq,
+            max_msgs=spec.max_msgs,
             allow_direct=spec.allow_direct or None,
             deny_delete=True,
             deny_purge=True,
@@ -375,7 +376,7 @@ class Connection:
             filter_subject=spec.filter_subject,
             ack_wait=spec.ack_wait_s,
             max_deliver=spec.max_deliver,
-            max_ack_pending=4096,
+            max_ack_pending=spec.max_ack_pending,
         )
         await self.js.add_consumer(spec.stream, config)
 
