@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from broker.nats.config import ingress_stream
 from broker.observe import Metrics, ObservedAlerts, Sources
 from broker.runtime import gateway_running, scraper
 from routing import Alert, AlertStatus, Topic
+from tests.conftest import _wait_ready, free_port
 
 DASHBOARD = Path(__file__).parent.parent / "deploy" / "grafana" / "s284.json"
 STEPS = {"frame", "authenticate", "replay", "open", "decide", "minimise", "seal", "route",
@@ -192,3 +196,44 @@ def test_the_promql_reader_finds_names_and_skips_functions_and_labels():
     """The checker above is itself checked: it would catch a wrong name."""
     expr = 'sum by (reason) (rate(s284_messages_total{outcome="refused"}[5m])) / on() x_y'
     assert _metric_names(expr) == {"s284_messages_total", "x_y"}
+
+
+def _start_worker(home: Path, port: int) -> subprocess.Popen[str]:
+    """`s284 gateway` as production runs it: a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "broker.cli", "gateway", "--home", str(home),
+         "--metrics-port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.nats
+@pytest.mark.slow
+async def test_a_gateway_worker_serves_its_own_metrics_and_probes(deployment):
+    """`s284 gateway --metrics-port`: a worker with no API answers the probes Kubernetes
+    sends (/healthz, /readyz) and Prometheus's scrape, counting what it processed."""
+    port = free_port()
+    worker = _start_worker(deployment.home.path, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(_wait_ready, url, worker)
+        async with await deployment.client("corrections") as sender:
+            receipt = await sender.send(
+                kind="risk.update", purpose="offender_management", offender="S284-000960",
+                to=["police"], payload={"note": "synthetic"}, timeout=30,
+            )  # fmt: skip
+        async with httpx.AsyncClient(base_url=url) as http:
+            alive = await http.get("/healthz")
+            text = (await http.get("/metrics")).text
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert receipt.accepted
+    assert alive.status_code == 200
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert value(samples, "s284_messages_total", outcome="accepted", reason="none") == 1
+    assert worker.returncode == 0

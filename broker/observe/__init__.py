@@ -4,7 +4,7 @@ each step took, the log, the consumers' lag, alerts waiting and unconfirmed deli
 `Metrics` holds one registry per process part (never the global one); the gateway feeds
 it through its observer hook, `refresh` reads the gauges at scrape time, and
 `ObservedAlerts` times acknowledgements. The HTTP layer serves `Metrics.render` on
-`/metrics` (broker/http/metrics.py); docs/operations.md lists every name.
+`/metrics` (broker/http/metrics.py); deploy/README.md lists every name.
 """
 
 from broker.observe._alerts import ObservedAlerts
