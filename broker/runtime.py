@@ -228,6 +228,9 @@ async def run_gateway(settings: Settings) -> None:
 async def _serve_until(
     app: object, host: str, port: int, tls: dict[str, str], stop: asyncio.Event
 ) -> None:
+    """Serve `app` until `stop`; a port already taken is a clear error, not uvicorn's exit."""
+    if _port_in_use(port):
+        raise ConfigError(f"port {port} on 127.0.0.1 is already in use")
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,

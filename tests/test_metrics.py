@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
@@ -237,3 +238,17 @@ async def test_a_gateway_worker_serves_its_own_metrics_and_probes(deployment):
     }
     assert value(samples, "s284_messages_total", outcome="accepted", reason="none") == 1
     assert worker.returncode == 0
+
+
+def test_a_worker_refuses_to_serve_metrics_off_loopback_in_clear(tmp_path):
+    """Like the API: a metrics listener on a public address needs a TLS pair, and saying
+    so is one line, not a traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "gateway", "--home", str(tmp_path / "home"),
+         "--metrics-port", "9284"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "S284_METRICS_HOST": "0.0.0.0"},  # noqa: S104 - the point
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "refusing to serve HTTP on 0.0.0.0 without TLS" in result.stderr
+    assert "Traceback" not in result.stderr
