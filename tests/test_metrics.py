@@ -19,6 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from audit import AuditStore
 from broker.errors import TransportError
 from broker.home import GATEWAY
 from broker.http.app import create_app
@@ -26,6 +27,7 @@ from broker.nats.client import Connection
 from broker.nats.config import ingress_stream
 from broker.observe import Metrics, ObservedAlerts, Sources
 from broker.runtime import gateway_running, scraper
+from broker.wire.envelope import Sender
 from routing import Alert, AlertStatus, Topic
 from tests.conftest import _wait_ready, free_port
 
@@ -252,3 +254,31 @@ def test_a_worker_refuses_to_serve_metrics_off_loopback_in_clear(tmp_path):
     assert result.returncode != 0
     assert "refusing to serve HTTP on 0.0.0.0 without TLS" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+JUSTIFIED = "Victim reported a credible threat to the case manager this morning"
+
+
+async def test_alerts_waiting_and_checkpoint_age_on_the_twin(twin_deployment, twin_gateway):
+    """A routed alert nobody has acknowledged shows as waiting for Police; once the log has
+    a signed checkpoint its age is reported (gateway logic on the in-memory twin)."""
+    officer = Sender(agency="corrections", unit="north", person_id="staff-7", role="case_manager")
+    async with await twin_deployment.client("corrections", officer) as sender:
+        receipt = await sender.send(
+            kind="risk.alert", purpose="risk_reduction", offender="S284-000970", to=["police"],
+            payload={"summary": "synthetic"}, justification=JUSTIFIED,
+        )  # fmt: skip
+    assert receipt.accepted
+    store = AuditStore.open(twin_deployment.settings.database_url)
+    try:
+        size, root = store.root()
+        store.add_checkpoint(size, root, "synthetic note")
+    finally:
+        store.close()
+    samples = await scraped(twin_gateway.scrape)
+    assert value(samples, "s284_alerts_waiting", agency="police") == 1
+    assert value(samples, "s284_alerts_waiting", agency="dffh") == 0
+    assert 0 <= value(samples, "s284_alert_oldest_wait_seconds", agency="police") < 300
+    assert 0 <= value(samples, "s284_checkpoint_age_seconds") < 300
+    # the twin has no consumer info: no lag is reported rather than a made-up one
+    assert not [name for name, _ in samples if name == "s284_consumer_pending_messages"]
