@@ -282,3 +282,20 @@ async def test_alerts_waiting_and_checkpoint_age_on_the_twin(twin_deployment, tw
     assert 0 <= value(samples, "s284_checkpoint_age_seconds") < 300
     # the twin has no consumer info: no lag is reported rather than a made-up one
     assert not [name for name, _ in samples if name == "s284_consumer_pending_messages"]
+
+
+async def test_audit_gauges_read_from_sqlite_and_postgresql(store_url):
+    """The scrape-time audit gauges on both databases production may use: an empty log
+    with one checkpoint has no unconfirmed delivery and a fresh checkpoint."""
+    store = AuditStore.open(store_url)
+    try:
+        size, root = store.root()
+        store.add_checkpoint(size, root, "synthetic note")
+        metrics = Metrics()
+        samples = await scraped(scraper(metrics, Sources(audit=store)))
+    finally:
+        store.close()
+    assert value(samples, "s284_metrics_source_up", source="audit") == 1
+    assert value(samples, "s284_audit_log_records") == 0
+    assert value(samples, "s284_unconfirmed_deliveries") == 0
+    assert 0 <= value(samples, "s284_checkpoint_age_seconds") < 300
