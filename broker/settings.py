@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     nats_port: int = 4284
     http_host: str = "127.0.0.1"
     http_port: int = 8284
+    metrics_host: str = Field(
+        default="127.0.0.1", description="`s284 gateway`: where its metrics listener binds"
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        description="`s284 gateway`: serve /metrics, /healthz and /readyz on this port",
+    )
     tls_ca: Path | None = Field(
         default=None, description="CA (PEM) NATS clients verify the server against; default: home's"
     )

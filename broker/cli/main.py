@@ -23,6 +23,7 @@ import click
 from broker import logs
 from broker.cli.accounting import accounting_cmd
 from broker.cli.agency import agency
+from broker.cli.api import api
 from broker.cli.audit import audit
 from broker.cli.clients import open_client, open_client_waiting
 from broker.cli.directory import directory
@@ -178,10 +179,17 @@ def _check_home_agrees(home_path: Path, nats_port: int | None) -> None:
 
 @cli.command()
 @home_option
-def gateway(home: Path | None) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve /metrics, /healthz and /readyz on this port (env S284_METRICS_PORT; bind "
+    "address S284_METRICS_HOST, default 127.0.0.1).",
+)
+def gateway(home: Path | None, metrics_port: int | None) -> None:
     """Run one policy gateway worker against an existing deployment (NATS already running,
     streams provisioned: see `s284 provision`). It never reads the admin credentials."""
-    sys.exit(_run(run_gateway(_settings(home))))
+    sys.exit(_run(run_gateway(_settings(home, metrics_port=metrics_port))))
 
 
 def _offender_ref(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -447,6 +455,7 @@ cli.add_command(witness)
 cli.add_command(signer)
 cli.add_command(stats)
 audit.add_command(explain)
+cli.add_command(api)
 
 
 def _add_plugin_commands() -> None:

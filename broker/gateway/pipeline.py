@@ -33,6 +33,8 @@ the gateway stops consuming and takes the batch again once the store answers.
 from __future__ import annotations
 
 import asyncio
+import inspect
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -43,6 +45,7 @@ from audit import AuditRecord, AuditStore, SeenMessage, StoreUnavailableError
 from broker.errors import ReasonCode, Refusal, TransportError
 from broker.gateway import outbox, steps
 from broker.gateway.checkpoints import Checkpointer
+from broker.gateway.observer import NO_OBSERVER, GatewayObserver, timed_step
 from broker.gateway.receipts import answer, answered_agency, outcome_fields
 from broker.gateway.records import disclosures, refused
 from broker.gateway.refusals import RefusalCounter
@@ -129,6 +132,7 @@ class Gateway:
         self._alerts = alerts
         self._counter = RefusalCounter.for_settings(settings)
         self.state = GatewayState()
+        self.observer: GatewayObserver = NO_OBSERVER  # metrics (broker/observe) set it
 
     def store_ok(self) -> bool:
         return self._store.ping()
@@ -189,6 +193,7 @@ class Gateway:
         claims = steps.authenticate(item.frame, self._directory)
         return Authenticated(item.msg, item.frame.agency, claims)
 
+    @timed_step("replay")
     async def _replay(self, items: list[Item]) -> list[Item]:
         """3: one lookup for the batch; the same id twice within one batch is a replay too."""
         ids = [item.claims.id for item in items if isinstance(item, Authenticated)]
@@ -208,6 +213,7 @@ class Gateway:
         content = steps.open_payload(item.claims, self._identity)
         return Opened(item.msg, item.agency, item.claims, content)
 
+    @timed_step("decide")
     async def _decide(self, items: list[Item]) -> list[Item]:
         """5: every recipient with one policy bundle (a reload swaps bundles between messages,
         never within one); 5b: copies for the agencies already following the offender."""
@@ -255,12 +261,14 @@ class Gateway:
 
     # -- steps 6b-9: the whole batch ------------------------------------------------------
 
+    @timed_step("route")
     async def _route(self, items: list[Item]) -> list[Item]:
         """6b: the offender registry, then alerts to their designated contacts."""
         if self._alerts is not None:
             return await asyncio.to_thread(self._alerts.route, items)
         return [Routed(i.decided, i.deliveries) if isinstance(i, Sealed) else i for i in items]
 
+    @timed_step("record")
     async def _record(self, items: list[Item]) -> list[Item]:
         """7: every record of the batch, and the ids it used, in one durable transaction."""
         node = self._settings.node
@@ -272,11 +280,14 @@ class Gateway:
                 batch.append(item.record)
         seen = [_seen(item) for item in items if isinstance(item, Routed)]
         seen += [item.seen for item in items if isinstance(item, Refused) and item.seen]
+        started = time.perf_counter()
         result = await asyncio.to_thread(self._store.append, batch, seen)
+        self.observer.appended(len(batch), time.perf_counter() - started)
         if self._checkpointer is not None:
             await self._checkpointer.added(result.added)
         return [Recorded(item) if isinstance(item, Routed) else item for item in items]
 
+    @timed_step("publish")
     async def _publish(self, items: list[Item]) -> None:
         """8: deliveries and dead letters; `gather` raises if any JetStream ack fails."""
         sent = [d for item in items if isinstance(item, Recorded) for d in item.routed.deliveries]
@@ -288,6 +299,7 @@ class Gateway:
         publishes += [self._conn.publish(*_dead_letter(item)) for item in dead]
         await asyncio.gather(*publishes)
 
+    @timed_step("answer")
     async def _answer(self, done: Sequence[Recorded | Refused], *, quiet: bool = False) -> None:
         """9: acks first (fire-and-forget), then receipts, their publish acks awaited together."""
         for item in done:
@@ -327,6 +339,7 @@ class Gateway:
     def _log_outcome(self, item: Recorded | Refused, receipt: Receipt) -> None:
         if isinstance(item, Refused):
             self.state.refused += 1
+        self.observer.outcome(receipt.status, receipt.reason)
         log.info(
             "message_refused" if isinstance(item, Refused) else "message_accepted",
             **outcome_fields(item, receipt),
@@ -335,8 +348,14 @@ class Gateway:
     # -- the machinery around the steps ---------------------------------------------------
 
     def _each(self, items: list[Item], stage: type[_S], step: Callable[[_S], Item]) -> list[Item]:
-        """Apply one per-message step to the messages at `stage`; the others pass through."""
-        return [self._guarded(item, step) if isinstance(item, stage) else item for item in items]
+        """Apply one per-message step to the messages at `stage`; the others pass through.
+        A step that is a method of the gateway (1, 2, 4, 6, 8a) is timed here, once per batch;
+        the helpers of the batch steps (3, 5) are timed with their step."""
+        started = time.perf_counter()
+        done = [self._guarded(item, step) if isinstance(item, stage) else item for item in items]
+        if inspect.ismethod(step):
+            self.observer.step(step.__name__.lstrip("_"), time.perf_counter() - started)
+        return done
 
     def _guarded(self, item: _S, step: Callable[[_S], Item]) -> Item:
         """A refusal ends the message's way; a bug retries it, then dead-letters it."""

@@ -310,6 +310,15 @@ class Connection:
     def pull(self, stream: str, durable: str) -> PullConsumer:
         return PullConsumer(self, stream, durable)
 
+    async def consumer_lag(self, stream: str, durable: str) -> tuple[int, int]:
+        """(not yet delivered, delivered but not acknowledged) on a durable consumer, as the
+        server counts them: the lag an operator watches (broker/observe)."""
+        try:
+            info = await self.js.consumer_info(stream, durable, timeout=2.0)
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"cannot read consumer {stream}/{durable}: {_why(exc)}") from exc
+        return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+
     async def subscribe(self, subject: str, handler: Callable[[bytes], None]) -> Any:
         """Core NATS; refused at once (TransportError) if this user may not subscribe."""
 
