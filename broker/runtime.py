@@ -23,6 +23,7 @@ from broker.gateway.confirmations import ConfirmationContext, Confirmations
 from broker.gateway.directory import held_directory, keep_directory
 from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
+from broker.gateway.tuning import tune_gc
 from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.http.app import ApiDeps, create_app
 from broker.nats.client import Connection
@@ -195,6 +196,7 @@ async def gateway_running(
 async def run_gateway(settings: Settings) -> None:
     stop = stop_event_on_signals()
     async with gateway_running(settings, stop):
+        tune_gc()
         await stop.wait()
 
 
@@ -251,6 +253,7 @@ async def run_embedded(
                     settings.database_url,
                 )
             )
+            tune_gc()
             await stop.wait()
             http.should_exit = True
             await http_task

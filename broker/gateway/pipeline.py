@@ -31,6 +31,7 @@ the gateway stops consuming and takes the batch again once the store answers.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -285,6 +286,9 @@ class Gateway:
             await item.msg.ack()
         await asyncio.gather(*(self._receipt(item) for item in done))
         self.state.processed += len(done)
+        refused_now = sum(1 for item in done if isinstance(item, Refused))
+        # One line per batch at INFO; the per-message lines are at DEBUG (ids and codes only).
+        log.info("batch_answered", accepted=len(done) - refused_now, refused=refused_now)
 
     async def _receipt(self, item: Recorded | Refused) -> None:
         receipt, agency = answer(item), answered_agency(item)
@@ -302,7 +306,9 @@ class Gateway:
     def _log_outcome(self, item: Recorded | Refused, receipt: Receipt) -> None:
         if isinstance(item, Refused):
             self.state.refused += 1
-        log.info(
+        if not log.is_enabled_for(logging.DEBUG):  # skip building the fields nobody reads
+            return
+        log.debug(
             "message_refused" if isinstance(item, Refused) else "message_accepted",
             **outcome_fields(item, receipt),
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import os
@@ -35,8 +36,13 @@ _B64U = re.compile(r"[A-Za-z0-9_-]*")
 _CEK_BITS = 256
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_HEADER_CACHE_MAX_CHARS = 512  # only small headers are remembered (a bound on memory)
+
+
 def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # what base64.urlsafe_b64encode does, without its two Python-level calls per segment
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 def b64u_decode(text: str) -> bytes:
@@ -60,6 +66,20 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _header(segment: str) -> dict[str, Any]:
+    """The checked protected header, parsed once per distinct small segment: a sender's JWS
+    header is the same on every message, and a JWE's is read twice (a fresh copy each time;
+    a segment that fails raises every time, it is never remembered)."""
+    if len(segment) > _HEADER_CACHE_MAX_CHARS:
+        return _parse_header(segment)
+    return dict(_remembered_header(segment))
+
+
+@functools.lru_cache(maxsize=1024)
+def _remembered_header(segment: str) -> dict[str, Any]:
+    return _parse_header(segment)
+
+
+def _parse_header(segment: str) -> dict[str, Any]:
     try:
         header = json.loads(b64u_decode(segment), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
