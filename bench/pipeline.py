@@ -585,8 +585,10 @@ def render_table(report: Report) -> str:
         *_profile_lines(run.cpu),
         (
             f"s 284 policy decision ({report.decision['decisions']:.0f} decisions, parse once, "
-            f"decide many): median {report.decision['median_us']:.0f} us, "
-            f"p99 {report.decision['p99_us']:.0f} us"
+            f"decide many): Cedar median {report.decision['median_us']:.0f} us, "
+            f"p99 {report.decision['p99_us']:.0f} us; remembered median "
+            f"{report.decision['memo_median_us']:.1f} us, "
+            f"p99 {report.decision['memo_p99_us']:.1f} us"
         ),
         verdict,
     ]

@@ -269,16 +269,16 @@ class Gateway:
         return [Recorded(item) if isinstance(item, Routed) else item for item in items]
 
     async def _publish(self, items: list[Item]) -> None:
-        """8: deliveries and dead letters; `gather` raises if any JetStream ack fails."""
+        """8: deliveries and dead letters, pipelined; TransportError if any is not stored."""
         publishes = [
-            self._conn.publish(d.subject, d.frame, d.ref.delivery_id)
+            (d.subject, d.frame, d.ref.delivery_id)
             for item in items
             if isinstance(item, Recorded)
             for d in item.routed.deliveries
         ]
-        dead = [item for item in items if isinstance(item, DeadLettered)]
-        publishes += [self._conn.publish(*_dead_letter(item)) for item in dead]
-        await asyncio.gather(*publishes)
+        publishes += [_dead_letter(item) for item in items if isinstance(item, DeadLettered)]
+        if publishes:
+            await self._conn.publish_many(publishes)
 
     async def _answer(self, done: list[Recorded | Refused]) -> None:
         """9: acks first (fire-and-forget), then receipts, their publish acks awaited together."""
