@@ -281,27 +281,29 @@ class Gateway:
             await self._conn.publish_many(publishes)
 
     async def _answer(self, done: list[Recorded | Refused]) -> None:
-        """9: acks first (fire-and-forget), then receipts, their publish acks awaited together."""
+        """9: acks first (fire-and-forget), then receipts, pipelined, their acks awaited."""
         for item in done:
             await item.msg.ack()
-        await asyncio.gather(*(self._receipt(item) for item in done))
+        receipts = [r for r in (self._receipt(item) for item in done) if r is not None]
+        try:
+            await self._conn.publish_many(receipts)
+        except TransportError:
+            # The decisions are recorded and acked; receipts stay queryable in the audit log.
+            log.warning("receipt_publish_failed", receipts=len(receipts))
         self.state.processed += len(done)
         refused_now = sum(1 for item in done if isinstance(item, Refused))
         # One line per batch at INFO; the per-message lines are at DEBUG (ids and codes only).
         log.info("batch_answered", accepted=len(done) - refused_now, refused=refused_now)
 
-    async def _receipt(self, item: Recorded | Refused) -> None:
+    def _receipt(self, item: Recorded | Refused) -> tuple[str, bytes, str] | None:
+        """(subject, signed receipt, Nats-Msg-Id); None when there is no agency to answer."""
         receipt, agency = answer(item), answered_agency(item)
         self._log_outcome(item, receipt)
         if agency is None:
-            return
+            return None
         subject = receipt_subject(agency.value, receipt.message_id or "unknown")
         signed = sign_receipt(receipt, self._identity)
-        try:
-            await self._conn.publish(subject, signed, f"receipt:{attempt_key(item.msg)}")
-        except TransportError:
-            # The decision is recorded and acked; the receipt stays queryable in the audit log.
-            log.warning("receipt_publish_failed", message_id=receipt.message_id)
+        return subject, signed, f"receipt:{attempt_key(item.msg)}"
 
     def _log_outcome(self, item: Recorded | Refused, receipt: Receipt) -> None:
         if isinstance(item, Refused):

@@ -112,8 +112,14 @@ def thumbprint(key: Ed25519PublicKey | X25519PublicKey) -> str:
 # -- JWS ---------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
+def _jws_header(kid: str, typ: str) -> str:
+    """A signer's protected header is the same on every token it signs: encode it once."""
+    return _json_b64({"alg": "EdDSA", "kid": kid, "typ": typ})
+
+
 def jws_sign(payload: bytes, key: Ed25519PrivateKey, kid: str, typ: str) -> str:
-    signing_input = f"{_json_b64({'alg': 'EdDSA', 'kid': kid, 'typ': typ})}.{b64u(payload)}"
+    signing_input = f"{_jws_header(kid, typ)}.{b64u(payload)}"
     return f"{signing_input}.{b64u(key.sign(signing_input.encode('ascii')))}"
 
 
