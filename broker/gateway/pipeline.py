@@ -292,8 +292,8 @@ class Gateway:
             log.warning("receipt_publish_failed", receipts=len(receipts))
         self.state.processed += len(done)
         refused_now = sum(1 for item in done if isinstance(item, Refused))
-        # One line per batch at INFO; the per-message lines are at DEBUG (ids and codes only).
-        log.info("batch_answered", accepted=len(done) - refused_now, refused=refused_now)
+        if done:  # one line per batch at INFO; per-message lines at DEBUG (ids, codes only)
+            log.info("batch_answered", accepted=len(done) - refused_now, refused=refused_now)
 
     def _receipt(self, item: Recorded | Refused) -> tuple[str, bytes, str] | None:
         """(subject, signed receipt, Nats-Msg-Id); None when there is no agency to answer."""
