@@ -31,6 +31,7 @@ class CpuSnapshot:
     gateway_s: float | None  # every gateway process (the first also runs the idle API)
     nats_s: float | None
     profile: dict[str, float] = field(default_factory=dict)  # label -> CPU s (--profile)
+    gateway_rss: int | None = None  # bytes, every gateway process
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Cpu:
     gateway_us: float | None
     nats_us: float | None
     profile_us: dict[str, float]
+    rss_before: int | None = None  # the gateway processes' resident memory, bytes
+    rss_after: int | None = None
 
     @classmethod
     def between(cls, before: CpuSnapshot, after: CpuSnapshot, messages: int) -> Cpu:
@@ -56,6 +59,8 @@ class Cpu:
             per(before.gateway_s, after.gateway_s),
             per(before.nats_s, after.nats_s),
             steps,
+            before.gateway_rss,
+            after.gateway_rss,
         )
 
 
@@ -70,7 +75,7 @@ class Deployment:
         profile = await self._profile() if self.profile_dir is not None else {}
         gateway = procstat.total_cpu(self.gateway_pids)
         nats = procstat.cpu_seconds(self.nats_pid) if self.nats_pid else None
-        return CpuSnapshot(gateway, nats, profile)
+        return CpuSnapshot(gateway, nats, profile, procstat.rss_bytes(self.gateway_pids))
 
     async def _profile(self) -> dict[str, float]:
         """Ask every gateway process for its step totals (SIGUSR1) and add them up."""
@@ -198,4 +203,6 @@ def as_dict(cpu: Cpu | None) -> dict[str, Any] | None:
         "gateway_cpu_us_per_msg": cpu.gateway_us,
         "nats_server_cpu_us_per_msg": cpu.nats_us,
         "profile_us_per_msg": cpu.profile_us or None,
+        "gateway_rss_bytes_before": cpu.rss_before,
+        "gateway_rss_bytes_after": cpu.rss_after,
     }

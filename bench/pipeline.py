@@ -555,6 +555,8 @@ def render_table(report: Report) -> str:
         f"nats-server {_us(run.cpu.nats_us)};\n  raw pipeline: raw gateway "
         f"{_us(_per(rp.gateway_cpu_s, rp.messages))}, "
         f"nats-server {_us(_per(rp.nats_cpu_s, rp.messages))}"
+        f"\n  gateway resident memory: {_mib(run.cpu.rss_before)} at the first publish, "
+        f"{_mib(run.cpu.rss_after)} after the last receipt"
     )
     latency = (
         f"latency at {lat.offered_rate} msg/s offered ({lat.sent} messages): "
@@ -593,6 +595,10 @@ def render_table(report: Report) -> str:
         verdict,
     ]
     return "\n".join(lines)
+
+
+def _mib(nbytes: int | None) -> str:
+    return "n/a" if nbytes is None else f"{nbytes / 2**20:,.0f} MiB"
 
 
 def _per(seconds: float | None, messages: int) -> float | None:

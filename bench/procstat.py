@@ -38,6 +38,23 @@ def total_cpu(pids: Iterable[int]) -> float | None:
     return total
 
 
+def rss_bytes(pids: Iterable[int]) -> int | None:
+    """Resident memory (VmRSS) summed over `pids`; None when any is unreadable."""
+    total = 0
+    for pid in pids:
+        try:
+            status = (_PROC / str(pid) / "status").read_text(encoding="ascii")
+        except OSError:
+            return None
+        kib = next(
+            (line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")), None
+        )
+        if kib is None:
+            return None
+        total += int(kib) * 1024
+    return total
+
+
 def children(pid: int) -> list[int]:
     """The direct children of `pid` (e.g. the nats-server `s284 up` started)."""
     found: list[int] = []

@@ -52,3 +52,13 @@ def test_cpu_per_message_is_the_difference_over_the_messages():
     assert cpu.nats_us == pytest.approx(500)
     assert cpu.profile_us == pytest.approx({"2 verify signature": 200, "logging": 10})
     assert Cpu.between(CpuSnapshot(None, 0.5), after, 1000).gateway_us is None
+
+
+def test_resident_memory_is_read_and_unknown_for_a_gone_process():
+    """The gateway's RSS is read from /proc; a process that has exited makes it unknown."""
+    mine = procstat.rss_bytes([os.getpid()])
+    assert mine is not None
+    assert mine > 1024 * 1024  # a Python process with pytest loaded holds megabytes
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert procstat.rss_bytes([os.getpid(), child.pid]) is None
