@@ -72,6 +72,7 @@ class Sealing:
     messages: int
     seconds: float
     frame_bytes: int
+    load_1m: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -86,6 +87,7 @@ class Throughput:
     delivered_police: int
     drain_seconds: float
     load_1m: float = 0.0  # at the end of the phase, beside its wall-clock figure
+    drain_load_1m: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -272,7 +274,7 @@ def timed_seal(client: AgencyClient, count: int, offset: int = 0) -> tuple[Seale
     sealed = seal_messages(client, count, offset)
     seconds = time.perf_counter() - start
     size = round(statistics.fmean(len(frame) for _, frame in sealed)) if sealed else 0
-    return sealed, Sealing(count, seconds, size)
+    return sealed, Sealing(count, seconds, size, _load1())
 
 
 # -- phase 1: throughput -----------------------------------------------------------------
@@ -437,7 +439,8 @@ async def _throughput(
         f"    {accepted:,} accepted in {seconds:.1f} s (load {load:.2f}); draining the police inbox"
     )
     delivered, drain = await drain_inbox(police, {mid for mid, _ in sealed})
-    return Throughput(len(sealed), accepted, seconds, delivered, drain, load), cpu
+    drained = Throughput(len(sealed), accepted, seconds, delivered, drain, load, _load1())
+    return drained, cpu
 
 
 async def _pipeline_phases(root: Path, opts: Options, *, sync_always: bool = True) -> Run:
@@ -502,14 +505,14 @@ def render_table(report: Report) -> str:
     run, raw, rp = report.run, report.raw, report.raw_pipeline
     s, t, lat = run.sealing, run.throughput, run.latency
     rows = [
-        ("client sealing (pre-sealed, not timed below)", s.messages, s.seconds, s.rate, None),
+        ("client sealing (pre-sealed, not timed below)", s.messages, s.seconds, s.rate, s.load_1m),
         ("pipeline: first publish -> last receipt", t.accepted, t.seconds, t.rate, t.load_1m),
         (
             "police inbox drain (verify+decrypt+ack)",
             t.delivered_police,
             t.drain_seconds,
             _rate(t.delivered_police, t.drain_seconds),
-            None,
+            t.drain_load_1m,
         ),
     ]
     if report.unsynced:
