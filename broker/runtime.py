@@ -24,6 +24,7 @@ from broker.gateway.directory import held_directory, keep_directory
 from broker.gateway.outbox import Reconciler, ResendPolicy
 from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
+from broker.gateway.tuning import tune_gc
 from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.http.app import ApiDeps, create_app
 from broker.http.gists import SealedAlertGists
@@ -242,6 +243,7 @@ async def run_gateway(settings: Settings) -> None:
     stop = stop_event_on_signals()
     tls = {} if settings.metrics_port is None else http_tls(settings, settings.metrics_host)
     async with gateway_running(settings, stop) as running:
+        tune_gc()
         if settings.metrics_port is None:
             await stop.wait()
             return
@@ -363,6 +365,7 @@ async def run_embedded(
                     settings.database_url,
                 )
             )
+            tune_gc()
             await stop.wait()
             http.should_exit = True
             await http_task

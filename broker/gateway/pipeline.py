@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -289,23 +290,33 @@ class Gateway:
 
     @timed_step("publish")
     async def _publish(self, items: list[Item]) -> None:
-        """8: deliveries and dead letters; `gather` raises if any JetStream ack fails."""
+        """8: deliveries, each also kept in the outbox until its recipient confirms it
+        (broker/gateway/outbox.py), and dead letters, pipelined; TransportError if any is
+        not stored."""
         sent = [d for item in items if isinstance(item, Recorded) for d in item.routed.deliveries]
-        publishes = [self._conn.publish(d.subject, d.frame, d.ref.delivery_id) for d in sent]
-        # each frame kept until its recipient confirms it (broker/gateway/outbox.py)
-        publishes += [self._conn.publish(*outbox.entry(d.subject, d.frame, d.ref.delivery_id))
-                      for d in sent]  # fmt: skip
-        dead = [item for item in items if isinstance(item, DeadLettered)]
-        publishes += [self._conn.publish(*_dead_letter(item)) for item in dead]
-        await asyncio.gather(*publishes)
+        publishes = [(d.subject, d.frame, d.ref.delivery_id) for d in sent]
+        publishes += [outbox.entry(d.subject, d.frame, d.ref.delivery_id) for d in sent]
+        publishes += [_dead_letter(item) for item in items if isinstance(item, DeadLettered)]
+        if publishes:
+            await self._conn.publish_many(publishes)
 
     @timed_step("answer")
     async def _answer(self, done: Sequence[Recorded | Refused], *, quiet: bool = False) -> None:
-        """9: acks first (fire-and-forget), then receipts, their publish acks awaited together."""
+        """9: acks first (fire-and-forget), then receipts, pipelined, their acks awaited."""
         for item in done:
             await item.msg.ack()
-        await asyncio.gather(*(self._receipt(item, quiet=quiet) for item in done))
+        receipts = [r for r in (self._receipt(item, quiet=quiet) for item in done) if r]
+        if not receipts:
+            return
+        try:
+            await self._conn.publish_many(receipts)
+        except TransportError:
+            # The decisions are recorded and acked; receipts stay queryable in the audit log.
+            log.warning("receipt_publish_failed", receipts=len(receipts))
         self.state.processed += len(done)
+        refused_now = sum(1 for item in done if isinstance(item, Refused))
+        if done:  # one line per batch at INFO; per-message lines at DEBUG (ids, codes only)
+            log.info("batch_answered", accepted=len(done) - refused_now, refused=refused_now)
 
     async def _commit_counted(self, *, final: bool = False) -> None:
         """7a: each due `refusals_counted` record, committed; then what it counts is acked and
@@ -322,25 +333,26 @@ class Gateway:
             self.state.refused += len(counted.refused)
             log.info("refusals_counted", **counted.fields())
 
-    async def _receipt(self, item: Recorded | Refused, *, quiet: bool = False) -> None:
+    def _receipt(
+        self, item: Recorded | Refused, *, quiet: bool = False
+    ) -> tuple[str, bytes, str] | None:
+        """(subject, signed receipt, Nats-Msg-Id); None when there is no agency to answer."""
         receipt, agency = answer(item), answered_agency(item)
         if not quiet:
             self._log_outcome(item, receipt)
         if agency is None:
-            return
+            return None
         subject = receipt_subject(agency.value, receipt.message_id or "unknown")
         signed = sign_receipt(receipt, self._identity)
-        try:
-            await self._conn.publish(subject, signed, f"receipt:{attempt_key(item.msg)}")
-        except TransportError:
-            # The decision is recorded and acked; the receipt stays queryable in the audit log.
-            log.warning("receipt_publish_failed", message_id=receipt.message_id)
+        return subject, signed, f"receipt:{attempt_key(item.msg)}"
 
     def _log_outcome(self, item: Recorded | Refused, receipt: Receipt) -> None:
         if isinstance(item, Refused):
             self.state.refused += 1
         self.observer.outcome(receipt.status, receipt.reason)
-        log.info(
+        if not log.is_enabled_for(logging.DEBUG):  # skip building the fields nobody reads
+            return
+        log.debug(
             "message_refused" if isinstance(item, Refused) else "message_accepted",
             **outcome_fields(item, receipt),
         )

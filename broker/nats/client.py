@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import nats
@@ -50,9 +50,17 @@ _RETRYABLE = (
     asyncio.TimeoutError,
 )
 _ERR_GRACE_S = 0.05
+_PIPELINED_ACK_S = 5.0  # as long as a single publish waits for its ack
 _VIOLATION = re.compile(
     r'permissions violation for (publish|subscription) to "([^"]+)"', re.IGNORECASE
 )
+
+
+def _acked_seq(fut: asyncio.Future[Any]) -> int | None:
+    """The stream sequence of a pipelined publish's ack; None if it failed or timed out."""
+    if not fut.done() or fut.cancelled() or fut.exception() is not None:
+        return None
+    return int(fut.result().seq)
 
 
 def _why(exc: Exception) -> str:
@@ -282,6 +290,29 @@ class Connection:
             else:
                 return int(ack.seq)
         raise TransportError(f"publish to {subject} failed")
+
+    async def publish_many(self, items: Sequence[tuple[str, bytes, str]]) -> list[int]:
+        """Several JetStream publishes pipelined (nats-py's `publish_async`: all sent on one
+        reply subscription, then every ack awaited together), instead of a request each.
+        Any that fails or is not acknowledged in time goes again through `publish` (its
+        retries and permission check) under the same Nats-Msg-Id, so each is stored once."""
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for subject, data, msg_id in items:
+                headers = {"Nats-Msg-Id": msg_id}
+                futures.append(await self.js.publish_async(subject, data, headers=headers))
+        except (nats.errors.Error, nats.js.errors.Error):
+            pass  # not sent (e.g. reconnecting): the ones without a future go again below
+        if futures:
+            _, late = await asyncio.wait(futures, timeout=_PIPELINED_ACK_S)
+            for fut in late:
+                fut.cancel()
+        seqs = [_acked_seq(fut) for fut in futures] + [None] * (len(items) - len(futures))
+        again = [i for i, seq in enumerate(seqs) if seq is None]
+        redone = await asyncio.gather(*(self.publish(*items[i]) for i in again))
+        for i, seq in zip(again, redone, strict=True):
+            seqs[i] = seq
+        return [int(seq or 0) for seq in seqs]
 
     async def publish_raw(self, subject: str, data: bytes, headers: dict[str, str]) -> int:
         """Publish without our retry/dedup policy (used to exercise the gateway with bad input)."""
