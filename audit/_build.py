@@ -219,6 +219,14 @@ def refusals_counted(
     )
 
 
+def counted_of(reason: str) -> int:
+    """The exact count a `refusals_counted` record's reason opens with."""
+    head = reason.split(" ", 1)[0]
+    if not head.isdigit():
+        raise ValueError(f"not a counted-refusals reason: {reason[:40]!r}")
+    return int(head)
+
+
 def received(
     record_id: str, origin: Origin, about: About, disclosure_id: str, recipient: str
 ) -> AuditRecord:
