@@ -20,6 +20,7 @@ from audit._checkpoints import (
     announce,
     checkpoint,
 )
+from audit._database import create_schema, drop_schema
 from audit._errors import AuditError, NoteError, ProofError, StoreUnavailableError
 from audit._merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit._note import Checkpoint, NoteVerifier, parse_verifier_key, verifier_key
@@ -76,7 +77,9 @@ __all__ = [
     "announce",
     "by_time",
     "checkpoint",
+    "create_schema",
     "disclosure_of",
+    "drop_schema",
     "leaf_hash",
     "parse_verifier_key",
     "record_by_id",

@@ -26,6 +26,7 @@ from broker.cli.audit import audit
 from broker.cli.clients import open_client, open_client_waiting
 from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
+from broker.cli.lab import lab
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
 from broker.cli.token import token
@@ -433,6 +434,7 @@ cli.add_command(routing)
 cli.add_command(csp)
 cli.add_command(agency)
 cli.add_command(directory)
+cli.add_command(lab)
 
 
 def _add_plugin_commands() -> None:
