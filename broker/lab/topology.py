@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import urlsplit, urlunsplit
 
 import audit
 from broker.errors import ConfigError
@@ -35,14 +36,15 @@ DEFAULT_DB_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 class LabOptions:
     """`root`: where the lab keeps its home, node stores and logs. `db_url`: a PostgreSQL
     server (a schema named for the run is created in it, and dropped at the end unless
-    `keep_schema`). `gateway_db_url`: what the gateways use instead (a proxy a test cuts)."""
+    `keep_schema`). `gateway_db_port`: the gateways reach the database on this loopback
+    port instead (a proxy a fault test can cut)."""
 
     root: Path
     db_url: str = DEFAULT_DB_URL
     workers: int = 2
     nodes: int = 3
     ack_wait_s: float = 10.0
-    gateway_db_url: str | None = None
+    gateway_db_port: int | None = None
     keep_schema: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
@@ -152,8 +154,10 @@ class Lab:
 
     def _worker(self, index: int) -> Proc:
         env = self._env(f"gateway-{index + 1}")
-        if self.options.gateway_db_url is not None:
-            env["S284_DB_URL"] = self.options.gateway_db_url
+        if self.options.gateway_db_port is not None:
+            parts = urlsplit(self.db_url)
+            netloc = f"{parts.netloc.rsplit('@', 1)[0]}@127.0.0.1:{self.options.gateway_db_port}"
+            env["S284_DB_URL"] = urlunsplit(parts._replace(netloc=netloc))
         log_file = self.options.root / "logs" / f"gateway-{index + 1}.log"
         return Proc(f"gateway-{index + 1}", s284_command("gateway"), log_file, env)
 
