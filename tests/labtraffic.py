@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from broker.lab import Lab
+from broker.nats.client import Connection
 from broker.sdk import AgencyClient
 from broker.wire.envelope import Agency
 
@@ -51,7 +53,7 @@ async def publish(sender: AgencyClient, frames: list[tuple[str, bytes]]) -> None
         await asyncio.gather(*(sender.publish_frame(frame, mid) for mid, frame in window))
 
 
-async def read_inbox(lab: Lab, agency: str, expected: set[str], timeout: float) -> list[str]:  # noqa: ASYNC109
+async def read_inbox(lab: Lab, agency: str, expected: set[str], timeout: float) -> list[str]:
     """Every message id the agency's system reads, repeats included, until it has all of
     `expected` or `timeout` passes; then a last idle read that would catch late copies."""
     reader = await client(lab, agency)
@@ -90,7 +92,7 @@ class Counts:
     logged_twice: int
 
 
-async def count(lab: Lab, ids: set[str], timeout: float = 120.0) -> Counts:  # noqa: ASYNC109
+async def count(lab: Lab, ids: set[str], timeout: float = 120.0) -> Counts:
     """Lost: a (message, recipient) never read. Duplicated: read more than once.
     Unaudited: read without a committed disclosure record for that recipient."""
     reads = {r: await read_inbox(lab, r, ids, timeout) for r in RECIPIENTS}
@@ -103,9 +105,7 @@ async def count(lab: Lab, ids: set[str], timeout: float = 120.0) -> Counts:  # n
 
 def verify_log(lab: Lab) -> str:
     """`s284 audit verify` as an auditor runs it; its output, asserting it passed."""
-    import subprocess  # noqa: PLC0415
-
-    done = subprocess.run(  # noqa: S603 - our own CLI
+    done = subprocess.run(
         [sys.executable, "-m", "broker.cli", "audit", "verify", "--home", str(lab.home.path),
          "--db", lab.db_url],
         capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False,
@@ -116,8 +116,6 @@ def verify_log(lab: Lab) -> str:
 
 async def leader_of(lab: Lab, stream: str) -> int:
     """The index of the node leading `stream` now (as the admin sees it)."""
-    from broker.nats.client import Connection  # noqa: PLC0415
-
     conn = await Connection.connect(lab.nats_url, lab.home.admin_credentials(), "s284-test")
     try:
         info = await conn.js.stream_info(stream)

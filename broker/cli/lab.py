@@ -23,13 +23,15 @@ def _announce(lab: Lab) -> None:
     click.echo(f"s284 lab up (root {lab.options.root.resolve()})")
     for node, proc in zip(lab.nodes, lab.node_procs, strict=True):
         click.echo(
-            f"  NATS {node.name}  {node.client_url}  (routes :{node.route_port}, "
+            f"  NATS {node.name}  {node.client_url}  pid {proc.pid}  (routes :{node.route_port}, "
             f"monitor http://127.0.0.1:{node.monitor_port}, log {proc.log_file})"
         )
     click.echo(f"  NATS URL    {lab.nats_url}")
     click.echo(f"  PostgreSQL  schema {lab.schema} in {lab.options.db_url}")
     for worker in lab.workers:
         click.echo(f"  {worker.name}   pid {worker.pid}  (log {worker.log_file})")
+    if lab.api is not None:
+        click.echo(f"  api         pid {lab.api.pid}  (log {lab.api.log_file})")
     click.echo(f"  HTTP API    {lab.http_url}  (/healthz, /readyz, /docs)")
     click.echo(f"  home        {lab.home.path}")
     click.echo(f"  agencies    {lab.home.agencies_path}  (each agency's own keys)")

@@ -10,6 +10,7 @@ tests and `s284 bench --lab` drive it; `s284 lab` runs it until Ctrl-C.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -24,7 +25,9 @@ from broker.errors import ConfigError
 from broker.home import AGENCY_NAMES, Home
 from broker.lab.processes import Proc, s284_command, wait_http_ok
 from broker.lab.render import loopback_nodes, render_cluster
+from broker.nats.client import Connection
 from broker.nats.cluster import ClusterNode, client_urls
+from broker.nats.config import DIRECTORY_SUBJECT, STREAM_DIRECTORY
 from broker.nats.server import free_loopback_ports, nats_server_binary
 from broker.runtime import provision
 from broker.settings import Settings
@@ -122,6 +125,22 @@ class Lab:
                         self.options.root / "logs" / "api.log", self._env())  # fmt: skip
         await self.api.start()
         await wait_http_ok(f"{self.http_url}/readyz", self.api)
+        await self._wait_directory()
+
+    async def _wait_directory(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Until a gateway has published the signed key directory: agencies need it."""
+        conn = await Connection.connect(self.nats_url, self.home.admin_credentials(), "s284-lab")
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while await conn.last_message(STREAM_DIRECTORY, DIRECTORY_SUBJECT) is None:
+                for worker in self.workers:
+                    worker.check_alive()
+                if loop.time() > deadline:
+                    raise ConfigError(f"no gateway published the key directory in {timeout:.0f} s")
+                await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
 
     def _database(self) -> None:
         try:
