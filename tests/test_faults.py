@@ -47,7 +47,7 @@ async def _survives(lab: Lab, fault: Fault) -> None:
         await sender.close()
     counts = await labtraffic.count(lab, {mid for mid, _ in frames}, timeout=180.0)
     assert counts == labtraffic.Counts(lost=0, duplicated=0, unaudited=0, logged_twice=0)
-    assert labtraffic.verify_log(lab).startswith("ok:")
+    assert (await labtraffic.verify_log(lab)).startswith("ok:")
 
 
 @pytest.fixture
