@@ -21,8 +21,9 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> int:
     "--rate", default=500, show_default=True, help="Offered rate (msg/s) for the latency run."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--lab", is_flag=True, help="On the lab topology instead (bench/lab.py).")
 @click.pass_context
-def bench(ctx: click.Context, messages: int, rate: int, as_json: bool) -> None:
+def bench(ctx: click.Context, messages: int, rate: int, as_json: bool, lab: bool) -> None:
     """Measure the full pipeline against raw NATS JetStream in the same run (not a test).
 
     \b
@@ -32,6 +33,10 @@ def bench(ctx: click.Context, messages: int, rate: int, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    if lab:
+        from bench.lab import DEFAULT_DB_URL, run_lab_bench  # noqa: PLC0415
+
+        sys.exit(_run(run_lab_bench(messages, DEFAULT_DB_URL, as_json)))
     from bench.pipeline import run_bench  # noqa: PLC0415
     from bench.progress import plan_pipeline  # noqa: PLC0415
 

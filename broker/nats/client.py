@@ -402,15 +402,28 @@ class Connection:
         await self._nc.close()
 
 
-async def raw_jetstream_baseline(url: str, count: int, frame_bytes: int, window: int) -> float:
+async def raw_jetstream_baseline(
+    url: str, count: int, frame_bytes: int, window: int, creds: Credentials | None = None
+) -> float:
     """The yardstick for `s284 bench`: bare nats-py JetStream publish (pipelined, `window`
     in flight, with Nats-Msg-Id) and pull-consume with ack of `count` frames on a file
-    stream, against an unauthenticated server. Returns seconds until the last ack."""
-    nc = await nats.connect(url)
+    stream, against an unauthenticated server, or as `creds` (the admin, on the lab's
+    cluster: TLS, and as many replicas as the s284 streams have). Returns seconds until
+    the last ack."""
+    login: dict[str, Any] = {}
+    if creds is not None:
+        login = {**login_options(creds), "tls": tls_context(creds)}
+    nc = await nats.connect([u.strip() for u in url.split(",")], **login)
     try:
         js = nc.jetstream()
+        replicas = Connection(nc, creds.user if creds else "bench").replicas()
         await js.add_stream(
-            api.StreamConfig(name="BENCH", subjects=["bench.>"], storage=api.StorageType.FILE)
+            api.StreamConfig(
+                name="BENCH",
+                subjects=["bench.>"],
+                storage=api.StorageType.FILE,
+                num_replicas=replicas,
+            )
         )
         consumer = asyncio.create_task(_consume_all(js, count, window))
         start = asyncio.get_running_loop().time()
