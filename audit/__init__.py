@@ -43,6 +43,7 @@ from audit._cosign_store import (
     stored_cosignatures,
     witness_status,
 )
+from audit._database import create_schema, drop_schema
 from audit._errors import AuditError, NoteError, ProofError, StoreUnavailableError
 from audit._merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit._note import Checkpoint, NoteVerifier, parse_verifier_key, verifier_key
@@ -117,7 +118,9 @@ __all__ = [
     "announce",
     "by_time",
     "checkpoint",
+    "create_schema",
     "disclosure_of",
+    "drop_schema",
     "leaf_hash",
     "parse_verifier_key",
     "quorum_overdue",

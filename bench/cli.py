@@ -43,6 +43,7 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> int:
     help="Run phases 1-2 again without fsync before acknowledgement (doubles their time).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--lab", is_flag=True, help="On the lab topology instead (bench/lab.py).")
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -53,9 +54,10 @@ def bench(
     raw_seconds: float,
     fsync_comparison: bool,
     as_json: bool,
+    lab: bool,
 ) -> None:
     """Measure the full pipeline against the raw pipeline and raw JetStream in the same run
-    (not a test).
+    (not a test); `--lab` on the three-node cluster with PostgreSQL, 1 and 2 workers.
 
     \b
     s284 bench                  the pipeline (these options)
@@ -64,6 +66,10 @@ def bench(
     """
     if ctx.invoked_subcommand is not None:
         return
+    if lab:
+        from bench.lab import DEFAULT_DB_URL, run_lab_bench  # noqa: PLC0415
+
+        sys.exit(_run(run_lab_bench(messages, DEFAULT_DB_URL, as_json)))
     from bench.pipeline import Options, run_bench  # noqa: PLC0415
     from bench.progress import plan_pipeline  # noqa: PLC0415
 

@@ -29,6 +29,7 @@ from broker.cli.clients import open_client, open_client_waiting
 from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
 from broker.cli.explain import explain
+from broker.cli.lab import lab
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
 from broker.cli.signer import signer
@@ -456,6 +457,7 @@ cli.add_command(signer)
 cli.add_command(stats)
 audit.add_command(explain)
 cli.add_command(api)
+cli.add_command(lab)
 
 
 def _add_plugin_commands() -> None:

@@ -31,6 +31,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from broker.errors import TransportError
+from broker.nats.cluster import replicas_for
 from broker.nats.config import Credentials, inbox_prefix
 from broker.nats.login import connect_failure, login_options, tls_context
 from broker.nats.streams import ConsumerSpec, StreamSpec, consumer_specs, stream_specs
@@ -263,7 +264,8 @@ class Connection:
         if patience > 0:
             log.info("nats_waiting", url=url, user=creds.user, patience_s=patience)
         try:
-            await first.run(nc.connect(servers=[url], **options), connect_timeout * 2)
+            servers = [u.strip() for u in url.split(",") if u.strip()]  # a cluster: every node
+            await first.run(nc.connect(servers=servers, **options), connect_timeout * 2)
         except (TimeoutError, nats.errors.Error, OSError) as exc:
             with contextlib.suppress(nats.errors.Error, OSError):
                 await nc.close()
@@ -274,8 +276,10 @@ class Connection:
     def is_connected(self) -> bool:
         return bool(self._nc.is_connected)
 
-    async def publish(self, subject: str, data: bytes, msg_id: str, attempts: int = 8) -> int:
-        """JetStream publish with retries; returns the stream sequence (dedup-safe)."""
+    async def publish(self, subject: str, data: bytes, msg_id: str, attempts: int = 12) -> int:
+        """JetStream publish with retries; returns the stream sequence (dedup-safe). Twelve
+        attempts back off to about 17 s in all: longer than a cluster's leader election or
+        a client's reconnect to another node, each retry under the same Nats-Msg-Id."""
         delay = 0.1
         for attempt in range(attempts):
             try:
@@ -373,13 +377,23 @@ class Connection:
     async def flush(self) -> None:
         await self._nc.flush(timeout=5)
 
+    def replicas(self) -> int:
+        """How many copies of each stream: R1 on a lone server (embedded), R3 when the
+        server we reached is in a cluster of three or more (its INFO names the cluster
+        and every member's client URL)."""
+        info: dict[str, Any] = self._nc._server_info  # noqa: SLF001 - nats-py keeps INFO here
+        if not info.get("cluster"):
+            return 1
+        return replicas_for(len(info.get("connect_urls") or []))
+
     async def ensure_streams(self, limits: StreamLimits, agencies: list[str]) -> None:
         """Create or update every stream and durable consumer (idempotent). Needs the admin
         identity: the gateway's own user may not create or change streams."""
         try:
-            for stream in stream_specs(limits, agencies):
+            replicas = self.replicas()
+            for stream in stream_specs(limits, agencies, replicas):
                 await self._stream(stream)
-            for consumer in consumer_specs(limits, agencies):
+            for consumer in consumer_specs(limits, agencies, replicas):
                 await self._consumer(consumer)
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise TransportError(
@@ -402,6 +416,7 @@ class Connection:
             allow_direct=spec.allow_direct or None,
             deny_delete=True,
             deny_purge=True,
+            num_replicas=spec.replicas,
         )
         create = self.js.add_stream(config)
         try:
@@ -417,6 +432,7 @@ class Connection:
             ack_wait=spec.ack_wait_s,
             max_deliver=spec.max_deliver,
             max_ack_pending=spec.max_ack_pending,
+            num_replicas=spec.replicas,
         )
         await self.js.add_consumer(spec.stream, config)
 
@@ -427,15 +443,28 @@ class Connection:
         await self._nc.close()
 
 
-async def raw_jetstream_baseline(url: str, count: int, frame_bytes: int, window: int) -> float:
+async def raw_jetstream_baseline(
+    url: str, count: int, frame_bytes: int, window: int, creds: Credentials | None = None
+) -> float:
     """The yardstick for `s284 bench`: bare nats-py JetStream publish (pipelined, `window`
     in flight, with Nats-Msg-Id) and pull-consume with ack of `count` frames on a file
-    stream, against an unauthenticated server. Returns seconds until the last ack."""
-    nc = await nats.connect(url)
+    stream, against an unauthenticated server, or as `creds` (the admin, on the lab's
+    cluster: TLS, and as many replicas as the s284 streams have). Returns seconds until
+    the last ack."""
+    login: dict[str, Any] = {}
+    if creds is not None:
+        login = {**login_options(creds), "tls": tls_context(creds)}
+    nc = await nats.connect([u.strip() for u in url.split(",")], **login)
     try:
         js = nc.jetstream()
+        replicas = Connection(nc, creds.user if creds else "bench").replicas()
         await js.add_stream(
-            api.StreamConfig(name="BENCH", subjects=["bench.>"], storage=api.StorageType.FILE)
+            api.StreamConfig(
+                name="BENCH",
+                subjects=["bench.>"],
+                storage=api.StorageType.FILE,
+                num_replicas=replicas,
+            )
         )
         consumer = asyncio.create_task(_consume_all(js, count, window))
         start = asyncio.get_running_loop().time()

@@ -4,6 +4,7 @@ API calls; the in-memory twin builds its streams from it, so the two cannot disa
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from broker.nats.config import (
@@ -45,6 +46,7 @@ class StreamSpec:
     first_seq: int = 1  # ingress: each agency's stream numbers in its own range
     allow_direct: bool = False  # the directory: read by "direct get" across accounts
     max_msgs: int = -1  # -1: no count limit; otherwise the oldest go first
+    replicas: int = 1  # R1 embedded, R3 on a cluster (broker.nats.cluster.replicas_for)
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,19 @@ class ConsumerSpec:
     ack_wait_s: float
     max_deliver: int  # -1: unbounded
     max_ack_pending: int = 4096
+    replicas: int = 1  # as its stream's: a consumer's state survives the node it led on
 
 
-def stream_specs(limits: StreamLimits, agencies: list[str]) -> list[StreamSpec]:
+def stream_specs(limits: StreamLimits, agencies: list[str], replicas: int = 1) -> list[StreamSpec]:
     """One ingress stream per agency (JetStream de-duplicates message ids per stream, so
-    one agency can never make another's message id a duplicate), then the shared ones."""
+    one agency can never make another's message id a duplicate), then the shared ones;
+    each with `replicas` copies on as many nodes."""
+    return [
+        dataclasses.replace(spec, replicas=replicas) for spec in _stream_specs(limits, agencies)
+    ]
+
+
+def _stream_specs(limits: StreamLimits, agencies: list[str]) -> list[StreamSpec]:
     window = max(300.0, limits.ack_wait_s * (limits.max_deliver + 1))
     ingress = [
         StreamSpec(
@@ -131,8 +141,17 @@ def _family(pattern: str) -> str:
     return ".".join(pattern.split(".")[:2]) + ".>"
 
 
-def consumer_specs(limits: StreamLimits, agencies: list[str]) -> list[ConsumerSpec]:
-    """The gateway's consumer on each ingress stream, then each agency's own consumers."""
+def consumer_specs(
+    limits: StreamLimits, agencies: list[str], replicas: int = 1
+) -> list[ConsumerSpec]:
+    """The gateway's consumer on each ingress stream, then each agency's own consumers,
+    each replicated like the streams."""
+    return [
+        dataclasses.replace(spec, replicas=replicas) for spec in _consumer_specs(limits, agencies)
+    ]
+
+
+def _consumer_specs(limits: StreamLimits, agencies: list[str]) -> list[ConsumerSpec]:
     specs = [
         ConsumerSpec(
             ingress_stream(a), GATEWAY_CONSUMER, ingress_subject(a), limits.ack_wait_s,

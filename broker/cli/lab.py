@@ -1,0 +1,101 @@
+"""`s284 lab`: the production shape on this machine (three clustered nats-servers,
+PostgreSQL, two gateway workers, the API, four agency homes) until Ctrl-C; `s284 lab
+render`: a home's three-node cluster configuration, for a deployment to take."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from broker.errors import ConfigError
+from broker.home import Home
+from broker.lab import DEFAULT_DB_URL, Lab, LabOptions, render_cluster, run_api
+from broker.nats.cluster import ClusterNode, client_urls
+from broker.sdk import stop_event_on_signals
+from broker.settings import Settings
+
+
+def _announce(lab: Lab) -> None:
+    click.echo(f"s284 lab up (root {lab.options.root.resolve()})")
+    for node, proc in zip(lab.nodes, lab.node_procs, strict=True):
+        click.echo(
+            f"  NATS {node.name}  {node.client_url}  pid {proc.pid}  (routes :{node.route_port}, "
+            f"monitor http://127.0.0.1:{node.monitor_port}, log {proc.log_file})"
+        )
+    click.echo(f"  NATS URL    {lab.nats_url}")
+    click.echo(f"  PostgreSQL  schema {lab.schema} in {lab.options.db_url}")
+    for worker in lab.workers:
+        click.echo(f"  {worker.name}   pid {worker.pid}  (log {worker.log_file})")
+    if lab.api is not None:
+        click.echo(f"  api         pid {lab.api.pid}  (log {lab.api.log_file})")
+    click.echo(f"  HTTP API    {lab.http_url}  (/healthz, /readyz, /docs)")
+    click.echo(f"  home        {lab.home.path}")
+    click.echo(f"  agencies    {lab.home.agencies_path}  (each agency's own keys)")
+    click.echo("Press Ctrl-C to stop everything.")
+
+
+async def _run_lab(options: LabOptions) -> None:
+    stop = stop_event_on_signals()
+    async with Lab(options) as lab:
+        _announce(lab)
+        await stop.wait()
+    click.echo("s284 lab stopped")
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where the lab keeps its home, node stores and logs (default: a new var/lab-<time>).",
+)
+@click.option(
+    "--db-url",
+    default=DEFAULT_DB_URL,
+    show_default=True,
+    help="PostgreSQL server; the lab works in a schema of its own, dropped when it stops.",
+)
+@click.option("--workers", type=click.IntRange(1, 8), default=2, show_default=True)
+@click.pass_context
+def lab(ctx: click.Context, root: Path | None, db_url: str, workers: int) -> None:
+    """Start the production shape on loopback and run it until Ctrl-C (or SIGTERM)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    root = root or Path("var") / f"lab-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    if root.exists() and any(root.iterdir()):
+        raise ConfigError(f"{root} is not empty; give the lab a new --root")
+    asyncio.run(_run_lab(LabOptions(root, db_url, workers)))
+
+
+@lab.command()
+@click.option("--home", type=click.Path(path_type=Path), envvar="S284_HOME", default=None,
+              help="Home whose logins and TLS files the nodes use. Env: S284_HOME.")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--nodes", type=click.IntRange(1, 9), default=3, show_default=True)
+@click.option("--client-port", type=click.IntRange(1, 65000), default=4222, show_default=True,
+              help="Node n listens for clients on this port + n-1, for routes on 6222 + n-1, "
+              "for monitoring on 8222 + n-1.")  # fmt: skip
+def render(home: Path | None, out: Path, nodes: int, client_port: int) -> None:
+    """Write one nats-server config per node (0600: it holds password hashes)."""
+    the_home = Home(home or Settings().home)
+    the_home.require()
+    cluster = [
+        ClusterNode(f"s284-{i + 1}", client_port + i, 6222 + i,
+                    (out / f"node-{i + 1}" / "jetstream").resolve(), monitor_port=8222 + i)
+        for i in range(nodes)
+    ]  # fmt: skip
+    for path in render_cluster(the_home, cluster, out):
+        click.echo(f"wrote {path}")
+    click.echo(f"clients connect to {client_urls(cluster)}  (S284_NATS_URL)")
+
+
+@lab.command(hidden=True)
+@click.option("--port", type=click.IntRange(1, 65535), required=True)
+def api(port: int) -> None:
+    """The lab's HTTP API process (settings from S284_* like `s284 gateway`)."""
+    asyncio.run(run_api(Settings(), port))
+    sys.exit(0)
