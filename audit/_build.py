@@ -9,10 +9,11 @@ event, a decision or a key. Knows nothing of NATS, HTTP, policies or routing.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from audit._records import AuditRecord, Event
+from audit._records import AuditRecord, Event, rfc3339
 
 BROKER = "broker"  # the ingress agency of events the broker itself originates
 
@@ -30,6 +31,7 @@ __all__ = [
     "disclosure",
     "escalated",
     "expired",
+    "expiry_cutoff",
     "received",
     "refusal",
     "reply",
@@ -366,9 +368,14 @@ def review(record_id: str, origin: Origin, about: About, target: str, outcome: s
     )
 
 
-def expired(record_id: str, origin: Origin, erased: int, before: datetime) -> AuditRecord:
-    """Personal fields of `erased` records that occurred before `before` were erased."""
-    cutoff = before.astimezone(UTC).date().isoformat()
+def expired(
+    record_id: str, origin: Origin, erased: int, before: datetime, by: str = "operator"
+) -> AuditRecord:
+    """Personal fields of `erased` records that occurred before `before` were erased by `by`.
+
+    The exact cut-off is in the reason (`expiry_cutoff` reads it back): `verify` accepts
+    an erased personal row only where a later expiry record's cut-off covers it.
+    """
     return _entry(
         record_id,
         origin,
@@ -377,5 +384,26 @@ def expired(record_id: str, origin: Origin, erased: int, before: datetime) -> Au
         event=Event.EXPIRED,
         decision="none",
         reason_code="retention.expired",
-        reason=f"personal fields of {erased} record(s) that occurred before {cutoff} erased",
+        reason=(
+            f"personal fields of {erased} record(s) that occurred before "
+            f"{rfc3339(before)} erased by {by}"
+        ),
     )
+
+
+_CUTOFF = re.compile(r" that occurred before (\S+) erased")
+
+
+def expiry_cutoff(reason: str | None) -> datetime | None:
+    """The cut-off an expiry record's reason states (a date alone, in older records, is
+    that day's midnight UTC, as `s284 audit expire --before` always gave); else None."""
+    match = _CUTOFF.search(reason or "")
+    if match is None:
+        return None
+    text = match[1]
+    try:
+        if "T" in text:
+            return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -118,6 +118,28 @@ audit_access = Table(
 
 APPEND_ONLY = ("audit_log", "audit_nodes", "audit_checkpoints", "seen_messages", "audit_access")
 
+# SQLite's INSERT OR REPLACE deletes the clashing row and inserts the new one; the
+# delete fires no trigger (unless the attacker's own connection turned recursive_triggers
+# on), so an insert that would clash on any unique key is refused BEFORE it happens.
+# Tables the store fills with ON CONFLICT DO NOTHING ignore the clash instead (same
+# outcome for them: the stored row stays); the others abort.
+_KEYS = (
+    (
+        "audit_log",
+        "seq = NEW.seq OR record_id = NEW.record_id OR dedupe_key = NEW.dedupe_key",
+        "RAISE(ABORT, 'audit_log is append-only')",
+    ),
+    ("audit_personal", "seq = NEW.seq", "RAISE(ABORT, 'audit_personal is append-only')"),
+    (
+        "audit_nodes",
+        "level = NEW.level AND idx = NEW.idx",
+        "RAISE(ABORT, 'audit_nodes is append-only')",
+    ),
+    ("audit_checkpoints", "size = NEW.size", "RAISE(IGNORE)"),
+    ("seen_messages", "message_id = NEW.message_id", "RAISE(IGNORE)"),
+    ("audit_access", "id = NEW.id", "RAISE(ABORT, 'audit_access is append-only')"),
+)
+
 SQLITE_TRIGGERS = [
     *[
         f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
@@ -129,7 +151,15 @@ SQLITE_TRIGGERS = [
         "CREATE TRIGGER IF NOT EXISTS audit_personal_no_update BEFORE UPDATE ON audit_personal "
         "BEGIN SELECT RAISE(ABORT, 'audit_personal is erase-only'); END"
     ),
+    *[
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "  # noqa: S608 - our names
+        f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {clash}) "
+        f"BEGIN SELECT {action}; END"
+        for table, clash, action in _KEYS
+    ],
 ]
+"""Every SQLite trigger, created with the tables and never again (`s284 audit verify`
+compares them with `sqlite_master` and reports a missing or altered one)."""
 
 PG_TRIGGERS = [
     (

@@ -25,6 +25,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     or_,
     select,
     text,
@@ -151,12 +152,29 @@ class AuditStore:
         return store
 
     def _create_schema(self) -> None:
-        triggers = SQLITE_TRIGGERS if self._dialect == "sqlite" else PG_TRIGGERS
+        """Tables and triggers for a new log; an existing log's triggers are left as found.
+
+        Re-creating a dropped trigger here would erase the evidence: `s284 audit verify`
+        reports it instead (`audit._integrity`), and `install_guards` is the explicit way.
+        """
         with self.engine.connect() as conn:
             _take_append_lock(conn, self._dialect)  # two processes starting at once
+            fresh = not inspect(conn).has_table(audit_log.name)
             metadata.create_all(conn)
-            for ddl in triggers:
-                conn.execute(text(ddl))
+            if fresh:
+                self._create_triggers(conn)
+            conn.commit()
+
+    def _create_triggers(self, conn: Connection) -> None:
+        for ddl in SQLITE_TRIGGERS if self._dialect == "sqlite" else PG_TRIGGERS:
+            conn.execute(text(ddl))
+
+    def install_guards(self) -> None:
+        """(Re-)create the append-only triggers: an operator's deliberate act, after
+        `verify` reported them missing (or on a log created before a guard existed)."""
+        with self.engine.connect() as conn:
+            _take_append_lock(conn, self._dialect)
+            self._create_triggers(conn)
             conn.commit()
 
     def _insert(self, table: Any) -> Any:
@@ -353,11 +371,12 @@ class AuditStore:
 
     # -- retention ---------------------------------------------------------------
 
-    def expire(self, before: datetime, node: str, record_id: str) -> int:
+    def expire(self, before: datetime, node: str, record_id: str, by: str = "operator") -> int:
         """Erase personal fields and salts of records that occurred before `before`.
 
         Leaf hashes commit to the salted hash only, so every proof stays valid; the
-        erasure is itself appended to the log.
+        erasure is itself appended to the log, signed by the next checkpoint, saying who
+        (`by`), when and the exact cut-off: `verify` fails on any erasure none covers.
         """
         doomed = (
             select(audit_log.c.seq)
@@ -372,7 +391,8 @@ class AuditStore:
                 ).rowcount
             )
             if erased:
-                self._write(conn, _size(conn), [_expiry_record(before, erased, node, record_id)])
+                expiry = _expiry_record(before, erased, node, record_id, by)
+                self._write(conn, _size(conn), [expiry])
             conn.commit()
         return erased
 
@@ -469,9 +489,11 @@ def _personal_row(record: AuditRecord, seq: int, salt: bytes, fields: bytes) -> 
     }
 
 
-def _expiry_record(before: datetime, erased: int, node: str, record_id: str) -> AuditRecord:
+def _expiry_record(
+    before: datetime, erased: int, node: str, record_id: str, by: str
+) -> AuditRecord:
     origin = _build.Origin(datetime.now(UTC), _build.BROKER, node)
-    return _build.expired(record_id, origin, erased, before)
+    return _build.expired(record_id, origin, erased, before, by)
 
 
 def _latest_checkpoint(conn: Connection) -> CheckpointRow | None:

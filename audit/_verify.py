@@ -9,6 +9,8 @@ The steps, each labelled inline:
                    (so consecutive checkpoints are consistent: both are prefixes of one tree)
     4 coverage     no checkpoint covers records the store no longer has (truncation)
     5 tree         every stored Merkle node (used for proofs) is the one the records give
+    6 erasure      every erased personal row is covered by an expiry record (`_integrity`)
+    7 guards       the append-only triggers are all there, unaltered: reported, never repaired
 
 The verifier stops at the first problem and names the record: later positions are
 meaningless once one is wrong.
@@ -26,6 +28,7 @@ from typing import Any
 
 from audit import _merkle as merkle
 from audit._errors import AuditError, NoteError
+from audit._integrity import ErasureCheck, Finding, guard_findings
 from audit._note import NoteVerifier, open_checkpoint
 from audit._records import canonical_json, personal_commitment, rfc3339
 from audit._store import AuditStore, CheckpointRow, StoredRecord
@@ -88,10 +91,12 @@ def verify_log(
     try:
         checkpoints = _checked_checkpoints(store.checkpoints(), extra, verifier)  # 1
         report.checkpoints = len(checkpoints)
-        builder = _rebuild(store, checkpoints, report)  # 2, 3
+        erasures = ErasureCheck()
+        builder = _rebuild(store, checkpoints, report, erasures)  # 2, 3
         _check_coverage(checkpoints, builder.size)  # 4
         _check_stored_tree(store, builder)  # 5
         report.root = builder.root()
+        _check_integrity(store, erasures)  # 6, 7
     except _Failed as failed:
         report.problem = failed.problem
     report.seconds = time.perf_counter() - started
@@ -119,8 +124,19 @@ def _checked_checkpoints(
     return roots
 
 
+def _check_integrity(store: AuditStore, erasures: ErasureCheck) -> None:
+    try:
+        erasures.check()  # 6
+        guard_findings(store)  # 7
+    except Finding as found:
+        raise _Failed(Problem(found.code, found.detail, found.seq)) from None
+
+
 def _rebuild(
-    store: AuditStore, checkpoints: dict[int, bytes], report: VerifyReport
+    store: AuditStore,
+    checkpoints: dict[int, bytes],
+    report: VerifyReport,
+    erasures: ErasureCheck,
 ) -> merkle.TreeBuilder:
     builder = merkle.TreeBuilder()
     batch = _NodeBatch(store, builder)
@@ -128,6 +144,7 @@ def _rebuild(
         _check_root(builder, checkpoints[0], report)
     for stored in store.iter_stored():
         leaf = _checked_leaf(stored, builder.size)  # 2
+        erasures.see(stored)
         builder.append(leaf)
         batch.add(leaf)
         report.records += 1

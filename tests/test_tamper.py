@@ -1,0 +1,200 @@
+"""An insider with the database file: erasing personal rows outside retention, rewriting
+rows with INSERT OR REPLACE, dropping or altering the append-only triggers. Each is either
+refused by the database or reported by `verify_log` (`s284 audit verify`)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, timedelta
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from audit import (
+    AccessEntry,
+    AuditStore,
+    Viewer,
+    accounting,
+    checkpoint,
+    parse_verifier_key,
+    verifier_key,
+    verify_log,
+)
+from broker.ids import new_id
+from tests.auditlog import T0, record
+
+ORIGIN = "s284-broker.test/audit/log"
+KEY = Ed25519PrivateKey.generate()
+VERIFIER = parse_verifier_key(verifier_key(ORIGIN, KEY.public_key()))
+AUDITOR = Viewer("auditor", None, "auditor-1")
+OFFENDER = "S284-000123"
+
+
+@pytest.fixture
+def log(store_url):
+    """Ten disclosures about one offender, a day apart, signed at size 10."""
+    store = AuditStore.open(store_url)
+    store.append([record(i, when=T0 + timedelta(days=i)) for i in range(10)])
+    checkpoint(store, ORIGIN, KEY)
+    yield store
+    store.close()
+
+
+def _disclosures(store):
+    return len(accounting(store, AUDITOR, OFFENDER, limit=100).rows)
+
+
+def _problem(store):
+    report = verify_log(store, VERIFIER)
+    assert not report.ok, "verify passed a tampered log"
+    return report.problem
+
+
+def _sql(url, statement, **params):
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement), params)
+    engine.dispose()
+
+
+def test_deleting_a_personal_row_fails_verify(log, store_url):
+    """An insider deletes one recent personal row: the accounting drops from 10 to 9 and
+    `verify` names the record whose erasure no expiry record covers."""
+    assert _disclosures(log) == 10
+    _sql(store_url, "DELETE FROM audit_personal WHERE seq = 8")
+    assert _disclosures(log) == 9
+    problem = _problem(log)
+    assert (problem.code, problem.seq) == ("personal.erased_without_expiry", 8)
+
+
+def test_an_authorised_expiry_verifies_and_says_who_and_the_cutoff(log):
+    """Retention through `expire` erases rows, records who and the exact cut-off; verify
+    passes because the expiry record covers every erased row."""
+    cutoff = T0 + timedelta(days=3, hours=12)
+    assert log.expire(cutoff, "test-node", new_id(), by="privacy-admin") == 4
+    checkpoint(log, ORIGIN, KEY)
+    report = verify_log(log, VERIFIER)
+    assert report.ok, report.problem
+    [expiry] = [r for r in log.records() if r["event"] == "expired"]
+    stated = f"before {cutoff.astimezone(UTC):%Y-%m-%dT%H:%M:%S}.000000Z erased by privacy-admin"
+    assert stated in expiry["reason"]
+    assert _disclosures(log) == 6
+
+
+def test_an_expiry_does_not_cover_a_later_erasure(log, store_url):
+    """A row newer than the expiry's cut-off, erased by hand after it, is still caught."""
+    log.expire(T0 + timedelta(days=2), "test-node", new_id())
+    _sql(store_url, "DELETE FROM audit_personal WHERE seq = 5")
+    problem = _problem(log)
+    assert (problem.code, problem.seq) == ("personal.erased_without_expiry", 5)
+
+
+def _sqlite_path(store_url):
+    if not store_url.startswith("sqlite:///"):
+        pytest.skip("INSERT OR REPLACE is SQLite's; PostgreSQL's ON CONFLICT UPDATE is an UPDATE")
+    return store_url.removeprefix("sqlite:///")
+
+
+_LOG_COLUMNS = (
+    "occurred_at, recorded_at, message_id, correlation_id, ingress_agency, sender_agency, "
+    "recipient_agency, kind, purpose, decision, reason_code, policy_ids, review_required, "
+    "restricted, refers_to, canonical, leaf_hash"
+)
+_ACCESS_COLUMNS = "role, agency, method, path, query, status, results"
+REPLACEMENTS = {  # table: (the attack, a query for the value, the value that must stay)
+    "audit_log": (
+        (
+            f"INSERT OR REPLACE INTO audit_log SELECT seq, record_id, dedupe_key, 'refused', "  # noqa: S608
+            f"{_LOG_COLUMNS} FROM audit_log WHERE seq = 3"
+        ),
+        "SELECT event FROM audit_log WHERE seq = 3",
+        "disclosed",
+    ),
+    "audit_checkpoints": (
+        (
+            "INSERT OR REPLACE INTO audit_checkpoints SELECT size, root, 'forged', signed_at "
+            "FROM audit_checkpoints WHERE size = 10"
+        ),
+        "SELECT note != 'forged' FROM audit_checkpoints WHERE size = 10",
+        1,
+    ),
+    "audit_access": (
+        (
+            f"INSERT OR REPLACE INTO audit_access (id, at, subject, {_ACCESS_COLUMNS}) "  # noqa: S608
+            f"SELECT id, at, 'someone-else', {_ACCESS_COLUMNS} FROM audit_access WHERE id = 1"
+        ),
+        "SELECT subject FROM audit_access WHERE id = 1",
+        "auditor-1",
+    ),
+}
+
+
+@pytest.mark.parametrize("table", sorted(REPLACEMENTS))
+def test_insert_or_replace_does_not_rewrite_a_row(log, store_url, table):
+    """With the triggers in place, an attacker's own sqlite3 connection (recursive triggers
+    off, as by default) cannot rewrite a row with INSERT OR REPLACE."""
+    path = _sqlite_path(store_url)
+    log.record_access(
+        AccessEntry("auditor-1", "auditor", None, "GET", "/audit/records", "", 200, 3, T0)
+    )
+    statement, check, expected = REPLACEMENTS[table]
+    conn = sqlite3.connect(path)
+    try:
+        refused = _attempt(conn, statement)
+        assert refused in {None, f"{table} is append-only"}  # ignored or refused
+        assert conn.execute(check).fetchone()[0] == expected
+    finally:
+        conn.close()
+    assert verify_log(log, VERIFIER).ok
+
+
+def _attempt(conn, statement):
+    try:
+        with conn:
+            conn.execute(statement)
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return None
+
+
+def test_a_dropped_trigger_is_reported_and_not_recreated(log, store_url):
+    """`DROP TRIGGER` cannot be prevented; verify reports it, and neither opening the store
+    nor verifying puts it back (that would erase the evidence)."""
+    path = _sqlite_path(store_url)
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TRIGGER audit_log_no_delete")
+    conn.close()
+    reopened = AuditStore.open(store_url)
+    try:
+        problem = _problem(reopened)
+        assert problem.code == "guard.trigger_missing"
+        assert "audit_log_no_delete" in problem.detail
+        assert _problem(reopened).code == "guard.trigger_missing"  # still missing
+        reopened.install_guards()  # the operator's deliberate repair
+        assert verify_log(reopened, VERIFIER).ok
+    finally:
+        reopened.close()
+
+
+def test_an_altered_trigger_is_reported(log, store_url):
+    """A trigger swapped for a harmless one of the same name is reported as altered."""
+    path = _sqlite_path(store_url)
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TRIGGER audit_personal_no_update;"
+        "CREATE TRIGGER audit_personal_no_update BEFORE UPDATE ON audit_personal "
+        "BEGIN SELECT 1; END;"
+    )
+    conn.close()
+    problem = _problem(log)
+    assert problem.code == "guard.trigger_altered"
+
+
+@pytest.mark.postgres
+def test_a_disabled_trigger_is_reported_on_postgresql(log, store_url):
+    """On PostgreSQL the owner can disable a trigger; verify reports it."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    _sql(store_url, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+    assert _problem(log).code == "guard.trigger_altered"
