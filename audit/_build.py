@@ -24,6 +24,8 @@ __all__ = [
     "Held",
     "Origin",
     "Ruling",
+    "access_seal",
+    "access_sealed",
     "acknowledged",
     "alert_routed",
     "confirmation_refused",
@@ -407,3 +409,29 @@ def expiry_cutoff(reason: str | None) -> datetime | None:
         return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+def access_sealed(record_id: str, origin: Origin, last_id: int, head: bytes) -> AuditRecord:
+    """The API access log's rows 1..`last_id` chain to `head` (`access_seal` reads it back).
+
+    One per head: the dedupe key makes a second seal of the same rows record nothing.
+    """
+    return _entry(
+        record_id,
+        origin,
+        About(),
+        dedupe_key=f"access_sealed:{last_id}",
+        event=Event.ACCESS_SEALED,
+        decision="none",
+        reason_code="access.sealed",
+        reason=f"access log rows 1..{last_id} chain to {head.hex()}",
+    )
+
+
+_SEAL = re.compile(r"^access log rows 1\.\.(\d+) chain to ([0-9a-f]{64})$")
+
+
+def access_seal(reason: str | None) -> tuple[int, bytes] | None:
+    """The (last row id, chain head) an `access_sealed` record's reason states."""
+    match = _SEAL.match(reason or "")
+    return None if match is None else (int(match[1]), bytes.fromhex(match[2]))

@@ -1,11 +1,15 @@
-"""What `s284 audit verify` checks beyond the Merkle tree: erasures and the triggers.
+"""What `s284 audit verify` checks beyond the Merkle tree: erasures, the access log, the
+triggers.
 
 An insider with the database can delete a personal row (the disclosure then drops out of
-that offender's accounting while every leaf still hashes) or drop the append-only
-triggers. Neither changes a hash, so the tree checks in `_verify` cannot see them:
+that offender's accounting while every leaf still hashes), rewrite the access log, or
+drop the append-only triggers. None changes a leaf, so the tree checks in `_verify`
+cannot see them:
 
     erasure   every erased personal row is covered by a later `expired` record whose
               stated cut-off is after the row's occurred_at (`records.expired`)
+    access    the access log's hash chain holds row by row, and matches every head an
+              `access_sealed` record fixed in the signed log
     guards    every append-only trigger the store created is still there, with the text it
               was created with (SQLite) or enabled (PostgreSQL); never re-created here,
               because re-creating it would erase the evidence
@@ -21,12 +25,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from audit._build import expiry_cutoff
+from audit._access import GENESIS, iter_access, link
+from audit._build import access_seal, expiry_cutoff
 from audit._records import Event
 from audit._schema import PG_TRIGGERS, SQLITE_TRIGGERS
 from audit._store import AuditStore, StoredRecord
 
-__all__ = ["ErasureCheck", "Finding", "guard_findings"]
+__all__ = ["Finding", "IntegrityCheck"]
 
 
 class Finding(Exception):  # noqa: N818 - raised to `_verify`, which turns it into a Problem
@@ -37,8 +42,8 @@ class Finding(Exception):  # noqa: N818 - raised to `_verify`, which turns it in
         self.code, self.detail, self.seq = code, detail, seq
 
 
-class ErasureCheck:
-    """Fed every stored record in seq order; `check()` raises on an uncovered erasure.
+class IntegrityCheck:
+    """Fed every stored record in seq order; `check(store)` raises the first `Finding`.
 
     Erased rows wait (seq and occurred_at, 16 bytes each) until an expiry record covers
     them; an expiry only ever covers rows before it, as `AuditStore.expire` writes it.
@@ -47,18 +52,26 @@ class ErasureCheck:
     def __init__(self) -> None:
         self._seqs: array[int] = array("q")
         self._times: array[float] = array("d")
+        self._seals: dict[int, bytes] = {}
 
     def see(self, stored: StoredRecord) -> None:
         row = stored.projection
         if row["event"] == Event.EXPIRED.value:
-            self._cover(stored)
+            self._cover(expiry_cutoff(_reason(stored.canonical)))
+        elif row["event"] == Event.ACCESS_SEALED.value:
+            seal = access_seal(_reason(stored.canonical))
+            if seal is not None:
+                self._seals[seal[0]] = seal[1]
         elif stored.salt is None or stored.personal is None:
             self._seqs.append(stored.seq)
             self._times.append(_utc(row["occurred_at"]).timestamp())
 
-    def _cover(self, stored: StoredRecord) -> None:
-        reason = _reason(stored.canonical)
-        cutoff = expiry_cutoff(reason)
+    def check(self, store: AuditStore) -> None:
+        self._check_erasures()
+        _access_findings(store, self._seals)
+        guard_findings(store)
+
+    def _cover(self, cutoff: datetime | None) -> None:
         if cutoff is None or not self._seqs:
             return
         limit = cutoff.timestamp()
@@ -66,7 +79,7 @@ class ErasureCheck:
         self._seqs = array("q", (self._seqs[i] for i in keep))
         self._times = array("d", (self._times[i] for i in keep))
 
-    def check(self) -> None:
+    def _check_erasures(self) -> None:
         if self._seqs:
             first, count = self._seqs[0], len(self._seqs)
             raise Finding(
@@ -75,6 +88,30 @@ class ErasureCheck:
                 "but no expiry record covers them: erased outside retention",
                 first,
             )
+
+
+def _access_findings(store: AuditStore, seals: dict[int, bytes]) -> None:
+    """Raise on the first access row missing, rewritten, or unlike its sealed head."""
+    prev, expected = GENESIS, 1
+    for row in iter_access(store):
+        if row["id"] != expected:
+            raise Finding("access.missing", f"access log row {expected} is missing")
+        prev = link(prev, row)
+        if prev != bytes(row["chain"]):
+            raise Finding("access.altered", f"access log row {expected} was rewritten")
+        if seals.get(expected, prev) != prev:
+            raise Finding(
+                "access.altered",
+                f"access log rows 1..{expected} no longer chain to the head the log sealed: "
+                "a row was rewritten and the chain recomputed",
+            )
+        expected += 1
+    sealed = max(seals, default=0)
+    if sealed >= expected:
+        raise Finding(
+            "access.truncated",
+            f"the log sealed {sealed} access rows but only {expected - 1} remain",
+        )
 
 
 def _reason(canonical: str) -> str | None:
@@ -102,7 +139,7 @@ _NAME = re.compile(r"TRIGGER (?:IF NOT EXISTS )?(\w+)")
 def _sqlite_guards(store: AuditStore) -> None:
     query = text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
     with store.engine.connect() as conn:
-        found: dict[str, str] = dict(conn.execute(query).tuples().all())
+        found = {str(name): str(sql) for name, sql in conn.execute(query).all()}
     for ddl in SQLITE_TRIGGERS:
         name = _trigger_name(ddl)
         stored = found.get(name)
@@ -123,7 +160,7 @@ def _pg_guards(store: AuditStore) -> None:
         "AND pronamespace = current_schema()::regnamespace"
     )
     with store.engine.connect() as conn:
-        found: dict[str, str] = dict(conn.execute(query).tuples().all())
+        found = {str(name): str(sql) for name, sql in conn.execute(query).all()}
         source = conn.execute(body).scalar_one_or_none()
     for ddl in PG_TRIGGERS[1:]:
         name = _trigger_name(ddl)

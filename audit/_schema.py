@@ -113,6 +113,10 @@ audit_access = Table(
     Column("query", Text, nullable=False),
     Column("status", SmallInteger, nullable=False),
     Column("results", Integer),
+    # SHA-256 over the previous row's chain and this row (audit._access): a rewritten or
+    # deleted row breaks every later link, and `access_sealed` records in the Merkle log
+    # fix the chain's head under the next checkpoint.
+    Column("chain", LargeBinary(32), nullable=False),
     Index("ix_audit_access_at", "at"),
 )
 

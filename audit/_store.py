@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from audit import _build
 from audit import _merkle as merkle
-from audit._access import AccessEntry, append_access
+from audit._access import AccessEntry, access_head, append_access
 from audit._errors import AuditError, ProofError, StoreUnavailableError
 from audit._guard import unavailable_on_db_error
 from audit._records import (
@@ -368,6 +368,15 @@ class AuditStore:
     def record_access(self, entry: AccessEntry) -> None:
         """Append one API request to the access log; `StoreUnavailableError` if it cannot."""
         append_access(self, entry)
+
+    def seal_access(self, node: str, record_id: str) -> bool:
+        """Append an `access_sealed` record fixing the access log's chain head in the Merkle
+        log (call before signing a checkpoint); False if there is nothing new to seal."""
+        last_id, head = access_head(self)
+        if last_id == 0:
+            return False
+        origin = _build.Origin(datetime.now(UTC), _build.BROKER, node)
+        return self.append([_build.access_sealed(record_id, origin, last_id, head)]).added > 0
 
     # -- retention ---------------------------------------------------------------
 

@@ -10,7 +10,8 @@ The steps, each labelled inline:
     4 coverage     no checkpoint covers records the store no longer has (truncation)
     5 tree         every stored Merkle node (used for proofs) is the one the records give
     6 erasure      every erased personal row is covered by an expiry record (`_integrity`)
-    7 guards       the append-only triggers are all there, unaltered: reported, never repaired
+    7 access       the access log's hash chain holds and matches every head sealed in the log
+    8 guards       the append-only triggers are all there, unaltered: reported, never repaired
 
 The verifier stops at the first problem and names the record: later positions are
 meaningless once one is wrong.
@@ -28,7 +29,7 @@ from typing import Any
 
 from audit import _merkle as merkle
 from audit._errors import AuditError, NoteError
-from audit._integrity import ErasureCheck, Finding, guard_findings
+from audit._integrity import Finding, IntegrityCheck
 from audit._note import NoteVerifier, open_checkpoint
 from audit._records import canonical_json, personal_commitment, rfc3339
 from audit._store import AuditStore, CheckpointRow, StoredRecord
@@ -91,12 +92,12 @@ def verify_log(
     try:
         checkpoints = _checked_checkpoints(store.checkpoints(), extra, verifier)  # 1
         report.checkpoints = len(checkpoints)
-        erasures = ErasureCheck()
-        builder = _rebuild(store, checkpoints, report, erasures)  # 2, 3
+        integrity = IntegrityCheck()
+        builder = _rebuild(store, checkpoints, report, integrity)  # 2, 3
         _check_coverage(checkpoints, builder.size)  # 4
         _check_stored_tree(store, builder)  # 5
         report.root = builder.root()
-        _check_integrity(store, erasures)  # 6, 7
+        _check_integrity(store, integrity)  # 6, 7, 8
     except _Failed as failed:
         report.problem = failed.problem
     report.seconds = time.perf_counter() - started
@@ -124,10 +125,9 @@ def _checked_checkpoints(
     return roots
 
 
-def _check_integrity(store: AuditStore, erasures: ErasureCheck) -> None:
+def _check_integrity(store: AuditStore, integrity: IntegrityCheck) -> None:
     try:
-        erasures.check()  # 6
-        guard_findings(store)  # 7
+        integrity.check(store)
     except Finding as found:
         raise _Failed(Problem(found.code, found.detail, found.seq)) from None
 
@@ -136,7 +136,7 @@ def _rebuild(
     store: AuditStore,
     checkpoints: dict[int, bytes],
     report: VerifyReport,
-    erasures: ErasureCheck,
+    integrity: IntegrityCheck,
 ) -> merkle.TreeBuilder:
     builder = merkle.TreeBuilder()
     batch = _NodeBatch(store, builder)
@@ -144,7 +144,7 @@ def _rebuild(
         _check_root(builder, checkpoints[0], report)
     for stored in store.iter_stored():
         leaf = _checked_leaf(stored, builder.size)  # 2
-        erasures.see(stored)
+        integrity.see(stored)
         builder.append(leaf)
         batch.add(leaf)
         report.records += 1

@@ -21,8 +21,9 @@ from audit import (
     verifier_key,
     verify_log,
 )
+from audit._access import GENESIS, iter_access, link
 from broker.ids import new_id
-from tests.auditlog import T0, record
+from tests.auditlog import T0, record, untrigger
 
 ORIGIN = "s284-broker.test/audit/log"
 KEY = Ed25519PrivateKey.generate()
@@ -198,3 +199,68 @@ def test_a_disabled_trigger_is_reported_on_postgresql(log, store_url):
         pytest.skip("PostgreSQL only")
     _sql(store_url, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
     assert _problem(log).code == "guard.trigger_altered"
+
+
+def _access(store, n, query=""):
+    for i in range(n):
+        store.record_access(
+            AccessEntry(f"auditor-{i}", "auditor", None, "GET", "/audit/records", query, 200, i, T0)
+        )
+
+
+def _untriggered(url, *statements):
+    engine = untrigger(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("ALTER TABLE audit_access DISABLE TRIGGER USER"))
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+def test_a_rewritten_access_row_is_caught(log, store_url):
+    """Rewriting who made a request breaks the access log's hash chain at that row."""
+    _access(log, 5)
+    _untriggered(store_url, "UPDATE audit_access SET subject = 'someone-else' WHERE id = 3")
+    problem = _problem(log)
+    assert problem.code == "access.altered"
+    assert "row 3" in problem.detail
+
+
+def test_a_deleted_access_row_is_caught(log, store_url):
+    """Deleting a request from the access log leaves a gap verify names."""
+    _access(log, 5)
+    _untriggered(store_url, "DELETE FROM audit_access WHERE id = 2")
+    assert _problem(log).code == "access.missing"
+
+
+def test_a_recomputed_access_chain_is_caught_by_the_sealed_head(log, store_url):
+    """An insider who rewrites a row and recomputes every later link is caught by the head
+    sealed into the signed log before the rewrite; an untouched access log verifies."""
+    _access(log, 4)
+    assert log.seal_access("test-node", new_id())
+    assert not log.seal_access("test-node", new_id())  # nothing new: no second seal
+    checkpoint(log, ORIGIN, KEY)
+    assert verify_log(log, VERIFIER).ok
+    rows = list(iter_access(log))
+    rows[1]["subject"] = "someone-else"
+    prev, statements = GENESIS, []
+    for row in rows:
+        prev = link(prev, row)
+        statements.append(
+            f"UPDATE audit_access SET subject = '{row['subject']}', "  # noqa: S608
+            f"chain = X'{prev.hex()}' WHERE id = {row['id']}"
+        )
+    if not store_url.startswith("sqlite"):
+        statements = [s.replace("X'", "'\\x") for s in statements]
+    _untriggered(store_url, *statements)
+    problem = _problem(log)
+    assert problem.code == "access.altered"
+    assert "head the log sealed" in problem.detail
+
+
+def test_an_anonymous_query_string_is_stored_truncated(log):
+    """A caller cannot make the append-only access log store an unbounded query string."""
+    _access(log, 1, query="q=" + "x" * 100_000)
+    [row] = list(iter_access(log))
+    assert len(row["query"]) == 512

@@ -3,8 +3,8 @@ list disclosures no recipient has confirmed."""
 
 from __future__ import annotations
 
-import json
 import getpass
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,6 +140,7 @@ def checkpoint_cmd(home: Path | None) -> None:
     signer = h.log_signer()
     store = _store(home, None)
     try:
+        store.seal_access(Settings().node, new_id())  # the access log's head, covered too
         made = checkpoint(store, signer.origin, signer.key)
     finally:
         store.close()
