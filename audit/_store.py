@@ -9,9 +9,10 @@ the one store class; queries, access log, records and the tree live in their own
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -145,6 +146,7 @@ class AuditStore:
         """Connect, create the tables and the append-only triggers if missing."""
         engine = create_engine(url, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
+            _owner_only(engine.url.database)
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         store = cls(engine)
@@ -425,7 +427,7 @@ class AuditStore:
         self.engine.dispose()
 
 
-@contextmanager
+@contextlib.contextmanager
 def _unavailable_as_audit_error() -> Iterator[None]:
     """The driver's errors leave the store as its own: callers must not need to know SQL."""
     try:
@@ -518,6 +520,17 @@ def _checkpoint_note(conn: Connection, size: int) -> str | None:
 
 def _checkpoint(row: Any) -> CheckpointRow:
     return CheckpointRow(row["size"], bytes(row["root"]), row["note"], row["signed_at"])
+
+
+def _owner_only(database: str | None) -> None:
+    """The database file 0600 before SQLite opens it (its -wal and -shm take the file's
+    mode); an existing one, and its -wal/-shm, tightened: they hold personal data."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for path in (database, f"{database}-wal", f"{database}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path, 0o600)  # noqa: PTH101 - three plain paths
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
