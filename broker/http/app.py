@@ -19,6 +19,7 @@ from broker.http.contacts import GistSource
 from broker.http.directory import directory_router
 from broker.http.docs import install_docs
 from broker.http.errors import install
+from broker.http.limits import install_limits
 from broker.http.routing import routing_router
 from routing import RoutingStore
 
@@ -41,6 +42,7 @@ def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None
     app = FastAPI(title="s284-broker", version="0.1.0", docs_url=None, redoc_url=None)
     install_docs(app)  # /docs and /redoc with their assets served here, not from a CDN
     install(app)  # the one error -> status map, for every router below
+    install_limits(app)  # bodies capped before any route reads or authenticates them
     if deps is not None:
         app.include_router(audit_router(deps.audit, deps.auth))
         if deps.routing is not None:

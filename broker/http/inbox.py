@@ -324,6 +324,8 @@ class Inbox:
 
     async def logout(self, request: Request) -> Response:
         await self._posted(request)
+        # Server-side: a copy of the cookie is refused from now on, not just this browser's.
+        await run_in_threadpool(self.verifier.revoke, request.cookies[COOKIE])
         response = self.pages.redirect("/login", flash="signed_out")
         response.delete_cookie(COOKIE, path=INBOX)
         return response
