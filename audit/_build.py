@@ -9,7 +9,6 @@ event, a decision or a key. Knows nothing of NATS, HTTP, policies or routing.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -24,8 +23,6 @@ __all__ = [
     "Held",
     "Origin",
     "Ruling",
-    "access_seal",
-    "access_sealed",
     "acknowledged",
     "alert_routed",
     "confirmation_refused",
@@ -33,7 +30,6 @@ __all__ = [
     "disclosure",
     "escalated",
     "expired",
-    "expiry_cutoff",
     "received",
     "refusal",
     "reply",
@@ -375,7 +371,7 @@ def expired(
 ) -> AuditRecord:
     """Personal fields of `erased` records that occurred before `before` were erased by `by`.
 
-    The exact cut-off is in the reason (`expiry_cutoff` reads it back): `verify` accepts
+    The exact cut-off is in the reason (`_markers.expiry_cutoff` reads it back): `verify` accepts
     an erased personal row only where a later expiry record's cut-off covers it.
     """
     return _entry(
@@ -391,47 +387,3 @@ def expired(
             f"{rfc3339(before)} erased by {by}"
         ),
     )
-
-
-_CUTOFF = re.compile(r" that occurred before (\S+) erased")
-
-
-def expiry_cutoff(reason: str | None) -> datetime | None:
-    """The cut-off an expiry record's reason states (a date alone, in older records, is
-    that day's midnight UTC, as `s284 audit expire --before` always gave); else None."""
-    match = _CUTOFF.search(reason or "")
-    if match is None:
-        return None
-    text = match[1]
-    try:
-        if "T" in text:
-            return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def access_sealed(record_id: str, origin: Origin, last_id: int, head: bytes) -> AuditRecord:
-    """The API access log's rows 1..`last_id` chain to `head` (`access_seal` reads it back).
-
-    One per head: the dedupe key makes a second seal of the same rows record nothing.
-    """
-    return _entry(
-        record_id,
-        origin,
-        About(),
-        dedupe_key=f"access_sealed:{last_id}",
-        event=Event.ACCESS_SEALED,
-        decision="none",
-        reason_code="access.sealed",
-        reason=f"access log rows 1..{last_id} chain to {head.hex()}",
-    )
-
-
-_SEAL = re.compile(r"^access log rows 1\.\.(\d+) chain to ([0-9a-f]{64})$")
-
-
-def access_seal(reason: str | None) -> tuple[int, bytes] | None:
-    """The (last row id, chain head) an `access_sealed` record's reason states."""
-    match = _SEAL.match(reason or "")
-    return None if match is None else (int(match[1]), bytes.fromhex(match[2]))

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from audit._access import GENESIS, iter_access, link
-from audit._build import access_seal, expiry_cutoff
+from audit._markers import access_seal, expiry_cutoff
 from audit._records import Event
 from audit._schema import PG_TRIGGERS, SQLITE_TRIGGERS
 from audit._store import AuditStore, StoredRecord

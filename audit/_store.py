@@ -39,6 +39,7 @@ from audit import _merkle as merkle
 from audit._access import AccessEntry, access_head, append_access
 from audit._errors import AuditError, ProofError, StoreUnavailableError
 from audit._guard import unavailable_on_db_error
+from audit._markers import access_sealed
 from audit._records import (
     AuditRecord,
     Event,
@@ -378,7 +379,7 @@ class AuditStore:
         if last_id == 0:
             return False
         origin = _build.Origin(datetime.now(UTC), _build.BROKER, node)
-        return self.append([_build.access_sealed(record_id, origin, last_id, head)]).added > 0
+        return self.append([access_sealed(record_id, origin, last_id, head)]).added > 0
 
     # -- retention ---------------------------------------------------------------
 
