@@ -264,3 +264,18 @@ def test_an_anonymous_query_string_is_stored_truncated(log):
     _access(log, 1, query="q=" + "x" * 100_000)
     [row] = list(iter_access(log))
     assert len(row["query"]) == 512
+
+
+def test_the_cli_reports_a_dropped_trigger_in_one_line(log, store_url, cli):
+    """`s284 audit verify` exits 4 with one line naming the finding; no traceback."""
+    path = _sqlite_path(store_url)
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TRIGGER audit_access_no_update")
+    conn.close()
+    vkey = verifier_key(ORIGIN, KEY.public_key())
+    result = cli("audit", "verify", "--db", store_url, "--log-key", vkey)
+    assert result.returncode == 4, result.stderr
+    assert "guard.trigger_missing" in result.stderr
+    assert "audit_access_no_update" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
