@@ -5,7 +5,9 @@ carries `chain` = SHA-256(previous row's chain || canonical JSON of the row), fr
 bytes, so rewriting or deleting a row breaks every later link. The chain's head is sealed
 into the Merkle log (`seal_head`, an `access_sealed` record, signed by the next
 checkpoint), so a rewrite that recomputes the whole chain is caught too, up to the last
-seal. Rows stay outside the tree itself: they record reads, not disclosures.
+seal. Rows stay outside the tree itself: they record reads, not disclosures. A log made
+before the chain existed keeps its older rows unchained (`chain` NULL); the chain starts
+from 32 zero bytes at the first row written after.
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ def _lock(conn: Connection) -> None:
 def _head(conn: Connection) -> tuple[int, bytes]:
     acc = audit_access.c
     row = conn.execute(select(acc.id, acc.chain).order_by(acc.id.desc()).limit(1)).first()
-    return (0, GENESIS) if row is None else (int(row.id), bytes(row.chain))
+    if row is None:
+        return 0, GENESIS
+    return int(row.id), GENESIS if row.chain is None else bytes(row.chain)  # None: see below
 
 
 @unavailable_on_db_error

@@ -92,12 +92,16 @@ class IntegrityCheck:
 
 def _access_findings(store: AuditStore, seals: dict[int, bytes]) -> None:
     """Raise on the first access row missing, rewritten, or unlike its sealed head."""
-    prev, expected = GENESIS, 1
+    prev, expected, chained = GENESIS, 1, False
     for row in iter_access(store):
         if row["id"] != expected:
             raise Finding("access.missing", f"access log row {expected} is missing")
+        if row["chain"] is None and not chained:  # written before the chain existed
+            expected += 1
+            continue
+        chained = True
         prev = link(prev, row)
-        if prev != bytes(row["chain"]):
+        if row["chain"] is None or prev != bytes(row["chain"]):
             raise Finding("access.altered", f"access log row {expected} was rewritten")
         if seals.get(expected, prev) != prev:
             raise Finding(

@@ -51,6 +51,7 @@ from audit._records import (
 from audit._schema import (
     PG_TRIGGERS,
     SQLITE_TRIGGERS,
+    audit_access,
     audit_checkpoints,
     audit_log,
     audit_nodes,
@@ -166,6 +167,8 @@ class AuditStore:
             metadata.create_all(conn)
             if fresh:
                 self._create_triggers(conn)
+            else:
+                _add_access_chain(conn)
             conn.commit()
 
     def _create_triggers(self, conn: Connection) -> None:
@@ -445,6 +448,14 @@ def _take_append_lock(conn: Connection, dialect: str) -> None:
     else:
         conn.info["s284_write"] = True
         conn.begin()
+
+
+def _add_access_chain(conn: Connection) -> None:
+    """A log made before the access log was chained gets the column; its older rows stay
+    unchained (NULL), and the chain starts at the first row written after."""
+    if "chain" not in {c["name"] for c in inspect(conn).get_columns(audit_access.name)}:
+        kind = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+        conn.execute(text(f"ALTER TABLE audit_access ADD COLUMN chain {kind}"))
 
 
 def _size(conn: Connection) -> int:

@@ -279,3 +279,28 @@ def test_the_cli_reports_a_dropped_trigger_in_one_line(log, store_url, cli):
     assert "audit_access_no_update" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_access_log_from_before_the_chain_is_upgraded(tmp_path):
+    """A database whose access log predates the chain keeps working: its old rows stay
+    unchained, new rows are chained from there, and verify passes; a later rewrite of a
+    new row is still caught."""
+    path = tmp_path / "audit.db"
+    AuditStore.open(f"sqlite:///{path}").close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "ALTER TABLE audit_access DROP COLUMN chain;"
+        "INSERT INTO audit_access (at, subject, role, agency, method, path, query, status) "
+        "VALUES ('2025-01-01 00:00:00.000000', 'old-1', 'auditor', NULL, 'GET', '/x', '', 200);"
+    )
+    conn.close()
+    store = AuditStore.open(f"sqlite:///{path}")
+    try:
+        _access(store, 2)
+        assert [r["chain"] is None for r in iter_access(store)] == [True, False, False]
+        checkpoint(store, ORIGIN, KEY)
+        assert verify_log(store, VERIFIER).ok
+        _untriggered(f"sqlite:///{path}", "UPDATE audit_access SET status = 500 WHERE id = 3")
+        assert _problem(store).code == "access.altered"
+    finally:
+        store.close()
