@@ -279,6 +279,11 @@ def test_the_cli_reports_a_dropped_trigger_in_one_line(log, store_url, cli):
     assert "audit_access_no_update" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    again = cli("audit", "verify", "--db", store_url, "--log-key", vkey)
+    assert again.returncode == 4, "verify re-created the trigger it reported"
+    restored = cli("audit", "restore-guards", "--db", store_url, "--yes")
+    assert restored.returncode == 0, restored.stderr
+    assert cli("audit", "verify", "--db", store_url, "--log-key", vkey).returncode == 0
 
 
 def test_an_access_log_from_before_the_chain_is_upgraded(tmp_path):

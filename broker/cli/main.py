@@ -26,6 +26,7 @@ from broker.cli.audit import audit
 from broker.cli.clients import open_client, open_client_waiting
 from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
+from broker.cli.guards import restore_guards
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
 from broker.cli.token import token
@@ -427,6 +428,7 @@ def demo(as_json: bool) -> None:
 
 
 cli.add_command(policy)
+audit.add_command(restore_guards)
 cli.add_command(audit)
 cli.add_command(token)
 cli.add_command(routing)
