@@ -11,7 +11,8 @@ Inbound, by file name (kind / purpose -> recipients):
 * `orders-*.json`, a list of events by `event_type`:
   `order_status` (conditions: residence, electronic monitoring, exclusion zones) ->
   order.status / offender_management -> Police, Health, DFFH;
-  `csp` (created, endorsed, reviewed; services and responsible agencies) ->
+  `csp` (created, endorsed, reviewed, closed, on `status_date`; services and responsible
+  agencies) ->
   csp.update / csp_preparation -> Police, Health, DFFH;
   `breach` -> order.breach / offender_management -> Police, Health
 
@@ -154,10 +155,24 @@ def _order_status(event: dict[str, Any]) -> Outgoing:
     )
 
 
+# A plan's life as csp.update carries it (docs/wire-format.md); `status_date`, when the
+# system gives it, is the day of the event (endorsement starts the six-month review clock).
+_CSP_STATUSES = frozenset({"created", "endorsed", "reviewed", "closed"})
+
+
 def _csp(event: dict[str, Any]) -> Outgoing:
     require(event, "event_id", "offender_id", "csp_id", "csp_status", "order_type")
-    if event["csp_status"] not in {"created", "endorsed", "reviewed"}:
-        raise Unmappable("record.bad_value", "csp_status must be created, endorsed or reviewed")
+    if event["csp_status"] not in _CSP_STATUSES:
+        raise Unmappable(
+            "record.bad_value", "csp_status must be created, endorsed, reviewed or closed"
+        )
+    status_on = event.get("status_date")
+    if status_on is not None:
+        try:
+            status_on = date.fromisoformat(str(status_on)).isoformat()
+        except ValueError:
+            detail = "status_date must be a date (YYYY-MM-DD)"
+            raise Unmappable("record.bad_value", detail) from None
     services = [
         {"service_type": s.get("service_type"), "responsible_agency": s.get("responsible_agency")}
         for s in event.get("services", [])
@@ -171,6 +186,7 @@ def _csp(event: dict[str, Any]) -> Outgoing:
         payload={
             "csp_id": event["csp_id"],
             "csp_status": event["csp_status"],
+            **({"status_on": status_on} if status_on else {}),
             "review_due": event.get("review_due"),
             "conditions": event.get("conditions", []),
             "services": services,
@@ -289,6 +305,7 @@ def _synthetic_orders(rng: random.Random, local_ids: list[str], seed: int) -> li
             "order_type": "supervision_order",
             "csp_id": f"CSP-{seed}",
             "csp_status": "endorsed",
+            "status_date": "2026-06-01",
             "review_due": "2026-12-01",
             "services": [{"service_type": "housing", "responsible_agency": "dffh"}],
         },

@@ -6,6 +6,7 @@ the C2SP signed-note format (docs/audit-format.md). Knows nothing of NATS or HTT
 
 The read side (`search`, `accounting`, `refusals`, `review_queue`, `record_by_id`,
 `access_log`) takes an `AuditStore` and a `Viewer`; who sees what is decided in SQL.
+`statistics` counts a `Period` for oversight, from structured members only.
 `disclosure_of` and `unconfirmed` (operators, the gateway) answer which disclosures a
 recipient has confirmed taking. Every
 store call the API makes raises `StoreUnavailableError` when the database fails it.
@@ -16,9 +17,31 @@ from audit._access import AccessEntry, AccessFilters, access_log
 from audit._checkpoints import (
     Announcement,
     CheckpointKeeper,
+    CheckpointSigner,
     LogForkError,
     announce,
     checkpoint,
+    signed_checkpoint,
+)
+from audit._cosign import (
+    AddCheckpoint,
+    WitnessConflictError,
+    WitnessKey,
+    WitnessRefusedError,
+    WitnessSigner,
+    WitnessState,
+    add_checkpoint,
+)
+from audit._cosign_store import (
+    CosignatureRefusedError,
+    Cosigned,
+    QuorumOverdue,
+    WitnessPolicy,
+    WitnessStatus,
+    add_cosignature,
+    quorum_overdue,
+    stored_cosignatures,
+    witness_status,
 )
 from audit._errors import AuditError, NoteError, ProofError, StoreUnavailableError
 from audit._merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -39,7 +62,9 @@ from audit._query import (
 from audit._received import Disclosed, disclosure_of, unconfirmed
 from audit._records import GROUNDS, AuditRecord, Event, SeenMessage
 from audit._signer import LogSigner
+from audit._stats import Period, PeriodError, statistics
 from audit._store import AppendResult, AuditStore, CheckpointRow, InclusionProof
+from audit._stored import stored_canonical
 from audit._verify import Problem, VerifyReport, verify_log
 
 __all__ = [
@@ -47,6 +72,7 @@ __all__ = [
     "MAX_LIMIT",
     "AccessEntry",
     "AccessFilters",
+    "AddCheckpoint",
     "Announcement",
     "AppendResult",
     "AuditError",
@@ -55,6 +81,9 @@ __all__ = [
     "Checkpoint",
     "CheckpointKeeper",
     "CheckpointRow",
+    "CheckpointSigner",
+    "CosignatureRefusedError",
+    "Cosigned",
     "Disclosed",
     "Event",
     "Filters",
@@ -65,28 +94,46 @@ __all__ = [
     "NoteError",
     "NoteVerifier",
     "Page",
+    "Period",
+    "PeriodError",
     "Problem",
     "ProofError",
+    "QuorumOverdue",
     "SeenMessage",
     "StoreUnavailableError",
     "VerifyReport",
     "Viewer",
+    "WitnessConflictError",
+    "WitnessKey",
+    "WitnessPolicy",
+    "WitnessRefusedError",
+    "WitnessSigner",
+    "WitnessState",
+    "WitnessStatus",
     "access_log",
     "accounting",
+    "add_checkpoint",
+    "add_cosignature",
     "announce",
     "by_time",
     "checkpoint",
     "disclosure_of",
     "leaf_hash",
     "parse_verifier_key",
+    "quorum_overdue",
     "record_by_id",
     "records",
     "refusals",
     "review_queue",
     "search",
+    "signed_checkpoint",
+    "statistics",
+    "stored_canonical",
+    "stored_cosignatures",
     "unconfirmed",
     "verifier_key",
     "verify_consistency",
     "verify_inclusion",
     "verify_log",
+    "witness_status",
 ]

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from audit._records import AuditRecord, Event, rfc3339
+from audit._records import AuditRecord, DecisionInputs, Event, rfc3339
 
 BROKER = "broker"  # the ingress agency of events the broker itself originates
 
@@ -20,6 +20,7 @@ __all__ = [
     "BROKER",
     "About",
     "CspDue",
+    "DecisionInputs",
     "Held",
     "Origin",
     "Ruling",
@@ -91,12 +92,14 @@ class CspDue:
 
 @dataclass(frozen=True)
 class Ruling:
-    """Why the s 284 policy permitted a disclosure."""
+    """Why the s 284 policy decided as it did; `inputs`, what it decided on (so the decision
+    can be re-run with the same bundle version)."""
 
     reason: str
     policy_ids: tuple[str, ...] = ()
     policy_version: str | None = None
     review_required: bool = False
+    inputs: DecisionInputs | None = None
 
 
 def _entry(
@@ -133,6 +136,7 @@ def _entry(
         review_required=ruling.review_required,
         withheld=withheld,
         refers_to=refers_to,
+        inputs=ruling.inputs,
         **vars(about),  # a shallow copy: the gateway builds one per recipient
     )
 
@@ -175,9 +179,11 @@ def refusal(
     *,
     attempt: str,
     policy_version: str,
+    ruling: Ruling | None = None,
 ) -> AuditRecord:
     """A refused ingress message, keyed by `attempt` (its ingress sequence and time): its id
-    may be missing, forged or a replay."""
+    may be missing, forged or a replay. `ruling`: the policy's, when the policy refused it
+    (its policies and inputs); the refusal's `detail` stays the record's reason."""
     return _entry(
         record_id,
         origin,
@@ -187,7 +193,7 @@ def refusal(
         decision="deny",
         reason_code=code,
         reason=detail,
-        ruling=Ruling(detail, policy_version=policy_version),
+        ruling=ruling or Ruling(detail, policy_version=policy_version),
     )
 
 
@@ -317,12 +323,13 @@ def reply(
 
 
 def csp_reminder(record_id: str, node: str, due: CspDue, recipient: str, on: date) -> AuditRecord:
-    """A CSP review reminder sent to the reviewers (once per plan, due date and milestone)."""
+    """A CSP review reminder sent to the reviewers at `recipient` (once per plan, due date,
+    milestone and agency reminded)."""
     return _entry(
         record_id,
         Origin(datetime.combine(on, datetime.min.time(), UTC), BROKER, node),
         About(offender=due.offender, kind="csp.update", purpose="csp_preparation"),
-        dedupe_key=f"csp_notice:{due.csp_id}:{due.due}:{due.milestone}",
+        dedupe_key=f"csp_notice:{due.csp_id}:{due.due}:{due.milestone}:{recipient}",
         event=Event.ALERT_ROUTED,
         decision="none",
         reason_code=f"csp.review_{due.milestone}",

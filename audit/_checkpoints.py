@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -48,11 +49,39 @@ class Announcement:
 
 def checkpoint(store: AuditStore, origin: str, key: Ed25519PrivateKey) -> Announcement | None:
     """Sign the current tree if it grew since the last checkpoint; None if it did not."""
+    return signed_checkpoint(store, _KeyInHand(origin, key))
+
+
+class CheckpointSigner(Protocol):
+    """Whatever holds the log's key: `sign_checkpoint` may ask `prove(old)` for the
+    consistency proof from the size it last signed (a separate signer refuses to sign a
+    tree that does not extend it)."""
+
+    @property
+    def origin(self) -> str: ...
+
+    def sign_checkpoint(
+        self, checkpoint: Checkpoint, prove: Callable[[int], list[bytes]]
+    ) -> str: ...
+
+
+@dataclass(frozen=True, repr=False)
+class _KeyInHand:
+    origin: str
+    key: Ed25519PrivateKey
+
+    def sign_checkpoint(self, cp: Checkpoint, _prove: Callable[[int], list[bytes]]) -> str:
+        return sign_checkpoint(cp, self.key)
+
+
+def signed_checkpoint(store: AuditStore, signer: CheckpointSigner) -> Announcement | None:
+    """`checkpoint`, with the key wherever the signer keeps it."""
     previous = store.latest_checkpoint()
     size, root = store.root()
     if previous is not None and previous.size >= size:
         return None
-    note = sign_checkpoint(Checkpoint(origin, size, root), key)
+    cp = Checkpoint(signer.origin, size, root)
+    note = signer.sign_checkpoint(cp, lambda old: store.consistency_proof(old, size))
     store.add_checkpoint(size, root, note)
     return announce(store, note, size, previous)
 

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 FORMAT_VERSION = 1
+INPUTS_VERSION = 2  # a record that carries `inputs` (docs/audit-format.md 1.1)
 SALT_BYTES = 32
 
 
@@ -58,6 +59,39 @@ PERSONAL_FIELDS = (
 
 
 @dataclass(frozen=True)
+class DecisionInputs:
+    """Every input of one s 284 decision, so that it can be re-run (`s284 audit explain`).
+
+    The policy request as the engine saw it, minus the free text: the evidence is kept as
+    what the policies read of it (the justification's length, whether a consent or law
+    reference was given), never as its words, which are personal and erasable.
+    """
+
+    sender_agency: str
+    sender_role: str
+    recipient_agency: str
+    kind: str
+    purpose: str
+    order_status: str
+    justification_length: int
+    has_consent_reference: bool
+    has_law_reference: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sender_agency": self.sender_agency,
+            "sender_role": self.sender_role,
+            "recipient_agency": self.recipient_agency,
+            "kind": self.kind,
+            "purpose": self.purpose,
+            "order_status": self.order_status,
+            "justification_length": self.justification_length,
+            "has_consent_reference": self.has_consent_reference,
+            "has_law_reference": self.has_law_reference,
+        }
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     """One disclosure (per recipient), refusal, or other event. Never a payload.
 
@@ -93,6 +127,7 @@ class AuditRecord:
     payload_digest: str | None = None
     withheld: tuple[str, ...] = field(default_factory=tuple)
     refers_to: str | None = None  # the record a review or acknowledgement is about
+    inputs: DecisionInputs | None = None  # a policy decision's inputs (format version 2)
 
     def __repr__(self) -> str:  # personal fields stay out of logs and tracebacks
         return f"AuditRecord(record_id={self.record_id!r}, event={self.event!r})"
@@ -142,7 +177,7 @@ def canonical_record(
     """
     if personal_json is None:
         personal_json = canonical_json(record.personal())
-    return {
+    canonical = {
         "v": FORMAT_VERSION,
         "seq": seq,
         "record_id": record.record_id,
@@ -171,6 +206,10 @@ def canonical_record(
         "node": record.node,
         "personal": hashlib.sha256(salt + personal_json).hexdigest(),  # personal_commitment
     }
+    if record.inputs is not None:  # version 1 records (no inputs) keep their exact form
+        canonical["v"] = INPUTS_VERSION
+        canonical["inputs"] = record.inputs.as_dict()
+    return canonical
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from audit._errors import AuditError
-from audit._note import verifier_key
+from audit._note import Checkpoint, sign_checkpoint, verifier_key
 
 
 def _b64u(raw: bytes) -> str:
@@ -55,6 +56,10 @@ class LogSigner:
     @cached_property
     def vkey(self) -> str:
         return verifier_key(self.origin, self.key.public_key())
+
+    def sign_checkpoint(self, cp: Checkpoint, _prove: Callable[[int], list[bytes]]) -> str:
+        """In-process signing (a `CheckpointSigner`): the key is in this process's memory."""
+        return sign_checkpoint(cp, self.key)
 
     def private_json(self) -> str:
         raw = self.key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())

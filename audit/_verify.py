@@ -13,6 +13,10 @@ The steps, each labelled inline:
     7 access       the access log's hash chain holds and matches every head sealed in the log
     8 guards       the append-only triggers are all there, unaltered: reported, never repaired
 
+With a witness policy, step 1b adds every checkpoint a registered witness cosigned: a
+log-signed checkpoint that disagrees with one is a rewrite (`witness.fork`), and steps 3
+and 4 then hold the records to the witnessed roots too (rewrite, truncation).
+
 The verifier stops at the first problem and names the record: later positions are
 meaningless once one is wrong.
 """
@@ -28,6 +32,12 @@ from functools import lru_cache
 from typing import Any
 
 from audit import _merkle as merkle
+from audit._cosign_store import (
+    CosignatureRefusedError,
+    WitnessPolicy,
+    check_cosignature,
+    stored_cosignatures,
+)
 from audit._errors import AuditError, NoteError
 from audit._integrity import Finding, IntegrityCheck
 from audit._note import NoteVerifier, open_checkpoint
@@ -71,6 +81,7 @@ class VerifyReport:
     root: bytes = merkle.EMPTY_ROOT
     problem: Problem | None = None
     checked_sizes: list[int] = field(default_factory=list)
+    witnessed: dict[str, int] = field(default_factory=dict)  # witness -> largest cosigned
 
     @property
     def ok(self) -> bool:
@@ -84,13 +95,19 @@ class _Failed(Exception):  # noqa: N818 - internal control flow, carries the fir
 
 
 def verify_log(
-    store: AuditStore, verifier: NoteVerifier, extra: Sequence[str] = ()
+    store: AuditStore,
+    verifier: NoteVerifier,
+    extra: Sequence[str] = (),
+    witnesses: WitnessPolicy | None = None,
 ) -> VerifyReport:
-    """`extra`: checkpoints held elsewhere (e.g. by an agency) to check as well."""
+    """`extra`: checkpoints held elsewhere (e.g. by an agency) to check as well;
+    `witnesses`: whose stored cosignatures count (1b)."""
     report = VerifyReport()
     started = time.perf_counter()
     try:
         checkpoints = _checked_checkpoints(store.checkpoints(), extra, verifier)  # 1
+        if witnesses is not None:
+            _add_witnessed(store, witnesses, verifier.name, checkpoints, report)  # 1b
         report.checkpoints = len(checkpoints)
         integrity = IntegrityCheck()
         builder = _rebuild(store, checkpoints, report, integrity)  # 2, 3
@@ -301,3 +318,36 @@ def _check_stored_tree(store: AuditStore, builder: merkle.TreeBuilder) -> None:
                 "proofs served from them would not verify",
             )
         )
+
+
+# -- 1b witnesses: checkpoints the agencies' witnesses cosigned ------------------------------
+
+
+def _add_witnessed(
+    store: AuditStore,
+    policy: WitnessPolicy,
+    origin: str,
+    checkpoints: dict[int, bytes],
+    report: VerifyReport,
+) -> None:
+    for witness in policy.witnesses:
+        report.witnessed[witness.name] = 0
+    for body, line in stored_cosignatures(store):
+        name = line.removeprefix("\N{EM DASH} ").partition(" ")[0]
+        if policy.key(name) is None:
+            continue  # a witness this verifier does not trust says nothing
+        try:
+            cosigned = check_cosignature(policy, origin, body, line)
+        except CosignatureRefusedError as exc:
+            raise _Failed(Problem("witness.bad_cosignature", f"{name}: {exc}")) from None
+        size, root = cosigned.checkpoint.size, cosigned.checkpoint.root
+        if checkpoints.get(size, root) != root:
+            raise _Failed(
+                Problem(
+                    "witness.fork",
+                    f"the log's checkpoint of size {size} is not the one witness {name} "
+                    "cosigned: the log was rewritten and re-signed",
+                )
+            )
+        checkpoints[size] = root
+        report.witnessed[name] = max(report.witnessed.get(name, 0), size)

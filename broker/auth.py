@@ -8,7 +8,8 @@ agency where the role needs one), (4) only then does a `Principal` exist.
 Claims (documented in the OpenAPI description of the audit API too):
 
 - `sub`: who is asking (a staff id or name); recorded in the access log.
-- `s284_role`: `privacy_officer`, `auditor`, `admin` or `contact`.
+- `s284_role`: `privacy_officer`, `auditor`, `admin`, `contact` or `psa` (the Post
+  Sentence Authority: `/api/v1/oversight/statistics` only).
 - `s284_agency`: the agency of a privacy officer or designated contact.
 - `iss`, `aud`, `exp`, `iat`: standard; `iss` and `aud` must match `AuthConfig`, and
   `exp - iat` may not exceed `AuthConfig.max_lifetime_s` (12 h by default): a stolen
@@ -70,6 +71,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     ADMIN = "admin"
     CONTACT = "contact"  # a designated contact (the future web inbox)
+    PSA = "psa"  # the Post Sentence Authority: oversight counts only, never a record
 
 
 AGENCY_ROLES = frozenset({Role.PRIVACY_OFFICER, Role.CONTACT})

@@ -20,14 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import bcrypt
+import structlog
 from pydantic import SecretStr
 
-from audit import LogSigner
 from broker.errors import ConfigError, RegistrationError
 from broker.filemodes import lock_down, private_umask
 from broker.nats.config import ADMIN, ALL_USERS, Credentials, ServerOptions, render_config
 from broker.nats.tls import TlsFiles, create_local_ca, issue_client_certificate
 from broker.settings import Settings
+from broker.signer import SignerHome
 from broker.wire.directory import (
     DirectoryKey,
     DirectoryVerifier,
@@ -38,6 +39,8 @@ from broker.wire.directory import (
 )
 from broker.wire.envelope import Agency
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory, Keyring
+
+log = structlog.get_logger("s284.home")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -247,30 +250,33 @@ class Home:
         return self.path / "deployment.json"
 
     @property
-    def log_key_path(self) -> Path:
-        return self.path / "keys" / "audit-log.private.json"
-
-    @property
     def log_vkey_path(self) -> Path:
         """The log's public verifier key (C2SP note format), for agencies and auditors."""
         return self.path / "keys" / "audit-log.vkey"
 
-    def log_signer(self) -> LogSigner:
-        """The disclosure log's checkpoint key, created on first use."""
-        if not self.log_key_path.is_file():
-            signer = LogSigner.generate()
-            _write_private(self.log_key_path, signer.private_json())
-            self.log_vkey_path.write_text(signer.vkey + "\n")
-            return signer
-        return LogSigner.load(self.log_key_path)
+    @property
+    def signer_path(self) -> Path:
+        """The log signer's directory: beside the home, never inside it (see broker/signer)."""
+        return self.path.parent / f"{self.path.name}.signer"
+
+    def signer_socket(self, settings: Settings) -> Path:
+        return settings.signer_socket or self.signer_path / "signer.sock"
+
+    def signer_home(self) -> SignerHome:
+        """The signer's directory; a key an older home kept in keys/ is moved there."""
+        signer = SignerHome(self.signer_path)
+        if signer.adopt(self.path / "keys" / "audit-log.private.json"):
+            log.warning("log_key_moved", to=str(signer.key_path))
+        return signer
 
     def log_vkey(self) -> str:
         """The log's verifier key; never created here: a new key would verify nothing."""
         self.require()
         if self.log_vkey_path.is_file():
             return self.log_vkey_path.read_text().strip()
-        if self.log_key_path.is_file():
-            return LogSigner.load(self.log_key_path).vkey
+        signer = self.signer_home()
+        if signer.exists:
+            return signer.signer().vkey
         raise ConfigError(
             f"no disclosure-log key in {self.path / 'keys'}; pass the log's verifier key "
             "with --log-key"
@@ -299,11 +305,18 @@ class Home:
         gateway.save(self.identity_path(GATEWAY))
         options = dataclasses.replace(server or ServerOptions(), mutual_tls=mutual_tls)
         self._init_nats(nats_port, options)
-        self.log_signer()
+        self._init_signer()
         nats_url = f"tls://127.0.0.1:{nats_port}"
         self._init_directory(gateway, nats_url)
         self.deployment_path.write_text(json.dumps({"nats_url": nats_url}, indent=2))
         return True
+
+    def _init_signer(self) -> None:
+        """The log key, created in the signer's directory; only its public half stays here."""
+        signer = self.signer_home()
+        vkey = signer.signer().vkey if signer.exists else signer.create()
+        self.log_vkey_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.log_vkey_path.write_text(vkey + "\n")
 
     def _init_nats(self, nats_port: int, options: ServerOptions) -> None:
         """The local CA, a login per NATS user (the admin's kept apart), the server config."""

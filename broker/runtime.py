@@ -25,14 +25,17 @@ from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
 from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.http.app import ApiDeps, create_app
+from broker.http.gists import SealedAlertGists
 from broker.nats.client import Connection
 from broker.nats.config import ServerOptions
 from broker.nats.server import NatsServer
 from broker.nats.transport import StreamLimits, Transport
 from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
+from broker.signer import signer_running
 from broker.wire.keys import DirectoryHolder
-from policies import EngineHolder, PolicyBundleError
+from broker.witness import load_policy, policy_path, watch_quorum
+from policies import BundleArchive, EngineHolder, PolicyBundleError
 from routing import RoutingStore
 
 log = structlog.get_logger("s284.runtime")
@@ -133,6 +136,14 @@ async def gateway_running(
     confirmations of receipt, on `transport` if given (the
     in-memory twin in fast tests; closed on exit), else on a new connection to NATS."""
     home = Home(settings.home)
+    signing = contextlib.AsyncExitStack()  # closed last: the final checkpoint needs it
+    signer = await signing.enter_async_context(
+        signer_running(
+            home.signer_home().path,
+            home.signer_socket(settings),
+            embedded=settings.signer_socket is None,
+        )
+    )
     conn = transport or await Connection.connect(
         settings.nats_url or home.nats_url,
         home.credentials(GATEWAY),
@@ -142,12 +153,12 @@ async def gateway_running(
     store = await asyncio.to_thread(AuditStore.open, settings.database_url)
     routing = await asyncio.to_thread(RoutingStore.open, settings.database_url)
     try:
-        engine = EngineHolder.load(settings.policy_bundle)
+        engine = EngineHolder.load(settings.policy_bundle, BundleArchive.in_home(settings.home))
     except PolicyBundleError as exc:
         raise ConfigError(f"policy bundle: {exc}") from None
     checkpointer = Checkpointer(
         store,
-        home.log_signer(),
+        signer,
         conn,
         settings.checkpoint_every_records,
         settings.checkpoint_every_s,
@@ -173,6 +184,7 @@ async def gateway_running(
         asyncio.create_task(checkpointer.run(stop)),
         asyncio.create_task(alerts.run(stop)),
         asyncio.create_task(keep_directory(home, directory, conn, stop)),
+        asyncio.create_task(watch_quorum(store, policy_path(home.path), stop)),
         asyncio.create_task(
             Confirmations(
                 ConfirmationContext(conn, store, directory, settings.node, checkpointer)
@@ -187,6 +199,7 @@ async def gateway_running(
         stop.set()
         for task in tasks:
             await task
+        await signing.aclose()
         await conn.close()
         routing.close()
         store.close()
@@ -231,6 +244,11 @@ async def run_embedded(
                     running.alerts,
                     settings.node,
                     lambda: running.directory.signed,
+                    alert_gist=SealedAlertGists.from_agency_homes(
+                        running.routing, home, lambda: running.directory
+                    ),
+                    witnesses=lambda: load_policy(policy_path(home.path)),
+                    bundles=BundleArchive.in_home(settings.home),
                 ),
             )
             config = uvicorn.Config(

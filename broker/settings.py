@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     alert_check_every_s: float = Field(
         default=15.0, gt=0, description="how often overdue alerts are escalated"
     )
+    signer_socket: Path | None = Field(
+        default=None,
+        description="Unix socket of the log signer (`s284 signer`); default: <home>.signer/"
+        "signer.sock, served in-process by the embedded deployment if nothing answers",
+    )
     node: str = Field(default_factory=socket.gethostname)
 
     @property

@@ -7,9 +7,18 @@ Knows nothing of NATS or HTTP: a request in, a decision with reasons out.
     payload, withheld = engine.minimise(payload, request)
 
 `check_bundle`, `explain` and `diff` are the tools behind `s284 policy check|explain|diff`;
-`EngineHolder` swaps in a new bundle on reload; `decision_latency` is `s284 bench`'s figure.
+`EngineHolder` swaps in a new bundle on reload, archiving each by version in a
+`BundleArchive` so that `replay` can re-run a logged decision with the bundle that made
+it; `decision_latency` is `s284 bench`'s figure.
 """
 
+from policies._archive import (
+    BundleArchive,
+    BundleNotArchivedError,
+    RecordedDecision,
+    Replay,
+    replay,
+)
 from policies._bench import decision_latency
 from policies._check import CheckReport, RowFailure, check_bundle
 from policies._diff import Change, diff
@@ -21,6 +30,8 @@ from policies._model import DEFAULT_DENY, ENGINE_ERROR, Decision, PolicyEngine, 
 __all__ = [
     "DEFAULT_DENY",
     "ENGINE_ERROR",
+    "BundleArchive",
+    "BundleNotArchivedError",
     "CedarPolicyEngine",
     "Change",
     "CheckReport",
@@ -29,10 +40,13 @@ __all__ = [
     "PolicyBundleError",
     "PolicyEngine",
     "PolicyRequest",
+    "RecordedDecision",
+    "Replay",
     "RowFailure",
     "check_bundle",
     "decision_latency",
     "diff",
     "explain",
     "load_bundle",
+    "replay",
 ]

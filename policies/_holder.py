@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from policies._archive import BundleArchive
 from policies._check import run_tables
 from policies._engine import CedarPolicyEngine, load_bundle
 from policies._errors import PolicyBundleError
@@ -16,8 +17,9 @@ from policies._model import Decision, PolicyRequest
 log = structlog.get_logger("s284.policies")
 
 
-def _checked(path: Path | None) -> CedarPolicyEngine:
-    """Load and run the bundle's decision tables; PolicyBundleError if either fails."""
+def _checked(path: Path | None, archive: BundleArchive | None = None) -> CedarPolicyEngine:
+    """Load and run the bundle's decision tables, then archive it by version (so every
+    decision it makes can be re-run); PolicyBundleError if any of the three fails."""
     engine = load_bundle(path)
     report = run_tables(engine)
     if not report.ok:
@@ -27,6 +29,13 @@ def _checked(path: Path | None) -> CedarPolicyEngine:
             f"{len(report.untested)} policies untested); first: {first}",
             file=engine.path,
         )
+    if archive is not None:
+        try:
+            archive.store(engine)
+        except OSError as exc:
+            raise PolicyBundleError(
+                f"cannot archive the bundle: {exc.strerror or exc}", file=archive.root
+            ) from None
     return engine
 
 
@@ -37,16 +46,18 @@ class EngineHolder:
     recipients of one message with one bundle, take `current` once per message.
     """
 
-    def __init__(self, engine: CedarPolicyEngine) -> None:
+    def __init__(self, engine: CedarPolicyEngine, archive: BundleArchive | None = None) -> None:
         self._engine = engine
+        self._archive = archive
         self._reloading = threading.Lock()
 
     @classmethod
-    def load(cls, path: Path | None = None) -> EngineHolder:
-        """Start with a bundle that passes its checks; PolicyBundleError otherwise."""
-        engine = _checked(path)
+    def load(cls, path: Path | None = None, archive: BundleArchive | None = None) -> EngineHolder:
+        """Start with a bundle that passes its checks (and is archived in `archive`, if
+        given, as is every bundle reloaded later); PolicyBundleError otherwise."""
+        engine = _checked(path, archive)
         log.info("policy_bundle_loaded", version=engine.version, path=str(engine.path))
-        return cls(engine)
+        return cls(engine, archive)
 
     @property
     def current(self) -> CedarPolicyEngine:
@@ -73,7 +84,7 @@ class EngineHolder:
             running = self._engine
             source = running.path if path is None else Path(path)
             try:
-                engine = _checked(source)
+                engine = _checked(source, self._archive)
             except PolicyBundleError as exc:
                 log.error(  # noqa: TRY400 - the reason is in `error`; no traceback for a bad file
                     "policy_bundle_rejected",

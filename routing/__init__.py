@@ -1,5 +1,6 @@
 """Designated-contact routing (the Dunedin scheme): who receives an alert, by when they
-must acknowledge it, and where it escalates; the offender registry; CSP review dates.
+must acknowledge it, and where it escalates; the offender registry; the register of
+coordinated services plans and their review dates.
 
 The routing table is versioned (every import kept whole, with its digest). Alerts hold
 their escalation state in the database, so timers survive a restart. Knows nothing of
@@ -7,7 +8,7 @@ NATS or HTTP; the only place routing SQL lives.
 """
 
 from routing._alerts import NewAlert
-from routing._csp import add_months
+from routing._csp import CSP_STATUSES, NEEDS_PLAN, ORDER_ENDED, add_months
 from routing._errors import RoutingError, RoutingUnavailableError
 from routing._hours import WorkingHours
 from routing._model import (
@@ -17,9 +18,13 @@ from routing._model import (
     AlertStep,
     Contact,
     CspNotice,
+    CspPlan,
     CspReview,
+    CspReviewer,
+    CspStatus,
     Gap,
     Milestone,
+    MissingPlan,
     Offender,
     Route,
     RouteRow,
@@ -31,17 +36,24 @@ from routing._store import CONTACT_INACTIVE, NO_AREA, NO_CONTACT, RoutingStore
 
 __all__ = [
     "CONTACT_INACTIVE",
+    "CSP_STATUSES",
     "DUTY",
+    "NEEDS_PLAN",
     "NO_AREA",
     "NO_CONTACT",
+    "ORDER_ENDED",
     "Alert",
     "AlertStatus",
     "AlertStep",
     "Contact",
     "CspNotice",
+    "CspPlan",
     "CspReview",
+    "CspReviewer",
+    "CspStatus",
     "Gap",
     "Milestone",
+    "MissingPlan",
     "NewAlert",
     "Offender",
     "Route",

@@ -169,7 +169,46 @@ class CspReview:
     due: date
 
 
+@dataclass(frozen=True)
+class CspReviewer:
+    """Who is reminded of a plan's review, at which agency: SOCT coordinates DFFH's and
+    DH's input to plans from DFFH; the MAP chair sits with the managing agency."""
+
+    contact: Contact
+    agency: str
+
+
 Milestone = Literal["30d", "14d", "due"]
+CspStatus = Literal["created", "endorsed", "reviewed", "closed"]
+
+
+@dataclass(frozen=True)
+class CspPlan:
+    """A plan as its latest-dated event left it; `endorsed_on` starts the review clock."""
+
+    offender: str
+    csp_id: str
+    status: CspStatus
+    status_on: date
+    endorsed_on: date | None
+    closed_reason: str | None
+
+    @property
+    def current(self) -> bool:
+        """Endorsed (or reviewed since) and not closed: the plan the Act requires."""
+        return self.status in {"endorsed", "reviewed"}
+
+
+@dataclass(frozen=True)
+class MissingPlan:
+    """An offender the Act says needs a plan (supervision order, interim supervision order,
+    pending application) who has no current one; `in_preparation`: a created plan awaits
+    endorsement."""
+
+    offender: str
+    order_status: str
+    managing_officer: str
+    in_preparation: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,21 @@ routing_csp_reviews = Table(
     Column("due", Date, nullable=False),
 )
 
+# One row per plan: where it stands in its life (created, endorsed, reviewed, closed) as
+# Corrections' latest-dated csp.update (or the order ending) left it. A separate table from
+# the review dates so an existing database gains it by create_all, without a migration.
+routing_csp_plans = Table(
+    "routing_csp_plans",
+    metadata,
+    Column("csp_id", String(64), primary_key=True),
+    Column("offender", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_on", Date, nullable=False),
+    Column("endorsed_on", Date),
+    Column("closed_reason", String(64)),
+    Index("ix_routing_csp_plans_offender", "offender"),
+)
+
 routing_csp_notices = Table(
     "routing_csp_notices",
     metadata,

@@ -30,10 +30,12 @@ from routing._model import (
     Alert,
     AlertStatus,
     AlertStep,
-    Contact,
     CspNotice,
+    CspPlan,
     CspReview,
+    CspReviewer,
     Gap,
+    MissingPlan,
     Offender,
     Route,
     RouteRow,
@@ -149,7 +151,7 @@ class RoutingStore:
         table = self._table()
         return table.needed() if table else []
 
-    def csp_reviewers(self) -> list[Contact]:
+    def csp_reviewers(self) -> list[CspReviewer]:
         table = self._table()
         return list(table.csp_reviewers) if table else []
 
@@ -368,6 +370,24 @@ class RoutingStore:
 
     def csp_reviews(self) -> list[CspReview]:
         return self._csp.reviews()
+
+    @unavailable_on_db_error
+    def record_csp_event(self, offender: str, csp_id: str, status: str, on: date) -> CspPlan:
+        """Corrections' csp.update: created, endorsed, reviewed or closed as of `on`."""
+        return self._csp.apply(offender, csp_id, status, on)
+
+    @unavailable_on_db_error
+    def close_csps(self, offender: str, on: date, reason: str) -> list[CspPlan]:
+        return self._csp.close_for_offender(offender, on, reason)
+
+    @unavailable_on_db_error
+    def csp_plans(self, offender: str | None = None) -> list[CspPlan]:
+        return self._csp.plans(offender)
+
+    @unavailable_on_db_error
+    def csp_missing(self) -> list[MissingPlan]:
+        """Offenders whose order needs a plan and who have no current one."""
+        return self._csp.missing()
 
     @unavailable_on_db_error
     def overdue(self, today: date) -> list[CspReview]:

@@ -15,7 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 from routing._errors import RoutingError
 from routing._hours import DAY_NAMES, WorkingHours
-from routing._model import DUTY, TOKEN, Contact, RouteRow, Topic
+from routing._model import DUTY, TOKEN, Contact, CspReviewer, RouteRow, Topic
 
 T = TypeVar("T")
 Key = tuple[str, str, Topic]
@@ -29,6 +29,7 @@ _ROW_KEYS = frozenset(
 )
 _HOURS_KEYS = frozenset({"days", "start", "end", "tz"})
 _CONTACT_KEYS = frozenset({"id", "name", "channel"})
+REVIEWERS_DEFAULT_AGENCY = "corrections"  # where reminders went before reviewers had one
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class RouteTable:
     needs: tuple[tuple[str, tuple[Topic, ...]], ...]
     hours: WorkingHours
     ack_within_min: int
-    csp_reviewers: tuple[Contact, ...]
+    csp_reviewers: tuple[CspReviewer, ...]
     rows: tuple[RouteRow, ...]
 
     @cached_property
@@ -59,7 +60,9 @@ class RouteTable:
                 "hours": hours_doc(self.hours),
                 "ack_within": format_duration(self.ack_within_min),
             },
-            "csp_reviewers": [contact_doc(c) for c in self.csp_reviewers],
+            "csp_reviewers": [
+                {**contact_doc(r.contact), "agency": r.agency} for r in self.csp_reviewers
+            ],
             "contacts": [self._row_doc(r) for r in self.rows],
         }
 
@@ -100,7 +103,7 @@ def parse_table(doc: Any) -> RouteTable:
     hours = _hours(defaults["hours"], "defaults.hours")
     ack = _duration(defaults["ack_within"], "defaults.ack_within")
     reviewers = tuple(
-        _contact(c, f"csp_reviewers[{i}]")
+        _reviewer(c, f"csp_reviewers[{i}]")
         for i, c in enumerate(_list(top.get("csp_reviewers", []), "csp_reviewers"))
     )
     raw_rows = _list(top.get("contacts", []), "contacts")
@@ -259,6 +262,15 @@ def _fail(where: str, problem: str) -> NoReturn:
 
 
 # -- writing back ----------------------------------------------------------------------
+
+
+def _reviewer(raw: Any, where: str) -> CspReviewer:
+    """A contact and its agency; a table written before reviewers had one means the
+    managing agency (Corrections), as reminders were sent then."""
+    m = _mapping(raw, where, _CONTACT_KEYS | {"agency"}, required=_CONTACT_KEYS)
+    agency = _token(m.get("agency", REVIEWERS_DEFAULT_AGENCY), f"{where}.agency")
+    contact = _contact({k: m[k] for k in _CONTACT_KEYS}, where)
+    return CspReviewer(contact, agency)
 
 
 def contact_doc(contact: Contact) -> dict[str, str]:

@@ -121,6 +121,7 @@ def twin_deployment(tmp_path: Path, _twin_home_template: Path) -> TwinDeployment
     shutil.copytree(_twin_home_template, home.path)
     template = Home(_twin_home_template)  # and the embedded agencies' homes beside it
     shutil.copytree(template.agencies_path, home.agencies_path)
+    shutil.copytree(template.signer_path, home.signer_path)  # the log key, kept apart
     settings = Settings(home=home.path, ack_wait_s=3.0, replay_window_s=300.0)
     return TwinDeployment(home, settings, MemoryNats(), tmp_path)
 

@@ -102,7 +102,7 @@ async def test_agencies_keep_checkpoints_and_notice_a_rewritten_log(twin_deploym
             assert held[4] == store.root(4)[1].hex()
             store.close()
 
-            signer = twin_deployment.home.log_signer()
+            signer = twin_deployment.home.signer_home().signer()
             rewritten = sign_checkpoint(
                 Checkpoint(signer.origin, 5, bytes(32)), signer.key
             )  # e.g. an operator with the key re-signing an edited log

@@ -131,8 +131,9 @@ async def test_csp_overdue_through_the_api_and_the_cli(admin_api, tmp_path):
 
 async def test_csp_update_tracks_the_review_and_reminders_reach_the_reviewers(twin_deployment):
     """Corrections' csp.update sets the next review six months on; as the due date nears,
-    the Serious Offenders Coordination Team and the MAP chair are each reminded once at 30
-    days, and the reminder is in the disclosure log."""
+    the MAP chair (at Corrections) and the Serious Offenders Coordination Team (a DFFH team)
+    are each reminded once at 30 days, each on its own agency's notice stream, and each
+    agency's reminder is in the disclosure log."""
     stop = asyncio.Event()
     officer = Sender(agency="corrections", unit="ccs", person_id="cm-0042", role="case_manager")
     routing = RoutingStore.open(twin_deployment.settings.database_url)
@@ -153,15 +154,19 @@ async def test_csp_update_tracks_the_review_and_reminders_reach_the_reviewers(tw
         await running.alerts.tick(thirty_days_before)
         await running.alerts.tick(thirty_days_before)  # once only
         notices = [n async for n in sender.notices()]
+        async with await twin_deployment.client("dffh") as dffh:
+            at_dffh = [n async for n in dffh.notices()]
     routing.close()
-    assert sorted((n.event, n.contact, n.milestone) for n in notices) == [
+    assert [(n.event, n.contact, n.milestone) for n in notices] == [
         ("csp_review_due", "map-chair", "30d"),
-        ("csp_review_due", "soct", "30d"),
+    ]
+    assert [(n.event, n.contact, n.agency) for n in at_dffh] == [
+        ("csp_review_due", "soct", "dffh"),
     ]
     audit = AuditStore.open(twin_deployment.settings.database_url)
     reminders = [r for r in audit.records() if r["reason_code"] == "csp.review_30d"]
     audit.close()
-    assert len(reminders) == 1
+    assert sorted(r["recipient_agency"] for r in reminders) == ["corrections", "dffh"]
 
 
 async def test_a_routing_database_outage_is_503_and_lands_in_the_access_log(tmp_path):

@@ -91,9 +91,9 @@ async def test_alert_reaches_the_designated_contact_who_acknowledges_and_replies
         assert acked.acknowledged_by == "pol-nwm-017"
         await running.alerts.reply(alert_id, POLICE_CONTACT, "Visited the address; all quiet.")
         notices = await _drain(officer, "notices")
-    assert [(n.event, n.contact, n.alert_id) for n in notices] == [
-        ("acknowledged", "pol-nwm-017", alert_id),
-        ("reply", "pol-nwm-017", alert_id),
+    assert [(n.event, n.contact, n.alert_id, n.officer) for n in notices] == [
+        ("acknowledged", "pol-nwm-017", alert_id, "cm-0042"),
+        ("reply", "pol-nwm-017", alert_id, "cm-0042"),
     ]
     assert notices[1].text == "Visited the address; all quiet."
     store = AuditStore.open(twin_deployment.settings.database_url)
@@ -227,3 +227,57 @@ async def test_an_alert_right_behind_the_placement_is_routed_by_it(twin_deployme
         async with twin_deployment.gateway():
             receipt = await officer.receipt(alert.id)
     assert [d.contact for d in receipt.deliveries] == ["pol-bsw-004"]
+
+
+async def test_what_the_contact_says_flows_back_to_the_managing_officer_not_the_sender(
+    twin_deployment,
+):
+    """DFFH raises an alert about an offender Corrections manages (officer cm-0042): the
+    acknowledgement and the reply go to cm-0042 at Corrections; DFFH, the sender, learns
+    that its alert was acknowledged, but the reply (information) is not disclosed to it."""
+    _load_table(twin_deployment.settings)
+    stop = asyncio.Event()
+    async with (
+        twin_deployment.gateway(stop) as running,
+        await twin_deployment.client("corrections", OFFICER) as officer,
+        await twin_deployment.client("dffh") as dffh,
+    ):
+        await _place(officer)
+        receipt = await _alert(dffh)
+        assert receipt.accepted, receipt
+        alert_id = receipt.deliveries[0].delivery_id
+        await running.alerts.acknowledge(alert_id, POLICE_CONTACT)
+        await running.alerts.reply(alert_id, POLICE_CONTACT, "Spoke with the household.")
+        at_corrections = await _drain(officer, "notices")
+        at_dffh = await _drain(dffh, "notices")
+    assert [(n.event, n.officer, n.route_reason) for n in at_corrections] == [
+        ("acknowledged", "cm-0042", None),
+        ("reply", "cm-0042", None),
+    ]
+    assert [(n.event, n.officer) for n in at_dffh] == [("acknowledged", None)]
+    store = AuditStore.open(twin_deployment.settings.database_url)
+    [reply] = [r for r in store.records() if r["kind"] == "concern.report"]
+    store.close()
+    assert (reply["event"], reply["recipient_agency"]) == ("disclosed", "corrections")
+
+
+async def test_with_no_managing_officer_on_record_it_goes_to_the_duty_inbox_with_a_reason(
+    twin_deployment,
+):
+    """An offender Corrections never placed: the alert is parked at Police's duty inbox; its
+    acknowledgement reaches Corrections' duty inbox, saying why."""
+    _load_table(twin_deployment.settings)
+    stop = asyncio.Event()
+    async with (
+        twin_deployment.gateway(stop) as running,
+        await twin_deployment.client("corrections", OFFICER) as officer,
+    ):
+        receipt = await _alert(officer, offender="S284-000977")
+        [delivery] = receipt.deliveries
+        assert delivery.contact == "duty"
+        duty = Principal("duty", Role.CONTACT, "police")
+        await running.alerts.acknowledge(delivery.delivery_id, duty)
+        notices = await _drain(officer, "notices")
+    assert [(n.event, n.officer, n.route_reason) for n in notices] == [
+        ("acknowledged", "duty", "offender.no_managing_officer"),
+    ]

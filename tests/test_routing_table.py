@@ -82,7 +82,10 @@ def test_rows_take_defaults_and_override_them(store):
     assert rows["hsg-nwm-201"].ack_within_min == 240
     assert rows["cns-nwm-601"].hours.days == frozenset({0, 2, 4})
     assert rows["pol-bsw-004"].deputy is None
-    assert [c.id for c in store.csp_reviewers()] == ["soct", "map-chair"]
+    assert [(r.contact.id, r.agency) for r in store.csp_reviewers()] == [
+        ("soct", "dffh"),
+        ("map-chair", "corrections"),
+    ]
     assert ("dffh", "barwon-south-west", Topic.INCOME_SUPPORT) in store.scheme_needs()
 
 

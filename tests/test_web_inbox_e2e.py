@@ -35,7 +35,8 @@ def test_contact_acknowledges_in_the_browser_and_the_managing_officer_is_told(
     tmp_path,
     browser_page,  # noqa: F811 - the fixture imported above
 ):
-    """The alert appears in the contact's inbox with its offender reference; after
+    """The alert appears in the contact's inbox with its offender reference, level and
+    summary (opened with police's own keys from its agency home); after
     Acknowledge it is gone, and `s284 inbox --notices` at Corrections shows who
     acknowledged it."""
     from playwright.sync_api import expect
@@ -64,8 +65,9 @@ def test_contact_acknowledges_in_the_browser_and_the_managing_officer_is_told(
     card_selector = f'[id="alert-{delivery["delivery_id"]}"]'  # the id holds a "."
     card = page.locator(card_selector)
     expect(card).to_contain_text("S284-000920")
-    # the broker's own process holds no police key: the card says where to read the alert
-    expect(card.locator(".summary")).to_contain_text("s284 inbox --alerts")
+    # embedded: police's home sits beside the broker's, so the card says what the alert says
+    expect(card.locator(".alert-level")).to_have_text("high")
+    expect(card.locator(".summary")).to_contain_text("synthetic")
     card.get_by_role("button", name="Acknowledge").click()
     expect(page.get_by_role("status")).to_contain_text("Alert acknowledged")
     expect(page.locator(card_selector)).to_have_count(0)

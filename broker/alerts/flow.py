@@ -1,9 +1,12 @@
 """What happens to a routed alert after delivery: acknowledgement, the contact's reply,
 escalation when nobody acknowledges in time, and CSP review reminders.
 
-Every step is recorded in the disclosure log and told to the managing officer's agency
-as a signed, sealed notice (broker/wire/notices.py). Escalation and reminder state lives in
-the routing store, so a restart of this process loses no timer.
+Every step is recorded in the disclosure log and told, as a signed, sealed notice
+(broker/wire/notices.py), to the offender's managing officer at the managing agency the
+registry names, or to Corrections' duty inbox with a reason when none is on record (the
+Dunedin scheme: information flows back to the managing officer); acknowledgements and
+escalations also to the alert's sender when that is another agency. Escalation and
+reminder state lives in the routing store, so a restart of this process loses no timer.
 """
 
 from __future__ import annotations
@@ -25,9 +28,23 @@ from broker.wire.envelope import Agency
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.notices import NoticeContent, seal_notice
 from policies import EngineHolder, PolicyEngine, PolicyRequest
-from routing import Alert, CspNotice, RoutingStore
+from routing import DUTY, Alert, CspNotice, RoutingStore
 
 log = structlog.get_logger("s284.alerts")
+AGENCY_VALUES = frozenset(a.value for a in Agency)
+NO_MANAGING_OFFICER = "offender.no_managing_officer"
+
+
+@dataclass(frozen=True)
+class BackTo:
+    """Where information about an alert flows back to: an agency and its officer ("duty":
+    the agency's duty inbox, then `reason` says why)."""
+
+    agency: Agency
+    officer: str
+    reason: str | None
+
+
 MANAGING_AGENCY = Agency.CORRECTIONS  # the managing officer sits at Community Corrections
 REPLY_KIND, REPLY_PURPOSE = "concern.report", "offender_management"
 
@@ -69,11 +86,12 @@ class AlertFlow:
     async def reply(self, alert_id: str, contact: Principal, text: str) -> str:
         """The contact's concern, decided by the s 284 policy like any disclosure."""
         alert = await self._own_alert(alert_id, contact)
+        back = await self._back_to(alert)
         engine = self._engine()
         request = PolicyRequest(
             sender_agency=alert.agency,
             sender_role="designated_contact",
-            recipient_agency=alert.sender_agency,
+            recipient_agency=back.agency.value,
             kind=REPLY_KIND,
             purpose=REPLY_PURPOSE,
             order_status=await self._order_status(alert.offender),
@@ -83,16 +101,21 @@ class AlertFlow:
         )
         decision = engine.decide(request)
         message_id = new_id()
-        ruling = records.Ruling(decision.reason, policy_version=engine.version)
+        ruling = records.Ruling(
+            decision.reason,
+            tuple(decision.policy_ids),
+            engine.version,
+            inputs=_inputs(request),
+        )
         if not decision.allowed:
-            record = self._reply_record(alert, message_id, contact, ruling, allowed=False)
+            record = self._reply_record(alert, back, message_id, contact, ruling, allowed=False)
             await asyncio.to_thread(self._ctx.audit.append, [record])
             raise Refusal(ReasonCode.POLICY_DENIED, decision.reason)
         payload, _ = engine.minimise({"concern": text}, request)
-        record = self._reply_record(alert, message_id, contact, ruling, allowed=True)
+        record = self._reply_record(alert, back, message_id, contact, ruling, allowed=True)
         await asyncio.to_thread(self._ctx.audit.append, [record])
         content = NoticeContent(event="reply", text=payload.get("concern"), **_about(alert))
-        await self._notify(alert, content, f"reply.{message_id}")
+        await self._notify(alert, content, f"reply.{message_id}", back, sender_too=False)
         return message_id
 
     async def _own_alert(self, alert_id: str, contact: Principal) -> Alert:
@@ -104,6 +127,14 @@ class AlertFlow:
     def _engine(self) -> PolicyEngine:
         policy = self._ctx.policy
         return policy.current if isinstance(policy, EngineHolder) else policy
+
+    async def _back_to(self, alert: Alert) -> BackTo:
+        """Where information about an alert flows back: the offender's managing officer at
+        the managing agency the registry names, or Corrections' duty inbox with a reason."""
+        known = await asyncio.to_thread(self._ctx.routing.offender, alert.offender)
+        if known is not None and known.managing_agency in AGENCY_VALUES:
+            return BackTo(Agency(known.managing_agency), known.managing_officer, None)
+        return BackTo(MANAGING_AGENCY, DUTY, NO_MANAGING_OFFICER)
 
     async def _order_status(self, offender: str) -> str:
         known = await asyncio.to_thread(self._ctx.routing.offender, offender)
@@ -142,8 +173,14 @@ class AlertFlow:
         log.info("alert_escalated", alert_id=alert.alert_id, level=alert.level)
 
     async def _csp_reminder(self, notice: CspNotice, today: date) -> None:
-        reviewers = await asyncio.to_thread(self._ctx.routing.csp_reviewers)
-        record_id = new_id()
+        """Each reviewer gets a notice on its own agency's stream (SOCT at DFFH, the MAP
+        chair at Corrections); each agency reminded gets its record in the log."""
+        reviewers = []
+        for reviewer in await asyncio.to_thread(self._ctx.routing.csp_reviewers):
+            if reviewer.agency in AGENCY_VALUES:
+                reviewers.append(reviewer)
+            else:
+                log.warning("csp_reviewer_unknown_agency", contact=reviewer.contact.id)
         for reviewer in reviewers:
             content = NoticeContent(
                 event="csp_review_due",
@@ -151,14 +188,15 @@ class AlertFlow:
                 csp_id=notice.csp_id,
                 due=notice.due.isoformat(),
                 milestone=notice.milestone,
-                contact=reviewer.id,
-                agency=MANAGING_AGENCY.value,
+                contact=reviewer.contact.id,
+                agency=reviewer.agency,
             )
-            notice_id = f"csp.{notice.csp_id}.{notice.milestone}.{reviewer.id}"
-            await self._publish_notice(MANAGING_AGENCY, notice_id, content)
+            notice_id = f"csp.{notice.csp_id}.{notice.milestone}.{reviewer.contact.id}"
+            await self._publish_notice(Agency(reviewer.agency), notice_id, content)
         due = records.CspDue(notice.offender, notice.csp_id, notice.due, notice.milestone)
-        record = records.csp_reminder(record_id, self._ctx.node, due, MANAGING_AGENCY.value, today)
-        await asyncio.to_thread(self._ctx.audit.append, [record])
+        reminded = sorted({r.agency for r in reviewers})
+        entries = [records.csp_reminder(new_id(), self._ctx.node, due, a, today) for a in reminded]
+        await asyncio.to_thread(self._ctx.audit.append, entries)
         await asyncio.to_thread(self._ctx.routing.mark_csp_notice_sent, notice)
 
     # -- records and notices ----------------------------------------------------------------
@@ -169,6 +207,7 @@ class AlertFlow:
     def _reply_record(
         self,
         alert: Alert,
+        back: BackTo,
         message_id: str,
         contact: Principal,
         ruling: records.Ruling,
@@ -185,12 +224,28 @@ class AlertFlow:
             correlation_id=alert.message_id,
         )
         origin = records.Origin(datetime.now(UTC), alert.agency, self._ctx.node)
-        return records.reply(new_id(), origin, about, alert.sender_agency, ruling, allowed=allowed)
+        return records.reply(new_id(), origin, about, back.agency.value, ruling, allowed=allowed)
 
-    async def _notify(self, alert: Alert, content: NoticeContent, suffix: str) -> None:
-        await self._publish_notice(
-            Agency(alert.sender_agency), f"{alert.alert_id}.{suffix}", content
+    async def _notify(
+        self,
+        alert: Alert,
+        content: NoticeContent,
+        suffix: str,
+        back: BackTo | None = None,
+        *,
+        sender_too: bool = True,
+    ) -> None:
+        """To the managing officer (`_back_to`); an acknowledgement or escalation also to
+        the alert's sender when that is another agency, so it knows its alert was taken."""
+        back = back or await self._back_to(alert)
+        addressed = content.model_copy(
+            update={"officer": back.officer, "route_reason": back.reason}
         )
+        await self._publish_notice(back.agency, f"{alert.alert_id}.{suffix}", addressed)
+        if sender_too and alert.sender_agency != back.agency.value:
+            await self._publish_notice(
+                Agency(alert.sender_agency), f"{alert.alert_id}.{suffix}.sender", content
+            )
 
     async def _publish_notice(self, to: Agency, notice_id: str, content: NoticeContent) -> None:
         frame = seal_notice(notice_id, to, content, self._ctx.gateway, self._ctx.directory)
@@ -208,6 +263,21 @@ def _facts(alert: Alert) -> records.About:
         sender_agency=alert.sender_agency,
         offender=alert.offender,
         purpose=alert.purpose,
+    )
+
+
+def _inputs(request: PolicyRequest) -> records.DecisionInputs:
+    """A reply carries no evidence: the request's fields are the decision's whole input."""
+    return records.DecisionInputs(
+        request.sender_agency,
+        request.sender_role,
+        request.recipient_agency,
+        request.kind,
+        request.purpose,
+        request.order_status,
+        justification_length=0,
+        has_consent_reference=False,
+        has_law_reference=False,
     )
 
 

@@ -3,6 +3,7 @@ list disclosures no recipient has confirmed."""
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 import re
@@ -12,11 +13,12 @@ from pathlib import Path
 import click
 
 from audit import (
+    Announcement,
     AuditError,
     AuditStore,
     StoreUnavailableError,
-    checkpoint,
     parse_verifier_key,
+    signed_checkpoint,
     unconfirmed,
     verify_log,
 )
@@ -24,8 +26,10 @@ from broker.errors import BrokerError, ConfigError
 from broker.home import Home
 from broker.ids import new_id
 from broker.settings import Settings
+from broker.signer import signer_running
+from broker.witness import load_policy, policy_path
 
-HOME_HELP = "Deployment home (audit.db and the log key). Env: S284_HOME."
+HOME_HELP = "Deployment home (audit.db; the log key is in <home>.signer/). Env: S284_HOME."
 EXIT_TAMPERED = 4
 
 
@@ -86,20 +90,32 @@ def audit() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A signed checkpoint held elsewhere (e.g. by an agency) to check too; repeatable.",
 )
+@click.option(
+    "--witnesses",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The witness list to trust (default: the home's witnesses.json, if any).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(
-    home: Path | None, db: str | None, log_key: str | None, held: tuple[Path, ...], as_json: bool
+    home: Path | None,
+    db: str | None,
+    log_key: str | None,
+    held: tuple[Path, ...],
+    witnesses: Path | None,
+    as_json: bool,
 ) -> None:
     """Re-hash every record, rebuild the Merkle tree, check every signed checkpoint.
 
     Exit 0 when the log checks out; 4 naming the first bad record or checkpoint
     (altered, missing, inserted or reordered records, a truncated log, a forged
-    checkpoint); 1 when the log cannot be read.
+    checkpoint, a log inconsistent with a checkpoint a registered witness cosigned);
+    1 when the log cannot be read. Prints the largest size each witness cosigned.
     """
     verifier = parse_verifier_key(_vkey(home, log_key))
+    policy = load_policy(witnesses or policy_path(_home(home).path))
     store = _store(home, db)
     try:
-        report = verify_log(store, verifier, [p.read_text() for p in held])
+        report = verify_log(store, verifier, [p.read_text() for p in held], policy)
     finally:
         store.close()
     summary = {
@@ -109,6 +125,7 @@ def verify(
         "root": report.root.hex(),
         "seconds": round(report.seconds, 3),
         "problem": None if report.problem is None else report.problem.__dict__,
+        "witnessed": report.witnessed,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -118,6 +135,9 @@ def verify(
             f"ok: {report.records} records and {report.checkpoints} signed checkpoints verified "
             f"in {report.seconds:.2f} s ({rate:,.0f} records/s); root {report.root.hex()}"
         )
+    if not as_json:
+        for name, size in report.witnessed.items():
+            click.echo(f"witness {name}: largest cosigned size {size}")
     if report.problem is not None:
         problem = report.problem
         at = f"record {problem.seq}: " if problem.seq is not None else ""
@@ -134,14 +154,21 @@ def _vkey(home: Path | None, log_key: str | None) -> str:
 @audit.command(name="checkpoint")
 @click.option("--home", type=click.Path(path_type=Path), envvar="S284_HOME", help=HOME_HELP)
 def checkpoint_cmd(home: Path | None) -> None:
-    """Sign a checkpoint of the log as it is now (the gateway also does this on its own)."""
+    """Sign a checkpoint of the log as it is now (the gateway also does this on its own),
+    through the log signer (served from <home>.signer/ here if none is running)."""
     h = _home(home)
     h.require()
-    signer = h.log_signer()
+    settings = Settings(home=h.path)
     store = _store(home, None)
+
+    async def sign() -> Announcement | None:
+        socket = h.signer_socket(settings)
+        async with signer_running(h.signer_home().path, socket, embedded=True) as signer:
+            return await asyncio.to_thread(signed_checkpoint, store, signer)
+
     try:
-        store.seal_access(Settings().node, new_id())  # the access log's head, covered too
-        made = checkpoint(store, signer.origin, signer.key)
+        store.seal_access(settings.node, new_id())  # the access log's head, covered too
+        made = asyncio.run(sign())
     finally:
         store.close()
     if made is None:

@@ -2,7 +2,8 @@
 
 Exit codes, here and nowhere else: 0 success / accepted, 1 an error (the line says what
 is wrong and what to do), 2 a usage error, 3 refused (by the gateway or the policy),
-4 the disclosure log does not verify, 130 interrupted. A user never sees a traceback;
+4 the disclosure log does not verify (or a logged decision does not re-run the same), 130
+interrupted. A user never sees a traceback;
 `--log-level DEBUG` adds it for a developer.
 """
 

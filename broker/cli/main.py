@@ -26,10 +26,14 @@ from broker.cli.audit import audit
 from broker.cli.clients import open_client, open_client_waiting
 from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
+from broker.cli.explain import explain
 from broker.cli.guards import restore_guards
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
+from broker.cli.signer import signer
+from broker.cli.stats import stats
 from broker.cli.token import token
+from broker.cli.witness import witness
 from broker.errors import ConfigError
 from broker.home import AgencyHome, Home
 from broker.runtime import Started, run_embedded, run_gateway
@@ -435,6 +439,10 @@ cli.add_command(routing)
 cli.add_command(csp)
 cli.add_command(agency)
 cli.add_command(directory)
+cli.add_command(witness)
+cli.add_command(signer)
+cli.add_command(stats)
+audit.add_command(explain)
 
 
 def _add_plugin_commands() -> None:

@@ -1,4 +1,5 @@
-"""`s284 routing ...` and `s284 csp ...`: the designated-contact table and CSP reviews."""
+"""`s284 routing ...` and `s284 csp ...`: the designated-contact table and the register of
+coordinated services plans."""
 
 from __future__ import annotations
 
@@ -149,7 +150,88 @@ def check(home: Path | None, db: str | None, as_json: bool) -> None:
 
 @click.group()
 def csp() -> None:
-    """Coordinated services plans: review dates the MAP must keep (every six months)."""
+    """Coordinated services plans: the register Corrections' csp.update events feed, and
+    the review dates the MAP must keep (every six months from endorsement).
+
+    \b
+    s284 csp plans [--offender REF]   every plan: status, since when, next review due
+    s284 csp missing                  offenders whose order needs a plan and who have no
+                                      current one (exit 3 if any)
+    s284 csp overdue                  plans whose review date has passed
+    """
+
+
+@csp.command()
+@home_option
+@db_option
+@click.option("--offender", default=None, help="Only this offender's plans.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def plans(home: Path | None, db: str | None, offender: str | None, as_json: bool) -> None:
+    """List the plans in the register, by offender."""
+    store = _routing(home, db)
+    try:
+        rows, reviews = store.csp_plans(offender), {r.csp_id: r for r in store.csp_reviews()}
+    finally:
+        store.close()
+    items = [
+        {
+            "offender": p.offender,
+            "csp_id": p.csp_id,
+            "status": p.status,
+            "since": p.status_on.isoformat(),
+            "endorsed_on": p.endorsed_on.isoformat() if p.endorsed_on else None,
+            "review_due": reviews[p.csp_id].due.isoformat() if p.csp_id in reviews else None,
+            "closed_reason": p.closed_reason,
+        }
+        for p in rows
+    ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    click.echo(f"{len(items)} plan(s)")
+    for item in items:
+        due = f"review due {item['review_due']}" if item["review_due"] else ""
+        why = f"({item['closed_reason']})" if item["closed_reason"] else ""
+        click.echo(
+            f"  {item['offender']}  {item['csp_id']}  {item['status']} since {item['since']}"
+            f"  {due}{why}".rstrip()
+        )
+
+
+@csp.command()
+@home_option
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def missing(home: Path | None, db: str | None, as_json: bool) -> None:
+    """List offenders on a supervision order, an interim one or a pending application with
+    no current plan (endorsed or reviewed, not closed). Exit 3 when there are any."""
+    store = _routing(home, db)
+    try:
+        rows = store.csp_missing()
+    finally:
+        store.close()
+    items = [
+        {
+            "offender": m.offender,
+            "order_status": m.order_status,
+            "managing_officer": m.managing_officer,
+            "in_preparation": list(m.in_preparation),
+        }
+        for m in rows
+    ]
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+    else:
+        click.echo(f"{len(items)} offender(s) without a current plan")
+        for item in items:
+            pending = ", ".join(item["in_preparation"])
+            note = f"  plan {pending} awaits endorsement" if pending else ""
+            click.echo(
+                f"  {item['offender']}  {item['order_status']}  "
+                f"managed by {item['managing_officer']}{note}"
+            )
+    if items:
+        raise SystemExit(EXIT_GAPS)
 
 
 @csp.command()

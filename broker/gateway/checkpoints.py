@@ -13,14 +13,14 @@ import structlog
 from audit import (
     Announcement,
     AuditStore,
-    LogSigner,
+    CheckpointSigner,
     VerifyReport,
     announce,
-    checkpoint,
     parse_verifier_key,
+    signed_checkpoint,
     verify_log,
 )
-from broker.errors import TransportError
+from broker.errors import BrokerError, TransportError
 from broker.home import Home
 from broker.ids import new_id
 from broker.nats.config import CHECKPOINT_SUBJECT
@@ -32,12 +32,13 @@ log = structlog.get_logger("s284.checkpoints")
 
 class Checkpointer:
     """Signs a checkpoint once `every_records` records have been added since the last one,
-    and at least every `every_s` seconds while the log grows."""
+    and at least every `every_s` seconds while the log grows. The key stays with the signer
+    (broker/signer): this process only asks it to sign."""
 
     def __init__(
         self,
         store: AuditStore,
-        signer: LogSigner,
+        signer: CheckpointSigner,
         conn: Transport,
         every_records: int,
         every_s: float,
@@ -72,8 +73,11 @@ class Checkpointer:
             self._last = time.monotonic()
             try:
                 made = await asyncio.to_thread(self._seal_and_sign)
-            except Exception:  # noqa: BLE001 - the next tick retries; records are durable
-                log.warning("checkpoint_failed")
+            except Exception as exc:  # noqa: BLE001 - the next tick retries; records are durable
+                # The signer's refusal (a tree that does not extend what it signed) says why;
+                # other errors (a driver's) may quote too much: their class only.
+                detail = str(exc) if isinstance(exc, BrokerError) else None
+                log.warning("checkpoint_failed", error=exc.__class__.__name__, detail=detail)
                 return
             if made is not None:
                 await self._publish(made)
@@ -81,7 +85,7 @@ class Checkpointer:
     def _seal_and_sign(self) -> Announcement | None:
         """The API access log's head goes into the log first, so this checkpoint covers it."""
         self._store.seal_access("gateway", new_id())
-        return checkpoint(self._store, self._signer.origin, self._signer.key)
+        return signed_checkpoint(self._store, self._signer)
 
     async def republish_latest(self) -> None:
         """A crash between storing and announcing a checkpoint is repaired at start."""

@@ -32,9 +32,30 @@ from broker.gateway.stages import (
 from broker.ids import new_id
 from broker.nats.client import Inbound
 from broker.wire.envelope import Agency, Envelope, IngressClaims
+from policies import PolicyRequest
 
 # Refusals about the id itself, or before it can be trusted, do not mark the id as used.
 _NOT_SEEN = frozenset({ReasonCode.REPLAY_DUPLICATE_ID, ReasonCode.REPLAY_OUTSIDE_WINDOW})
+
+
+def decision_inputs(request: PolicyRequest) -> records.DecisionInputs:
+    """What the policy read of `request`: every field, the evidence as length and presence
+    only (the same reading as the engine's Cedar context), never its words."""
+    return records.DecisionInputs(
+        sender_agency=request.sender_agency,
+        sender_role=request.sender_role,
+        recipient_agency=request.recipient_agency,
+        kind=request.kind,
+        purpose=request.purpose,
+        order_status=request.order_status,
+        justification_length=_length(request.justification),
+        has_consent_reference=_length(request.consent_reference) > 0,
+        has_law_reference=_length(request.law_reference) > 0,
+    )
+
+
+def _length(text: str | None) -> int:
+    return len(text.strip()) if text else 0
 
 
 def disclosures(item: Routed, node: str) -> list[AuditRecord]:
@@ -42,7 +63,8 @@ def disclosures(item: Routed, node: str) -> list[AuditRecord]:
     opened, version = item.decided.opened, item.decided.engine.version
     origin = records.Origin(opened.msg.stored_at, opened.agency.value, node)
     about = _about(opened.msg, opened.claims, opened.content.envelope)
-    made = [_disclosure(d, origin, about, version) for d in item.deliveries]
+    env = opened.content.envelope
+    made = [_disclosure(d, origin, about, version, env) for d in item.deliveries]
     routed = [
         records.alert_routed(
             new_id(), disclosed, d.route.contact_id, d.route.reason, duty=d.route.duty
@@ -54,7 +76,7 @@ def disclosures(item: Routed, node: str) -> list[AuditRecord]:
 
 
 def _disclosure(
-    delivery: Delivery, origin: records.Origin, about: records.About, version: str
+    delivery: Delivery, origin: records.Origin, about: records.About, version: str, env: Envelope
 ) -> AuditRecord:
     share, route = delivery.share, delivery.route
     ruling = records.Ruling(
@@ -62,6 +84,7 @@ def _disclosure(
         tuple(share.decision.policy_ids),
         version,
         review_required=bool(share.decision.review_required),
+        inputs=decision_inputs(steps.policy_request(env, share.recipient)),
     )
     contact = route.contact_id if route is not None else None
     recipient = share.recipient.value
@@ -77,14 +100,36 @@ def refused(
     about = _about(msg, claims, None if dead_letter else env)
     origin = records.Origin(msg.stored_at, agency.value if agency else "unknown", node)
     code, detail, attempt = refusal.code.value, refusal.detail, attempt_key(msg)
+    ruling = _denied_ruling(refusal, detail)
+    if ruling is not None:
+        version = ruling.policy_version or version
     record = records.refusal(
-        new_id(), origin, about, code, detail, attempt=attempt, policy_version=version
+        new_id(),
+        origin,
+        about,
+        code,
+        detail,
+        attempt=attempt,
+        policy_version=version,
+        ruling=ruling,
     )
     outcome = DeadLettered if dead_letter else Refused
     if claims is None:
         return outcome(msg, agency, claimed_ref(msg), refusal, record, None, version)
     seen = SeenMessage(claims.id, msg.stream_seq) if refusal.code not in _NOT_SEEN else None
     return outcome(msg, agency, claims.id, refusal, record, seen, version)
+
+
+def _denied_ruling(refusal: Refusal, detail: str) -> records.Ruling | None:
+    """The policy's ruling behind a policy refusal (step 5), with its inputs; else None."""
+    if not isinstance(refusal, steps.Denied):
+        return None
+    return records.Ruling(
+        detail,
+        tuple(refusal.decision.policy_ids),
+        refusal.version,
+        inputs=decision_inputs(refusal.request),
+    )
 
 
 def _known(item: Stage) -> tuple[Agency | None, IngressClaims | None, Envelope | None, str | None]:

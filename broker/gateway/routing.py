@@ -5,9 +5,10 @@ batch in a worker thread:
 
     5b subscribers  the agencies already informed about each offender (pushed updates)
     6b route        the offender registry first (Corrections' order.status, csp.update: a
-                    placement counts from that message on); then a risk.alert or
-                    needs.notification goes, per recipient agency, to the designated
-                    contact for (the offender's current area, topic) on
+                    placement counts from that message on, an order ending closes the
+                    offender's plans, a plan's life is kept in the CSP register); then
+                    a risk.alert or needs.notification goes, per recipient agency, to the
+                    designated contact for (the offender's current area, topic) on
                     s284.alert.<agency>.<contact>, or to the agency's duty inbox with a
                     reason: a new `Routed` record, whose deliveries carry their `Route`
     7b committed    after the records are durable and before anything is published, in one
@@ -25,17 +26,19 @@ import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
 from broker.gateway.stages import Delivery, Item, Recorded, Retry, Routed, Sealed
 from broker.nats.config import alert_subject
 from broker.wire.envelope import Agency, Envelope, Kind
-from routing import NewAlert, RoutingStore, Topic
+from routing import CSP_STATUSES, ORDER_ENDED, NewAlert, RoutingStore, Topic
 
 log = structlog.get_logger("s284.routing")
 
 ROUTED_KINDS = frozenset({Kind.RISK_ALERT, Kind.NEEDS_NOTIFICATION})
+VICTORIA = ZoneInfo("Australia/Melbourne")
 
 
 def topic_of(env: Envelope) -> Topic:
@@ -103,17 +106,32 @@ class AlertRouting:
                 env.order_status.value,
                 at,
             )
+            if env.order_status.value == ORDER_ENDED:
+                self._store.close_csps(env.offender, _day(env), "the order ended")
         elif env.kind is Kind.CSP_UPDATE:
-            self._csp_review(env, payload)
+            self._csp_event(env, payload)
 
-    def _csp_review(self, env: Envelope, payload: dict[str, Any]) -> None:
-        csp_id, reviewed = payload.get("csp_id"), payload.get("reviewed_on")
+    def _csp_event(self, env: Envelope, payload: dict[str, Any]) -> None:
+        """A plan created, endorsed, reviewed or closed (docs/wire-format.md, csp.update).
+        The payload is already disclosed and recorded: one it cannot place in the register
+        is logged for the operator, never refused after the fact."""
+        status = payload.get("csp_status") or ("reviewed" if "reviewed_on" in payload else None)
+        day = payload.get("status_on") or payload.get("reviewed_on")
         try:
-            on = date.fromisoformat(str(reviewed))
+            on = date.fromisoformat(str(day)) if day is not None else _day(env)
         except ValueError:
-            log.warning("csp_update_without_review_date", message_id=env.id)
+            log.warning("csp_update_bad_date", message_id=env.id)
             return
-        self._store.record_csp_review(env.offender, str(csp_id or env.id), on)
+        if status not in CSP_STATUSES:
+            log.warning("csp_update_bad_status", message_id=env.id)
+            return
+        csp_id = str(payload.get("csp_id") or env.id)
+        self._store.record_csp_event(env.offender, csp_id, str(status), on)
+
+
+def _day(env: Envelope) -> date:
+    """The day a message was made, in Victoria: a plan's or order's event date by default."""
+    return env.created_at.astimezone(VICTORIA).date()
 
 
 def _new_alerts(recorded: list[Recorded]) -> list[NewAlert]:

@@ -181,19 +181,45 @@ def policy_request(env: Envelope, recipient: Agency) -> PolicyRequest:
     )
 
 
+class Denied(Refusal):
+    """5: the policy refused one recipient: the refusal, with what the policy decided on
+    (`request`), its `decision` and the bundle `version`, so the log can record them."""
+
+    def __init__(
+        self,
+        code: ReasonCode,
+        detail: str,
+        request: PolicyRequest,
+        decision: Decision,
+        version: str,
+    ) -> None:
+        super().__init__(code, detail)
+        self.request = request
+        self.decision = decision
+        self.version = version
+
+
 def decide(env: Envelope, policy: PolicyEngine) -> dict[Agency, Decision]:
     decisions = {}
     for recipient in env.recipients:
-        decision = policy.decide(policy_request(env, recipient))
+        request = policy_request(env, recipient)
+        decision = policy.decide(request)
         if decision.error:
-            raise Refusal(
+            raise Denied(
                 ReasonCode.POLICY_ERROR,
                 f"disclosure to {recipient.value}: the policy engine could not decide "
                 "(refused, fail closed); tell the broker's operators",
+                request,
+                decision,
+                policy.version,
             )
         if not decision.allowed:
-            raise Refusal(
-                ReasonCode.POLICY_DENIED, f"disclosure to {recipient.value}: {decision.reason}"
+            raise Denied(
+                ReasonCode.POLICY_DENIED,
+                f"disclosure to {recipient.value}: {decision.reason}",
+                request,
+                decision,
+                policy.version,
             )
         decisions[recipient] = decision
     return decisions

@@ -10,17 +10,21 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from audit import AuditStore
+from audit import AuditStore, WitnessPolicy
 from broker.alerts.actions import AlertActions
-from broker.auth import AuthConfig
+from broker.auth import AuthConfig, TokenVerifier
 from broker.http.alerts import alerts_router
 from broker.http.audit import audit_router
+from broker.http.console import Console
 from broker.http.contacts import GistSource
 from broker.http.directory import directory_router
 from broker.http.docs import install_docs
 from broker.http.errors import install
 from broker.http.limits import install_limits
+from broker.http.oversight import oversight_router
 from broker.http.routing import routing_router
+from broker.http.witness import witness_router
+from policies import BundleArchive
 from routing import RoutingStore
 
 
@@ -35,6 +39,8 @@ class ApiDeps:
     node: str = "api"
     directory: Callable[[], bytes] | None = None  # the signed key directory held now
     alert_gist: GistSource | None = None  # what an alert says, where this process can read it
+    witnesses: Callable[[], WitnessPolicy] = WitnessPolicy  # registered keys, read per request
+    bundles: BundleArchive | None = None  # archived policy bundles, for explain
 
 
 def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None = None) -> FastAPI:
@@ -45,6 +51,9 @@ def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None
     install_limits(app)  # bodies capped before any route reads or authenticates them
     if deps is not None:
         app.include_router(audit_router(deps.audit, deps.auth))
+        app.include_router(Console(deps.audit, TokenVerifier(deps.auth)).router())
+        app.include_router(witness_router(deps.audit, deps.auth, deps.witnesses))
+        app.include_router(oversight_router(deps.audit, deps.auth, deps.bundles))
         if deps.routing is not None:
             app.include_router(routing_router(deps.routing, deps.audit, deps.auth, deps.node))
         _mount_alerts(app, deps)

@@ -26,6 +26,7 @@ from audit import (
     refusals,
     review_queue,
     search,
+    stored_canonical,
 )
 from broker.auth import AuthConfig, AuthError, Principal, Role, TokenVerifier
 from broker.http.access import audit_access, bearer_caller, logged_route
@@ -61,7 +62,7 @@ def _hex(values: list[bytes]) -> list[str]:
     return [v.hex() for v in values]
 
 
-def _viewer(principal: Principal) -> Viewer:
+def viewer_of(principal: Principal) -> Viewer:
     return Viewer(principal.role.value, principal.agency, principal.subject)
 
 
@@ -89,7 +90,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         params: Annotated[PageQuery, Query()],
     ) -> RecordPage:
         """Records matching every filter that the caller may see, newest first."""
-        page = search(store, _viewer(who), params.filters(), params.cursor, params.limit)
+        page = search(store, viewer_of(who), params.filters(), params.cursor, params.limit)
         return RecordPage.model_validate(
             {"records": _counted(request, page.rows), "next_cursor": page.next_cursor}
         )
@@ -112,7 +113,10 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
             audit_path=_hex(proof.proof),
             checkpoint_note=proof.checkpoint_note,
         )
-        return RecordWithProof.model_validate({"record": record, "inclusion_proof": out})
+        canonical = stored_canonical(store, proof.seq)
+        return RecordWithProof.model_validate(
+            {"record": record, "inclusion_proof": out, "canonical": canonical}
+        )
 
     @router.get(
         "/offenders/{offender}/disclosures",
@@ -126,7 +130,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         limit: limit_q = 100,
     ) -> Accounting:
         """Every disclosure about the offender: purpose, s 284 ground, recipient, time."""
-        page = accounting(store, _viewer(who), offender, cursor, limit)
+        page = accounting(store, viewer_of(who), offender, cursor, limit)
         rows = _counted(request, page.rows)
         return Accounting.model_validate(
             {"offender": offender, "disclosures": rows, "next_cursor": page.next_cursor}
@@ -139,7 +143,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         params: Annotated[PageQuery, Query()],
     ) -> RecordPage:
         """Refusals (event `refused`) with their reason codes, newest first."""
-        page = refusals(store, _viewer(who), params.filters(), params.cursor, params.limit)
+        page = refusals(store, viewer_of(who), params.filters(), params.cursor, params.limit)
         return RecordPage.model_validate(
             {"records": _counted(request, page.rows), "next_cursor": page.next_cursor}
         )
@@ -149,7 +153,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         request: Request, who: reader, cursor: str | None = None, limit: limit_q = 100
     ) -> RecordPage:
         """Review-marked disclosures (risk_reduction) that nobody has reviewed yet."""
-        page = review_queue(store, _viewer(who), cursor, limit)
+        page = review_queue(store, viewer_of(who), cursor, limit)
         return RecordPage.model_validate(
             {"records": _counted(request, page.rows), "next_cursor": page.next_cursor}
         )
@@ -170,8 +174,8 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         the disclosure leaves the review queue. Privacy officers of an involved agency or
         admins only."""
         target = _visible_record(store, who, record_id)
-        _check_reviewable(who, target)
-        review = _review_record(who, target, body)
+        check_reviewable(who, target)
+        review = review_record(who, target, body)
         result = store.append([review])
         _counted(request, [review])
         return ReviewOut(
@@ -230,7 +234,7 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         request: Request, who: reader, params: Annotated[SearchQuery, Query()]
     ) -> StreamingResponse:
         """Every record the search finds (not paginated), streamed, newest first."""
-        rows = export_rows(store, _viewer(who), params.filters(), request)
+        rows = export_rows(store, viewer_of(who), params.filters(), request)
         headers = {"Content-Disposition": 'attachment; filename="s284-audit.csv"'}
         return StreamingResponse(rows, media_type="text/csv", headers=headers)
 
@@ -259,13 +263,13 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
 
 
 def _visible_record(store: AuditStore, who: Principal, record_id: str) -> dict[str, Any]:
-    record = record_by_id(store, _viewer(who), record_id)
+    record = record_by_id(store, viewer_of(who), record_id)
     if record is None:
         raise ApiError(404, "audit.not_found", "no record with that id is visible to you")
     return record
 
 
-def _check_reviewable(who: Principal, target: dict[str, Any]) -> None:
+def check_reviewable(who: Principal, target: dict[str, Any]) -> None:
     involved = {target["ingress_agency"], target["sender_agency"], target["recipient_agency"]}
     if who.role is Role.PRIVACY_OFFICER and who.agency not in involved:
         raise AuthError(
@@ -275,7 +279,7 @@ def _check_reviewable(who: Principal, target: dict[str, Any]) -> None:
         raise ApiError(409, "audit.not_reviewable", "that record is not marked for review")
 
 
-def _review_record(who: Principal, target: dict[str, Any], body: ReviewIn) -> AuditRecord:
+def review_record(who: Principal, target: dict[str, Any], body: ReviewIn) -> AuditRecord:
     origin = records.Origin(datetime.now(UTC), who.agency or target["ingress_agency"], "api")
     about = records.About(
         sender_agency=who.agency,

@@ -3,11 +3,11 @@
 import csv
 import io
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from audit import MAX_LIMIT, AuditStore, Filters, Viewer, search
 
@@ -70,6 +70,10 @@ class InclusionProofOut(BaseModel):
 class RecordWithProof(BaseModel):
     record: RecordOut
     inclusion_proof: InclusionProofOut
+    canonical: str = Field(
+        description="The record's canonical JSON exactly as stored and hashed: "
+        "leaf_hash = SHA-256(0x00 || these UTF-8 bytes). Hash this, not a re-serialisation."
+    )
 
 
 class Accounting(BaseModel):
@@ -96,6 +100,12 @@ class CheckpointOut(BaseModel):
     root: str
     note: str
     signed_at: datetime
+
+    @field_validator("signed_at")
+    @classmethod
+    def _with_offset(cls, value: datetime) -> datetime:
+        """SQLite hands back naive datetimes; the store writes UTC only: say so (`Z`)."""
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class ConsistencyOut(BaseModel):
@@ -184,6 +194,15 @@ CSV_COLUMNS = (
     "law_reference",
     "expired",
 )
+
+
+def csv_document(rows: list[dict[str, Any]]) -> str:
+    """Rows (as the queries return them) as one CSV text, the export's columns and quoting."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows([_cell(row.get(c)) for c in CSV_COLUMNS] for row in rows)
+    return buffer.getvalue()
 
 
 def _cell(value: Any) -> str:

@@ -10,21 +10,13 @@ of the contact it is addressed to; otherwise the card says where to read it.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves route annotations at run time.
-import base64
-import hashlib
-import hmac
-import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.resources import files
-from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from typing import Self
 
 import structlog
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from broker.alerts.actions import AlertActions
@@ -35,7 +27,6 @@ from broker.http.contacts import (
     CONTACTS,
     COOKIE,
     INBOX,
-    LOCAL_ZONE,
     MAX_FORM_BYTES,
     MAX_REPLY,
     AlertGist,
@@ -45,13 +36,13 @@ from broker.http.contacts import (
     own_alerts,
 )
 from broker.http.errors import ApiError, Problem, answer
+from broker.http.pages import Flash, Pages, Site, local_time, read_form
 from routing import Alert, RoutingStore
 
 # -- the web inbox ------------------------------------------------------------------------
 
 log = structlog.get_logger("s284.inbox")
 
-CODE = re.compile(r"[a-z_]+(\.[a-z_]+)+")
 FLASH: dict[str, tuple[str, bool]] = {  # key -> (sentence, is an error)
     "acknowledged": ("Alert acknowledged; the managing officer is told.", False),
     "replied": ("Reply sent to the managing officer.", False),
@@ -64,19 +55,20 @@ FLASH: dict[str, tuple[str, bool]] = {  # key -> (sentence, is an error)
     "stale_form": ("That form had expired or came from elsewhere; please try again.", True),
     "unavailable": ("The broker cannot answer just now; please try again in a minute.", True),
 }
+SITE = Site(
+    INBOX,
+    COOKIE,
+    "s284 alerts",
+    "inbox.css",
+    FLASH,
+    {"max_reply": MAX_REPLY, "back": "Back to your alerts"},
+)
 STATUS_TEXT = {
     "open": "open",
     "escalated_deputy": "escalated to the deputy",
     "escalated_duty": "escalated to the duty inbox",
     "acknowledged": "acknowledged",
 }
-
-
-@dataclass(frozen=True)
-class _Flash:
-    text: str
-    error: bool
-    code: str | None
 
 
 @dataclass(frozen=True)
@@ -106,9 +98,9 @@ class _Row:
             topic=alert.topic.value.replace("_", " "),
             sender_agency=alert.sender_agency,
             purpose=alert.purpose.replace("_", " "),
-            received=_local(alert.created_at),
+            received=local_time(alert.created_at),
             received_iso=alert.created_at.isoformat(),
-            deadline=_local(alert.deadline) if alert.deadline else None,
+            deadline=local_time(alert.deadline) if alert.deadline else None,
             deadline_iso=alert.deadline.isoformat() if alert.deadline else None,
             overdue=overdue(alert, now),
             status=STATUS_TEXT.get(alert.status.value, alert.status.value),
@@ -118,85 +110,21 @@ class _Row:
         )
 
 
-def _local(moment: datetime) -> str:
-    return moment.astimezone(LOCAL_ZONE).strftime("%a %d %b %Y %H:%M %Z")
-
-
-class _Pages:
-    """Renders the templates with the headers every inbox page carries."""
-
-    def __init__(self) -> None:
-        self._env = Environment(
-            loader=PackageLoader("broker.http", "templates"),
-            autoescape=True,
-            undefined=StrictUndefined,
-        )
-        self._css = (files("broker.http") / "templates" / "inbox.css").read_text(encoding="utf-8")
-        digest = base64.b64encode(hashlib.sha256(self._css.encode()).digest()).decode()
-        self.headers = {
-            "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{digest}'; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin",  # no-referrer would make Chromium send Origin: null
-            "Cache-Control": "no-store",
-        }
-        self._csrf_key = secrets.token_bytes(32)
-
-    def render(
-        self,
-        name: str,
-        request: Request,
-        status: int = 200,
-        flash: _Flash | None = None,
-        **ctx: Any,
-    ) -> HTMLResponse:
-        flash = flash or _flash(request)
-        html = self._env.get_template(name).render(
-            css=self._css, prefix=INBOX, flash=flash, max_reply=MAX_REPLY, **ctx
-        )
-        return HTMLResponse(html, status_code=status, headers=self.headers)
-
-    def redirect(self, to: str, **query: str) -> RedirectResponse:
-        url = f"{INBOX}{to}" + (f"?{urlencode(query)}" if query else "")
-        return RedirectResponse(url, status_code=303, headers=self.headers)
-
-    def csrf(self, token: str) -> str:
-        return hmac.new(self._csrf_key, token.encode(), hashlib.sha256).hexdigest()
-
-
-def _flash(request: Request) -> _Flash | None:
-    key, code = request.query_params.get("flash"), request.query_params.get("code")
-    if key not in FLASH:
-        return None
-    text, error = FLASH[key]
-    return _Flash(text, error, code if code and len(code) <= 64 and CODE.fullmatch(code) else None)  # noqa: PLR2004
-
-
-def _inbox_error(pages: _Pages) -> ErrorPage:
+def _inbox_error(pages: Pages) -> ErrorPage:
     """Signed-out or invalid sessions go to the login page; a refused form post goes back
     to the inbox with a message chosen by the status the one map gives, naming the reason
     code; the inbox page itself failing says so on a page of its own (no redirect loop)."""
 
     def to_response(request: Request, found: Problem) -> Response:
         if found.status == 401:  # noqa: PLR2004
-            return _to_login(pages, request)
+            return pages.to_login(request)
         key = _flash_key(found)
         if request.method == "GET":
-            flash = _Flash(FLASH[key][0], error=True, code=found.code)
+            flash = Flash(FLASH[key][0], error=True, code=found.code)
             return pages.render("problem.html", request, found.status, flash)
         return pages.redirect("", flash=key, code=found.code)
 
     return to_response
-
-
-def _to_login(pages: _Pages, request: Request) -> Response:
-    """A first visit gets the plain sign-in page; "your session has ended" only when a
-    session cookie came and was not (or no longer) good, which is then cleared."""
-    if not request.cookies.get(COOKIE):
-        return pages.redirect("/login")
-    response = pages.redirect("/login", flash="expired")
-    response.delete_cookie(COOKIE, path=INBOX)
-    return response
 
 
 def _flash_key(found: Problem) -> str:
@@ -206,22 +134,6 @@ def _flash_key(found: Problem) -> str:
         return "unavailable"
     by_status = {403: "stale_form", 404: "not_found", 409: "conflict", 422: "refused"}
     return by_status.get(found.status, "conflict")
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The url-encoded form of a post, size-capped, from this origin only."""
-    origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.url.netloc:
-        raise AuthError(403, "auth.cross_origin", "the form was posted from another site")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise ApiError(413, "request.invalid", "the form is too large")
-    try:
-        return dict(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=8))
-    except (UnicodeDecodeError, ValueError):
-        raise ApiError(400, "request.invalid", "the form cannot be read") from None
 
 
 class Inbox:
@@ -236,7 +148,7 @@ class Inbox:
     ) -> None:
         self.store, self.verifier, self.actions = store, verifier, actions
         self.gist = gist
-        self.pages = _Pages()
+        self.pages = Pages(SITE)
 
     def router(self) -> APIRouter:
         logged = logged_route(log_access, _inbox_error(self.pages))
@@ -261,10 +173,8 @@ class Inbox:
 
     async def _posted(self, request: Request) -> tuple[Principal, dict[str, str]]:
         who = await run_in_threadpool(self._signed_in, request)
-        form = await _form(request)
-        expected = self.pages.csrf(request.cookies[COOKIE])
-        if not hmac.compare_digest(form.get("csrf", ""), expected):
-            raise AuthError(403, "auth.bad_csrf", "the form's CSRF token does not match")
+        form = await read_form(request, MAX_FORM_BYTES)
+        self.pages.check_csrf(request, form)
         return who, form
 
     async def login_page(self, request: Request) -> HTMLResponse:
@@ -272,20 +182,15 @@ class Inbox:
 
     async def login(self, request: Request) -> Response:
         try:
-            token = (await _form(request)).get("token", "").strip()
+            token = (await read_form(request, MAX_FORM_BYTES)).get("token", "").strip()
             principal = await run_in_threadpool(self.verifier.verify, token)
             request.state.principal = principal
             require_role(principal, CONTACTS)
         except (AuthError, ApiError) as exc:
             found = answer(exc)
-            flash = _Flash(f"Not signed in: {found.detail}.", error=True, code=found.code)
+            flash = Flash(f"Not signed in: {found.detail}.", error=True, code=found.code)
             return self.pages.render("login.html", request, found.status, flash)
-        response = self.pages.redirect("")
-        secure = request.url.scheme == "https"
-        response.set_cookie(
-            COOKIE, token, path=INBOX, httponly=True, samesite="strict", secure=secure
-        )
-        return response
+        return self.pages.sign_in(request, token)
 
     async def inbox(self, request: Request) -> HTMLResponse:
         who = await run_in_threadpool(self._signed_in, request)
@@ -326,6 +231,4 @@ class Inbox:
         await self._posted(request)
         # Server-side: a copy of the cookie is refused from now on, not just this browser's.
         await run_in_threadpool(self.verifier.revoke, request.cookies[COOKIE])
-        response = self.pages.redirect("/login", flash="signed_out")
-        response.delete_cookie(COOKIE, path=INBOX)
-        return response
+        return self.pages.sign_out()

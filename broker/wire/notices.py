@@ -44,6 +44,8 @@ class NoticeContent(_Strict):
     csp_id: str | None = None
     due: str | None = None  # ISO date (csp_review_due)
     milestone: str | None = None
+    officer: str | None = None  # the managing officer it is for; "duty": the duty inbox
+    route_reason: str | None = None  # why a duty inbox (no managing officer on record)
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 

@@ -1,0 +1,240 @@
+"""The oversight console under /console, for privacy officers, auditors and administrators:
+the risk-reduction review queue with the review action, the accounting of disclosures per
+offender, and CSV exports of both. Server-rendered like the inbox (broker/http/pages.py:
+cookie session scoped to /console, CSRF, strict CSP, no JavaScript).
+
+It reads the log through the same queries as the JSON API (`audit`'s, which decide in SQL
+which record each viewer may see: a privacy officer only its agency's), records a review
+exactly as `POST /api/v1/audit/reviews/{id}` does, and every request, refused ones too,
+lands in the log's access log like the API's. Pages show references and codes; the free
+text a viewer sees is what the API would show them.
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves route annotations at run time.
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from audit import AuditStore, Filters, accounting, record_by_id, review_queue
+from broker.auth import AuthError, Principal, TokenVerifier, require_role
+from broker.http.access import ErrorPage, audit_access, logged_route
+from broker.http.audit import READERS, REVIEWERS, check_reviewable, review_record, viewer_of
+from broker.http.audit_models import ReviewIn, csv_document, export_rows
+from broker.http.errors import ApiError, Problem, answer
+from broker.http.pages import Flash, Pages, Site, read_form
+from broker.wire.envelope import OFFENDER_PATTERN
+
+CONSOLE = "/console"
+COOKIE = "s284_console"
+PAGE = 200  # rows a page shows; the CSV export has them all
+MAX_FORM_BYTES = 8 * 1024
+FLASH: dict[str, tuple[str, bool]] = {
+    "reviewed": ("Review recorded; the disclosure has left the queue.", False),
+    "signed_out": ("You have signed out.", False),
+    "expired": ("Your session has ended or is not valid; sign in again.", True),
+    "forbidden": ("Your role may not do that.", True),
+    "not_found": ("That record is not (or no longer) visible to you.", True),
+    "conflict": ("That record is not awaiting review.", True),
+    "invalid": (
+        "The form was not valid: choose an outcome; a note has at most 2000 characters.",
+        True,
+    ),
+    "stale_form": ("That form had expired or came from elsewhere; please try again.", True),
+    "unavailable": ("The log cannot answer just now; please try again in a minute.", True),
+}
+SITE = Site(CONSOLE, COOKIE, "s284 console", "console.css", FLASH, {"back": "Back to the console"})
+
+
+def _flash_key(found: Problem) -> str:
+    if found.code in {"request.invalid", "audit.bad_request"}:
+        return "invalid"
+    if found.status >= 500:  # noqa: PLR2004
+        return "unavailable"
+    by_status = {403: "forbidden", 404: "not_found", 409: "conflict"}
+    if found.code in {"auth.bad_csrf", "auth.cross_origin"}:
+        return "stale_form"
+    return by_status.get(found.status, "invalid")
+
+
+def _console_error(pages: Pages) -> ErrorPage:
+    """Signed out: the sign-in page; a refused post: back to the queue with the message;
+    a page that failed: a page of its own saying so (no redirect loop)."""
+
+    def to_response(request: Request, found: Problem) -> Response:
+        if found.status == 401:  # noqa: PLR2004
+            return pages.to_login(request)
+        key = _flash_key(found)
+        if request.method == "GET":
+            flash = Flash(FLASH[key][0], error=True, code=found.code)
+            return pages.render("problem.html", request, found.status, flash)
+        return pages.redirect("", flash=key, code=found.code)
+
+    return to_response
+
+
+class Console:
+    """The console's pages and form posts."""
+
+    def __init__(self, store: AuditStore, verifier: TokenVerifier) -> None:
+        self.store, self.verifier = store, verifier
+        self.pages = Pages(SITE)
+
+    def router(self) -> APIRouter:
+        logged = logged_route(audit_access(self.store), _console_error(self.pages))
+        router = APIRouter(prefix=CONSOLE, include_in_schema=False, route_class=logged)
+        router.add_api_route("/login", self.login_page, methods=["GET"])
+        router.add_api_route("/login", self.login, methods=["POST"])
+        router.add_api_route("", self.reviews, methods=["GET"])
+        router.add_api_route("/reviews.csv", self.reviews_csv, methods=["GET"])
+        router.add_api_route("/reviews/{record_id}", self.review, methods=["POST"])
+        router.add_api_route("/accounting", self.accounting, methods=["GET"])
+        router.add_api_route("/accounting.csv", self.accounting_csv, methods=["GET"])
+        router.add_api_route("/logout", self.logout, methods=["POST"])
+        return router
+
+    # -- the session ---------------------------------------------------------------------
+
+    def _signed_in(self, request: Request) -> Principal:
+        token = request.cookies.get(COOKIE)
+        if not token:
+            raise AuthError(401, "auth.missing_token", "sign in")
+        principal = self.verifier.verify(token)
+        request.state.principal = principal
+        if principal.role not in READERS:
+            raise AuthError(401, "auth.forbidden", "the console is for oversight roles")
+        return principal
+
+    async def _posted(self, request: Request) -> tuple[Principal, dict[str, str]]:
+        who = await run_in_threadpool(self._signed_in, request)
+        form = await read_form(request, MAX_FORM_BYTES)
+        self.pages.check_csrf(request, form)
+        return who, form
+
+    def _page(self, name: str, request: Request, who: Principal, **ctx: Any) -> HTMLResponse:
+        csrf = self.pages.csrf(request.cookies[COOKIE])
+        return self.pages.render(name, request, who=who, csrf=csrf, **ctx)
+
+    async def login_page(self, request: Request) -> HTMLResponse:
+        return self.pages.render("console_login.html", request)
+
+    async def login(self, request: Request) -> Response:
+        try:
+            token = (await read_form(request, MAX_FORM_BYTES)).get("token", "").strip()
+            principal = await run_in_threadpool(self.verifier.verify, token)
+            request.state.principal = principal
+            require_role(principal, READERS)
+        except (AuthError, ApiError) as exc:
+            found = answer(exc)
+            flash = Flash(f"Not signed in: {found.detail}.", error=True, code=found.code)
+            return self.pages.render("console_login.html", request, found.status, flash)
+        return self.pages.sign_in(request, token)
+
+    async def logout(self, request: Request) -> Response:
+        await self._posted(request)
+        return self.pages.sign_out()
+
+    # -- the review queue ----------------------------------------------------------------
+
+    async def reviews(self, request: Request) -> HTMLResponse:
+        who = await run_in_threadpool(self._signed_in, request)
+        page = await run_in_threadpool(review_queue, self.store, viewer_of(who), None, PAGE)
+        request.state.results = len(page.rows)
+        return self._page(
+            "console_reviews.html",
+            request,
+            who,
+            page="reviews",
+            rows=page.rows,
+            more=page.next_cursor is not None,
+            may_review=who.role in REVIEWERS,
+        )
+
+    async def reviews_csv(self, request: Request) -> PlainTextResponse:
+        who = await run_in_threadpool(self._signed_in, request)
+        rows = await run_in_threadpool(self._all_reviews, who)
+        request.state.results = len(rows)
+        return _csv(csv_document(rows), "s284-review-queue.csv")
+
+    def _all_reviews(self, who: Principal) -> list[dict[str, Any]]:
+        rows, cursor = [], None
+        while True:
+            page = review_queue(self.store, viewer_of(who), cursor, 500)
+            rows += page.rows
+            if (cursor := page.next_cursor) is None:
+                return rows
+
+    async def review(self, request: Request, record_id: str) -> Response:
+        who, form = await self._posted(request)
+        require_role(who, REVIEWERS)
+        try:
+            body = ReviewIn.model_validate(
+                {"outcome": form.get("outcome", ""), "note": form.get("note") or None}
+            )
+        except ValidationError:
+            detail = "choose an outcome; a note has at most 2000 characters"
+            raise ApiError(422, "request.invalid", detail) from None
+        await run_in_threadpool(self._record_review, request, who, record_id, body)
+        return self.pages.redirect("", flash="reviewed")
+
+    def _record_review(
+        self, request: Request, who: Principal, record_id: str, body: ReviewIn
+    ) -> None:
+        target = record_by_id(self.store, viewer_of(who), record_id)
+        if target is None:
+            raise ApiError(404, "audit.not_found", "no record with that id is visible to you")
+        check_reviewable(who, target)
+        review = review_record(who, target, body)
+        self.store.append([review])
+        request.state.results = 1
+
+    # -- accounting ----------------------------------------------------------------------
+
+    async def accounting(self, request: Request) -> HTMLResponse:
+        who = await run_in_threadpool(self._signed_in, request)
+        offender = _offender(request)
+        rows: list[dict[str, Any]] = []
+        more = False
+        if offender:
+            page = await run_in_threadpool(
+                accounting, self.store, viewer_of(who), offender, None, PAGE
+            )
+            rows, more = page.rows, page.next_cursor is not None
+        request.state.results = len(rows)
+        return self._page(
+            "console_accounting.html",
+            request,
+            who,
+            page="accounting",
+            offender=offender,
+            rows=rows,
+            more=more,
+        )
+
+    async def accounting_csv(self, request: Request) -> PlainTextResponse:
+        who = await run_in_threadpool(self._signed_in, request)
+        offender = _offender(request)
+        if not offender:
+            raise ApiError(400, "request.invalid", "name the offender (?offender=REF)")
+        filters = Filters(offender=offender, event="disclosed")
+        chunks = await run_in_threadpool(
+            lambda: "".join(export_rows(self.store, viewer_of(who), filters, request))
+        )
+        return _csv(chunks, f"s284-accounting-{offender}.csv")
+
+
+def _offender(request: Request) -> str | None:
+    value = request.query_params.get("offender", "").strip()
+    if not value:
+        return None
+    if re.fullmatch(OFFENDER_PATTERN, value) is None:
+        raise ApiError(400, "request.invalid", "an offender reference is letters, digits and -")
+    return value
+
+
+def _csv(text: str, filename: str) -> PlainTextResponse:
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return PlainTextResponse(text, media_type="text/csv", headers=headers)

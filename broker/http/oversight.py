@@ -1,0 +1,82 @@
+"""Oversight over HTTP: statistics for the Post Sentence Authority, and a logged decision
+re-run with the bundle version that made it (docs/oversight.md).
+
+`GET /api/v1/oversight/statistics?from&to` gives counts only, from the log's structured
+members: the `psa` role may read it and nothing else. `GET /api/v1/audit/records/{id}/explain`
+is for those who may read the record itself. Every request is in the access log, like
+the rest of the audit API; every error leaves through the one map (broker/http/errors.py).
+"""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from audit import AuditStore, Period, PeriodError, Viewer, record_by_id, statistics
+from broker.auth import AuthConfig, Principal, Role, TokenVerifier
+from broker.http.access import audit_access, bearer_caller, logged_route
+from broker.http.audit_models import ERRORS
+from broker.http.errors import ApiError
+from policies import BundleArchive, BundleNotArchivedError, PolicyBundleError, RecordedDecision
+from policies import replay as replay_decision
+
+COUNTERS = frozenset({Role.PSA, Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN})
+EXPLAINERS = frozenset({Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN})
+
+
+def oversight_router(
+    store: AuditStore, auth: AuthConfig, bundles: BundleArchive | None
+) -> APIRouter:
+    """Statistics and explain; include with `app.include_router(oversight_router(...))`.
+    Without `bundles` (no archive in this process) explain answers 503."""
+    verifier = TokenVerifier(auth)
+    route_class = logged_route(audit_access(store))
+    router = APIRouter(prefix="/api/v1", route_class=route_class, responses=ERRORS)
+
+    def caller(roles: frozenset[Role]) -> Callable[..., Principal]:
+        return bearer_caller(verifier, roles)
+
+    counter = Annotated[Principal, Depends(caller(COUNTERS))]
+    explainer = Annotated[Principal, Depends(caller(EXPLAINERS))]
+
+    @router.get("/oversight/statistics", tags=["oversight"], summary="Oversight statistics")
+    def get_statistics(
+        _who: counter,
+        start: Annotated[str, Query(alias="from", description="YYYY-MM-DD or RFC 3339")],
+        end: Annotated[str, Query(alias="to", description="YYYY-MM-DD (included) or RFC 3339")],
+    ) -> dict[str, Any]:
+        """Counts for the period (each defined in docs/oversight.md); never a record."""
+        try:
+            period = Period.parse(start, end)
+        except PeriodError as exc:
+            raise ApiError(400, "oversight.bad_period", str(exc)) from None
+        return statistics(store, period)
+
+    @router.get(
+        "/audit/records/{record_id}/explain",
+        tags=["audit"],
+        summary="Re-run a logged decision with its own bundle version",
+    )
+    def get_explain(request: Request, who: explainer, record_id: str) -> dict[str, Any]:
+        """The recorded decision beside the same decision re-run; `same` false, with the
+        differences listed, when they disagree."""
+        viewer = Viewer(who.role.value, who.agency, who.subject)
+        record = record_by_id(store, viewer, record_id)
+        if record is None:
+            raise ApiError(404, "audit.not_found", "no record with that id is visible to you")
+        request.state.results = 1
+        return explain_record(record, bundles)
+
+    return router
+
+
+def explain_record(record: dict[str, Any], bundles: BundleArchive | None) -> dict[str, Any]:
+    """The explain answer for one rendered record, or the error the one map answers."""
+    if bundles is None:
+        raise ApiError(503, "explain.no_archive", "this process has no policy bundle archive")
+    try:
+        return replay_decision(RecordedDecision.from_record(record), bundles).as_dict()
+    except BundleNotArchivedError as exc:
+        raise ApiError(409, "explain.bundle_missing", exc.message) from None
+    except PolicyBundleError as exc:
+        raise ApiError(409, "explain.not_a_decision", exc.message) from None

@@ -1,0 +1,160 @@
+"""Server-rendered pages for people (the contacts' inbox, the oversight console): Jinja2
+autoescaped, no JavaScript, one stylesheet allowed by its hash in a strict Content Security
+Policy, a token kept in an HttpOnly SameSite=Strict cookie scoped to the site's prefix, and
+form posts that must come from this origin and carry an HMAC of that cookie (the key lives
+only in this process: a restart just asks for the page again)."""
+
+# No `from __future__ import annotations`: FastAPI resolves route annotations at run time.
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.resources import files
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from broker.auth import AuthError
+from broker.http.contacts import LOCAL_ZONE
+from broker.http.errors import ApiError
+
+CODE = re.compile(r"[a-z_]+(\.[a-z_]+)+")
+MAX_CODE = 64
+
+
+@dataclass(frozen=True)
+class Flash:
+    """The one-line message at the top of a page; `code` a reason code, never free text."""
+
+    text: str
+    error: bool
+    code: str | None
+
+
+@dataclass(frozen=True)
+class Site:
+    """What differs between the sites: where they live, their cookie, title and stylesheet,
+    the messages a redirect may name (key -> (sentence, is an error)), extra context."""
+
+    prefix: str
+    cookie: str
+    title: str
+    stylesheet: str
+    flashes: Mapping[str, tuple[str, bool]]
+    context: Mapping[str, Any]
+
+
+class Pages:
+    """Renders a site's templates with the headers every page carries."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self._env = Environment(
+            loader=PackageLoader("broker.http", "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+        )
+        self._env.filters["local"] = local_time
+        self._css = (files("broker.http") / "templates" / site.stylesheet).read_text("utf-8")
+        digest = base64.b64encode(hashlib.sha256(self._css.encode()).digest()).decode()
+        self.headers = {
+            "Content-Security-Policy": f"default-src 'none'; style-src 'sha256-{digest}'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",  # no-referrer would make Chromium send Origin: null
+            "Cache-Control": "no-store",
+        }
+        self._csrf_key = secrets.token_bytes(32)
+
+    def render(
+        self, name: str, request: Request, status: int = 200, flash: Flash | None = None, **ctx: Any
+    ) -> HTMLResponse:
+        flash = flash or self.flash(request)
+        html = self._env.get_template(name).render(
+            css=self._css,
+            prefix=self.site.prefix,
+            site_title=self.site.title,
+            flash=flash,
+            **self.site.context,
+            **ctx,
+        )
+        return HTMLResponse(html, status_code=status, headers=self.headers)
+
+    def redirect(self, to: str, **query: str) -> RedirectResponse:
+        url = f"{self.site.prefix}{to}" + (f"?{urlencode(query)}" if query else "")
+        return RedirectResponse(url, status_code=303, headers=self.headers)
+
+    def csrf(self, token: str) -> str:
+        return hmac.new(self._csrf_key, token.encode(), hashlib.sha256).hexdigest()
+
+    def check_csrf(self, request: Request, form: Mapping[str, str]) -> None:
+        expected = self.csrf(request.cookies.get(self.site.cookie, ""))
+        if not hmac.compare_digest(form.get("csrf", ""), expected):
+            raise AuthError(403, "auth.bad_csrf", "the form's CSRF token does not match")
+
+    def flash(self, request: Request) -> Flash | None:
+        """The message a redirect named (`?flash=key&code=reason.code`); unknown keys and
+        codes that are not reason codes are never reflected."""
+        key, code = request.query_params.get("flash"), request.query_params.get("code")
+        if key is None or key not in self.site.flashes:
+            return None
+        text, error = self.site.flashes[key]
+        ok = code and len(code) <= MAX_CODE and CODE.fullmatch(code)
+        return Flash(text, error, code if ok else None)
+
+    def to_login(self, request: Request) -> RedirectResponse:
+        """A first visit gets the plain sign-in page; "your session has ended" only when a
+        session cookie came and was not (or no longer) good, which is then cleared."""
+        if not request.cookies.get(self.site.cookie):
+            return self.redirect("/login")
+        response = self.redirect("/login", flash="expired")
+        response.delete_cookie(self.site.cookie, path=self.site.prefix)
+        return response
+
+    def sign_in(self, request: Request, token: str) -> RedirectResponse:
+        response = self.redirect("")
+        response.set_cookie(
+            self.site.cookie,
+            token,
+            path=self.site.prefix,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    def sign_out(self) -> RedirectResponse:
+        response = self.redirect("/login", flash="signed_out")
+        response.delete_cookie(self.site.cookie, path=self.site.prefix)
+        return response
+
+
+def local_time(moment: datetime | str) -> str:
+    """A moment as people in Victoria read it (`Tue 17 Mar 2026 20:56 AEDT`); the page keeps
+    the exact UTC value in a <time datetime> beside it."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(LOCAL_ZONE).strftime("%a %d %b %Y %H:%M %Z")
+
+
+async def read_form(request: Request, max_bytes: int, max_fields: int = 8) -> dict[str, str]:
+    """The url-encoded form of a post, size-capped, from this origin only."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.url.netloc:
+        raise AuthError(403, "auth.cross_origin", "the form was posted from another site")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ApiError(413, "request.invalid", "the form is too large")
+    try:
+        return dict(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=max_fields))
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "request.invalid", "the form cannot be read") from None
