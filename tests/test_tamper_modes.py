@@ -50,8 +50,8 @@ def test_an_existing_loose_home_is_tightened(tmp_path, loose_umask):
     home = Home(tmp_path / "home")
     home.init(4222)
     home.path.chmod(0o755)
-    home.log_key_path.chmod(0o644)
-    home.log_key_path.parent.chmod(0o755)
+    home.directory_key_path.chmod(0o644)
+    home.directory_key_path.parent.chmod(0o755)
     assert not home.init(4222)
     assert _loose(home.path) == []
 
