@@ -33,6 +33,7 @@ __all__ = [
     "expired",
     "received",
     "refusal",
+    "refusals_counted",
     "reply",
     "review",
     "routing_changed",
@@ -195,6 +196,35 @@ def refusal(
         reason=detail,
         ruling=ruling or Ruling(detail, policy_version=policy_version),
     )
+
+
+def refusals_counted(
+    record_id: str, origin: Origin, code: str, count: int, seqs: tuple[int, int]
+) -> AuditRecord:
+    """`count` refusals of `origin.ingress_agency`'s frames with one reason `code`, counted
+    rather than recorded one by one (a flood of identical garbage); `seqs` the first and last
+    ingress sequence counted; `origin.occurred_at` the time the last was stored. The reason
+    text opens with the exact count (docs/audit-format.md, "Counted refusals")."""
+    first, last = seqs
+    reason = f"{count} refusals counted, ingress seq {first}..{last}, each {code}"
+    return _entry(
+        record_id,
+        origin,
+        About(ingress_seq=last),
+        dedupe_key=f"counted:{origin.ingress_agency}:{first}:{last}:{count}",
+        event=Event.REFUSALS_COUNTED,
+        decision="deny",
+        reason_code=code,
+        reason=reason,
+    )
+
+
+def counted_of(reason: str) -> int:
+    """The exact count a `refusals_counted` record's reason opens with."""
+    head = reason.split(" ", 1)[0]
+    if not head.isdigit():
+        raise ValueError(f"not a counted-refusals reason: {reason[:40]!r}")
+    return int(head)
 
 
 def received(

@@ -328,9 +328,25 @@ def search(
 def accounting(
     store: AuditStore, viewer: Viewer, offender: str, cursor: str | None = None, limit: int = 100
 ) -> Page:
-    """Every disclosure about one offender (the accounting an offender may ask for)."""
+    """Every disclosure about one offender (the accounting an offender may ask for), each
+    with `confirmed_at`: when the recipient's system confirmed taking it (the time in its
+    `received` record), None while it has not."""
     filters = Filters(offender=offender, event=Event.DISCLOSED.value)
-    return _page(store, _base(viewer, filters), cursor, limit, filters)
+    page = _page(store, _base(viewer, filters), cursor, limit, filters)
+    _add_confirmations(store, page.rows)
+    return page
+
+
+def _add_confirmations(store: AuditStore, rows: list[dict[str, Any]]) -> None:
+    """One indexed lookup (refers_to) for the page's disclosures."""
+    ids = [row["record_id"] for row in rows]
+    query = select(audit_log.c.refers_to, audit_log.c.canonical).where(
+        audit_log.c.event == Event.RECEIVED.value, audit_log.c.refers_to.in_(ids)
+    )
+    with store.engine.connect() as conn:
+        found = {r.refers_to: json.loads(r.canonical)["occurred_at"] for r in conn.execute(query)}
+    for row in rows:
+        row["confirmed_at"] = found.get(row["record_id"])
 
 
 @unavailable_on_db_error

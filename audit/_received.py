@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, not_, select
+from sqlalchemy import and_, exists, not_, select, true
 
 from audit._guard import unavailable_on_db_error
+from audit._query import Viewer
+from audit._query import _visible as visible
 from audit._records import Event, rfc3339
 from audit._schema import audit_log
 from audit._store import AuditStore
@@ -70,9 +72,12 @@ def _ingress_seq(canonical: str | None) -> int | None:
 
 
 @unavailable_on_db_error
-def unconfirmed(store: AuditStore, older_than: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+def unconfirmed(
+    store: AuditStore, older_than: datetime, limit: int = 1000, viewer: Viewer | None = None
+) -> list[dict[str, Any]]:
     """Disclosures that occurred before `older_than` with no `received` record, oldest
-    first: information the log says was sent that no recipient has confirmed taking."""
+    first: information the log says was sent that no recipient has confirmed taking. With
+    a `viewer` (the API), only those it may see; without, every one (the operator's CLI)."""
     log, rcv = audit_log.c, _received()
     confirmed = exists().where(
         rcv.c.refers_to == log.record_id, rcv.c.event == Event.RECEIVED.value
@@ -81,7 +86,7 @@ def unconfirmed(store: AuditStore, older_than: datetime, limit: int = 1000) -> l
         select(log.seq, log.record_id, log.message_id, log.sender_agency,
                log.recipient_agency, log.kind, log.occurred_at)
         .where(log.event == Event.DISCLOSED.value, log.occurred_at < older_than.astimezone(UTC),
-               not_(confirmed))
+               not_(confirmed), true() if viewer is None else visible(viewer))
         .order_by(log.seq)
         .limit(limit)
     )  # fmt: skip

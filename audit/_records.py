@@ -27,6 +27,7 @@ class Event(StrEnum):
 
     DISCLOSED = "disclosed"
     REFUSED = "refused"
+    REFUSALS_COUNTED = "refusals_counted"  # identical refusals, counted in one record
     RECEIVED = "received"
     ALERT_ROUTED = "alert_routed"
     ACKNOWLEDGED = "acknowledged"

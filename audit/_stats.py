@@ -12,6 +12,7 @@ whole UTC days, both ends included (`--from 2026-03-01 --to 2026-03-31` is March
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, select
 
+from audit._build import counted_of
 from audit._errors import AuditError
 from audit._guard import unavailable_on_db_error
 from audit._records import GROUNDS, Event, rfc3339
@@ -103,9 +105,17 @@ def statistics(store: AuditStore, period: Period) -> dict[str, Any]:
     with store.engine.connect() as conn:
         groups = [(row, int(row["n"])) for row in conn.execute(grouped).mappings()]
         alerts = _alert_times(conn, period)
+        counted = conn.execute(
+            select(log.ingress_agency, log.reason_code, log.canonical).where(
+                within, log.event == Event.REFUSALS_COUNTED.value
+            )
+        ).all()
     figures = _Figures()
     for row, n in groups:
         figures.add(row, n)
+    for agency, code, canonical in counted:  # a flood's refusals, one record each
+        n = counted_of(json.loads(canonical)["reason"])
+        figures.add_refusals(agency, code or "", None, n)
     return {
         "period": {"from": rfc3339(period.start), "to": rfc3339(period.end)},
         **figures.result(),
@@ -132,16 +142,19 @@ class _Figures:
         elif event == Event.REFUSED and code.startswith(CONFIRM):
             self._count("confirmations_refused", code, n)
         elif event == Event.REFUSED:
-            self._count("refusals", "total", n)
-            self._count("refusals_by_reason", code, n)
-            self._count("refusals_by_agency", agency, n)
-            self._count("refusals_by_ground", ground, n)
+            self.add_refusals(agency, code, ground, n)
         elif event == Event.RECEIVED:
             self._count("confirmations_received", "total", n)
         elif event == Event.REVIEWED:
             self._count("reviews_by_outcome", code.removeprefix("review."), n)
         elif event == Event.ALERT_ROUTED:
             self._routed(row, code, n)
+
+    def add_refusals(self, agency: str | None, code: str, ground: str | None, n: int) -> None:
+        self._count("refusals", "total", n)
+        self._count("refusals_by_reason", code, n)
+        self._count("refusals_by_agency", agency, n)
+        self._count("refusals_by_ground", ground, n)
 
     def _disclosed(self, row: Any, n: int, ground: str | None) -> None:
         self._count("disclosures", "total", n)

@@ -48,6 +48,7 @@ import yaml
 from pydantic import SecretStr
 
 from audit import AuditStore
+from bench.deployment import embedded
 from bench.pipeline import (
     Sealed,
     _client,
@@ -55,7 +56,6 @@ from bench.pipeline import (
     _offer,
     _percentile,
     _rate,
-    embedded,
     plain_nats_server,
 )
 from bench.progress import say

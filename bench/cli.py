@@ -18,12 +18,44 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> int:
 @click.group(invoke_without_command=True)
 @click.option("--messages", "-n", default=5000, show_default=True, help="Messages to send.")
 @click.option(
-    "--rate", default=500, show_default=True, help="Offered rate (msg/s) for the latency run."
+    "--rate",
+    type=int,
+    default=None,
+    help="Offered rate (msg/s) for the latency run [default: half the measured throughput].",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    help="Gateway worker processes (the first is `s284 up`'s; they share one consumer).",
+)
+@click.option("--profile", is_flag=True, help="Also a per-step CPU breakdown of the gateway.")
+@click.option(
+    "--raw-seconds",
+    default=10.0,
+    show_default=True,
+    help="How long the raw-pipeline yardstick publishes (>= 10 s for stable figures).",
+)
+@click.option(
+    "--fsync-comparison/--no-fsync-comparison",
+    default=True,
+    show_default=True,
+    help="Run phases 1-2 again without fsync before acknowledgement (doubles their time).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.pass_context
-def bench(ctx: click.Context, messages: int, rate: int, as_json: bool) -> None:
-    """Measure the full pipeline against raw NATS JetStream in the same run (not a test).
+def bench(
+    ctx: click.Context,
+    messages: int,
+    rate: int | None,
+    workers: int,
+    profile: bool,
+    raw_seconds: float,
+    fsync_comparison: bool,
+    as_json: bool,
+) -> None:
+    """Measure the full pipeline against the raw pipeline and raw JetStream in the same run
+    (not a test).
 
     \b
     s284 bench                  the pipeline (these options)
@@ -32,11 +64,12 @@ def bench(ctx: click.Context, messages: int, rate: int, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from bench.pipeline import run_bench  # noqa: PLC0415
+    from bench.pipeline import Options, run_bench  # noqa: PLC0415
     from bench.progress import plan_pipeline  # noqa: PLC0415
 
-    plan_pipeline(messages, rate)
-    sys.exit(_run(run_bench(messages, rate, as_json)))
+    plan_pipeline(messages, rate, raw_seconds)
+    opts = Options(messages, rate, workers, profile, raw_seconds, fsync_comparison)
+    sys.exit(_run(run_bench(opts, as_json)))
 
 
 @bench.command("audit")

@@ -29,12 +29,9 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import statistics
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,13 +40,15 @@ from typing import Any, TextIO, TypeVar
 import click
 import structlog
 
-from bench.progress import say
+from bench.deployment import Cpu, Deployment, deployment
+from bench.deployment import as_dict as cpu_dict
+from bench.profiled import STEPS
+from bench.progress import Ticker, say
+from bench.rawpipe import RawPipeline, raw_pipeline
 from broker import logs
 from broker.errors import BrokerError
-from broker.home import Home
 from broker.nats.client import raw_jetstream_baseline
 from broker.nats.server import free_loopback_ports, nats_server_binary
-from broker.runtime import Started
 from broker.sdk import AgencyClient
 from broker.settings import Settings
 from broker.wire.envelope import Agency, Receipt, Sender
@@ -73,6 +72,7 @@ class Sealing:
     messages: int
     seconds: float
     frame_bytes: int
+    load_1m: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -86,6 +86,8 @@ class Throughput:
     seconds: float
     delivered_police: int
     drain_seconds: float
+    load_1m: float = 0.0  # at the end of the phase, beside its wall-clock figure
+    drain_load_1m: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -102,6 +104,7 @@ class Latency:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    load_1m: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class Raw:
     messages: int
     frame_bytes: int
     total_seconds: float
+    load_1m: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -116,34 +120,60 @@ class Raw:
 
 
 @dataclass(frozen=True)
-class Unsynced:
-    """Phases 1 and 2 again on a server without fsync before acknowledgement."""
+class Run:
+    """Phases 1 and 2 on one deployment, and the CPU phase 1 cost per message."""
 
+    sealing: Sealing
     throughput: Throughput
     latency: Latency
+    cpu: Cpu
+
+
+@dataclass(frozen=True)
+class Options:
+    messages: int
+    rate: int | None  # None: half the measured throughput
+    workers: int = 1
+    profile: bool = False
+    raw_seconds: float = 10.0
+    fsync_comparison: bool = True
 
 
 @dataclass(frozen=True)
 class Report:
-    sealing: Sealing
-    throughput: Throughput
-    latency: Latency
+    options: Options
+    run: Run
     raw: Raw
+    raw_pipeline: RawPipeline
     decision: dict[str, float]
-    unsynced: Unsynced
+    unsynced: Run | None  # phases 1 and 2 without fsync before acknowledgement
 
     @property
     def ok(self) -> bool:
-        runs = [(self.throughput, self.latency), (self.unsynced.throughput, self.unsynced.latency)]
+        runs = [self.run, *([self.unsynced] if self.unsynced else [])]
         return all(
-            t.accepted == t.delivered_police == t.messages and lat.accepted == lat.sent
-            for t, lat in runs
+            r.throughput.accepted == r.throughput.delivered_police == r.throughput.messages
+            and r.latency.accepted == r.latency.sent
+            for r in runs
         )
 
+    @property
+    def over_raw_pipeline(self) -> float | None:
+        raw = self.raw_pipeline.rate
+        return self.run.throughput.rate / raw if raw else None
+
     def as_dict(self) -> dict[str, Any]:
-        def with_rate(obj: Sealing | Throughput | Raw) -> dict[str, Any]:
+        def with_rate(obj: Sealing | Throughput | Raw | RawPipeline) -> dict[str, Any]:
             return {**asdict(obj), "msgs_per_s": obj.rate}
 
+        def run(r: Run) -> dict[str, Any]:
+            return {
+                "pipeline": with_rate(r.throughput),
+                "latency": asdict(r.latency),
+                "cpu": cpu_dict(r.cpu),
+            }
+
+        raw_rate = self.raw.rate
         return {
             "host": {
                 "python": platform.python_version(),
@@ -151,15 +181,14 @@ class Report:
                 "load_average": os.getloadavg(),
             },
             "window": WINDOW,
-            "sealing": with_rate(self.sealing),
-            "pipeline": with_rate(self.throughput),
-            "latency": asdict(self.latency),
-            "fsync_off": {
-                "pipeline": with_rate(self.unsynced.throughput),
-                "latency": asdict(self.unsynced.latency),
-            },
+            "workers": self.options.workers,
+            "sealing": with_rate(self.run.sealing),
+            **run(self.run),
+            "fsync_off": run(self.unsynced) if self.unsynced else None,
+            "raw_pipeline": with_rate(self.raw_pipeline),
+            "pipeline_over_raw_pipeline": self.over_raw_pipeline,
             "raw_jetstream": with_rate(self.raw),
-            "pipeline_over_raw": self.throughput.rate / self.raw.rate if self.raw.rate else None,
+            "pipeline_over_raw": self.run.throughput.rate / raw_rate if raw_rate else None,
             "policy_decision": self.decision,
             "ok": self.ok,
         }
@@ -219,61 +248,7 @@ def _logs_to(path: Path) -> Iterator[None]:
             structlog.configure(**saved)
 
 
-# -- the embedded deployment -------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def embedded(root: Path, *, sync_always: bool = True) -> AsyncIterator[Started]:
-    """`s284 up` as its own process (as in production, the gateway does not share a core
-    with the agency system), on free ports in root/home; SIGTERM-ed and reaped on exit.
-    `sync_always=False`: its nats-server without fsync before acknowledgement."""
-    nats_port, http_port = free_loopback_ports(2)
-    home = root / "home"
-    env = {**os.environ, "S284_NATS_SYNC_ALWAYS": "true" if sync_always else "false"}
-    with (root / "deployment.log").open("wb") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "broker.cli",
-            "up",
-            "--home",
-            str(home),
-            "--nats-port",
-            str(nats_port),
-            "--http-port",
-            str(http_port),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            env=env,
-        )
-    try:
-        http_url = f"http://127.0.0.1:{http_port}"
-        await _wait_ready(proc, http_url)
-        h = Home(home)
-        yield Started(h, h.nats_url, http_url, Settings(home=home).database_url)
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(proc.wait(), 30)
-
-
-async def _wait_ready(proc: asyncio.subprocess.Process, http_url: str) -> None:
-    for _ in range(600):
-        if proc.returncode is not None:
-            raise BrokerError(f"`s284 up` exited at start (code {proc.returncode})")
-        if await asyncio.to_thread(_ready, f"{http_url}/readyz"):
-            return
-        await asyncio.sleep(0.05)
-    raise BrokerError("the embedded deployment was not ready within 30 s")
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 - our loopback URL
-            return bool(resp.status == 200)  # noqa: PLR2004
-    except OSError:
-        return False
+# -- the clients -------------------------------------------------------------------------
 
 
 async def _client(home: Path, agency: Agency) -> AgencyClient:
@@ -299,27 +274,42 @@ def timed_seal(client: AgencyClient, count: int, offset: int = 0) -> tuple[Seale
     sealed = seal_messages(client, count, offset)
     seconds = time.perf_counter() - start
     size = round(statistics.fmean(len(frame) for _, frame in sealed)) if sealed else 0
-    return sealed, Sealing(count, seconds, size)
+    return sealed, Sealing(count, seconds, size, _load1())
 
 
 # -- phase 1: throughput -----------------------------------------------------------------
 
 
-async def _receipts(client: AgencyClient, ids: Sequence[str]) -> list[Receipt | BaseException]:
-    return await asyncio.gather(
-        *(client.receipt(mid, RECEIPT_TIMEOUT) for mid in ids), return_exceptions=True
-    )
+class Counter:
+    """How many receipts have arrived so far (for the progress line)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+async def _receipts(
+    client: AgencyClient, ids: Sequence[str], seen: Counter | None = None
+) -> list[Receipt | BaseException]:
+    async def one(mid: str) -> Receipt:
+        receipt = await client.receipt(mid, RECEIPT_TIMEOUT)
+        if seen is not None:
+            seen.n += 1
+        return receipt
+
+    return await asyncio.gather(*(one(mid) for mid in ids), return_exceptions=True)
 
 
 def _accepted(results: Sequence[Receipt | BaseException]) -> int:
     return sum(1 for r in results if isinstance(r, Receipt) and r.accepted)
 
 
-async def pipeline_throughput(client: AgencyClient, sealed: Sealed) -> tuple[int, float]:
+async def pipeline_throughput(
+    client: AgencyClient, sealed: Sealed, seen: Counter | None = None
+) -> tuple[int, float]:
     """Publish all frames pipelined; (accepted receipts, first publish -> last receipt)."""
     start = time.perf_counter()
     await _pipelined([client.publish_frame(frame, mid) for mid, frame in sealed])
-    results = await _receipts(client, [mid for mid, _ in sealed])
+    results = await _receipts(client, [mid for mid, _ in sealed], seen)
     return _accepted(results), time.perf_counter() - start
 
 
@@ -378,6 +368,7 @@ async def latency_at_rate(client: AgencyClient, sealed: Sealed, rate: int) -> La
         p50_ms=_percentile(millis, 0.50),
         p99_ms=_percentile(millis, 0.99),
         max_ms=millis[-1] if millis else 0.0,
+        load_1m=_load1(),
     )
 
 
@@ -434,97 +425,204 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
 # -- the whole run ---------------------------------------------------------------------------
 
 
-async def _pipeline_phases(
-    root: Path, messages: int, rate: int, *, sync_always: bool = True
-) -> tuple[Sealing, Throughput, Latency]:
+async def _throughput(
+    running: Deployment, sender: AgencyClient, police: AgencyClient, sealed: Sealed
+) -> tuple[Throughput, Cpu]:
+    """Phase 1, with the deployment's CPU from the first publish to the last receipt."""
+    before = await running.snapshot()
+    seen = Counter()
+    async with Ticker("receipts", lambda: seen.n, len(sealed)):
+        accepted, seconds = await pipeline_throughput(sender, sealed, seen)
+    cpu = Cpu.between(before, await running.snapshot(), accepted)
+    load = _load1()
+    say(
+        f"    {accepted:,} accepted in {seconds:.1f} s (load {load:.2f}); draining the police inbox"
+    )
+    delivered, drain = await drain_inbox(police, {mid for mid, _ in sealed})
+    drained = Throughput(len(sealed), accepted, seconds, delivered, drain, load, _load1())
+    return drained, cpu
+
+
+async def _pipeline_phases(root: Path, opts: Options, *, sync_always: bool = True) -> Run:
     fsync = "fsync on" if sync_always else "fsync off"
-    say(f"1/5 starting a temporary embedded broker ({fsync})")
-    async with embedded(root, sync_always=sync_always) as started:
-        sender = await _client(started.home.path, Agency.CORRECTIONS)
-        police = await _client(started.home.path, Agency.POLICE)
+    workers = f", {opts.workers} gateway workers" if opts.workers > 1 else ""
+    say(f"1/6 starting a temporary embedded broker ({fsync}{workers})")
+    async with deployment(
+        root, sync_always=sync_always, workers=opts.workers, profile=opts.profile
+    ) as running:
+        home = running.started.home.path
+        sender = await _client(home, Agency.CORRECTIONS)
+        police = await _client(home, Agency.POLICE)
         try:
-            sealed, sealing = timed_seal(sender, messages)
-            say(f"2/5 pipeline: {messages:,} messages sealed, publishing them")
-            accepted, seconds = await pipeline_throughput(sender, sealed)
-            say(f"    {accepted:,} accepted in {seconds:.1f} s; draining the police inbox")
-            delivered, drain = await drain_inbox(police, {mid for mid, _ in sealed})
-            throughput = Throughput(messages, accepted, seconds, delivered, drain)
-            offered, _ = timed_seal(sender, max(1, int(rate * LATENCY_SECONDS)), messages)
-            say(f"3/5 latency at {rate} msg/s for {LATENCY_SECONDS:g} s")
+            sealed, sealing = timed_seal(sender, opts.messages)
+            say(f"2/6 pipeline: {opts.messages:,} messages sealed, publishing them")
+            throughput, cpu = await _throughput(running, sender, police, sealed)
+            rate = opts.rate or max(1, round(throughput.rate / 2))
+            offered, _ = timed_seal(sender, max(1, int(rate * LATENCY_SECONDS)), opts.messages)
+            say(f"3/6 latency at {rate} msg/s for {LATENCY_SECONDS:g} s")
             latency = await latency_at_rate(sender, offered, rate)
         finally:
             await sender.close()
             await police.close()
-    return sealing, throughput, latency
+    return Run(sealing, throughput, latency, cpu)
 
 
-async def measure(messages: int, rate: int) -> Report:
+async def measure(opts: Options) -> Report:
     with tempfile.TemporaryDirectory(prefix="s284-bench-") as tmp:
         root = Path(tmp)
         with _logs_to(root / "bench.log"):
-            sealing, throughput, latency = await _pipeline_phases(root, messages, rate)
-            (root / "fsync-off").mkdir()
-            off = await _pipeline_phases(root / "fsync-off", messages, rate, sync_always=False)
+            run = await _pipeline_phases(root, opts)
+            off = None
+            if opts.fsync_comparison:
+                (root / "fsync-off").mkdir()
+                off = await _pipeline_phases(root / "fsync-off", opts, sync_always=False)
+            (root / "rawpipe").mkdir()
+            say(f"4/6 raw pipeline (the gateway's NATS pattern only) for {opts.raw_seconds:g} s")
+            frame = run.sealing.frame_bytes
+            batch = Settings().fetch_batch
+            rawpipe = await raw_pipeline(
+                root / "rawpipe", opts.raw_seconds, frame, WINDOW, batch, sync_always=True
+            )
         (root / "raw").mkdir()
-        say("4/5 raw JetStream baseline")
+        say("5/6 raw JetStream baseline (publish + pull/ack only)")
         async with plain_nats_server(root / "raw") as url:
-            seconds = await raw_jetstream_baseline(url, messages, sealing.frame_bytes, WINDOW)
-            raw = Raw(messages, sealing.frame_bytes, seconds)
-    say("5/5 policy decision latency")
+            seconds = await raw_jetstream_baseline(url, opts.messages, frame, WINDOW)
+            raw = Raw(opts.messages, frame, seconds, _load1())
+    say("6/6 policy decision latency")
     decision = await asyncio.to_thread(decision_latency, DECISIONS)
-    return Report(sealing, throughput, latency, raw, decision, Unsynced(off[1], off[2]))
+    return Report(opts, run, raw, rawpipe, decision, off)
+
+
+def _load1() -> float:
+    return os.getloadavg()[0]
+
+
+def _us(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f} us"
 
 
 def render_table(report: Report) -> str:
-    s, t, lat, raw = report.sealing, report.throughput, report.latency, report.raw
-    off, off_lat = report.unsynced.throughput, report.unsynced.latency
-    ratio = t.rate / raw.rate if raw.rate else 0.0
+    run, raw, rp = report.run, report.raw, report.raw_pipeline
+    s, t, lat = run.sealing, run.throughput, run.latency
     rows = [
-        ("client sealing (pre-sealed, not timed below)", s.messages, s.seconds, s.rate),
-        ("pipeline: first publish -> last receipt", t.accepted, t.seconds, t.rate),
+        ("client sealing (pre-sealed, not timed below)", s.messages, s.seconds, s.rate, s.load_1m),
+        ("pipeline: first publish -> last receipt", t.accepted, t.seconds, t.rate, t.load_1m),
         (
             "police inbox drain (verify+decrypt+ack)",
             t.delivered_police,
             t.drain_seconds,
             _rate(t.delivered_police, t.drain_seconds),
+            t.drain_load_1m,
         ),
-        ("pipeline, fsync off (comparison only)", off.accepted, off.seconds, off.rate),
-        ("raw JetStream publish + pull/ack", raw.messages, raw.total_seconds, raw.rate),
+    ]
+    if report.unsynced:
+        off = report.unsynced.throughput
+        rows.append(
+            (
+                "pipeline, fsync off (comparison only)",
+                off.accepted,
+                off.seconds,
+                off.rate,
+                off.load_1m,
+            )
+        )
+    rows += [
+        (
+            "raw pipeline: the gateway's NATS pattern only",
+            rp.messages,
+            rp.seconds,
+            rp.rate,
+            rp.load_1m,
+        ),
+        (
+            "raw JetStream publish + pull/ack",
+            raw.messages,
+            raw.total_seconds,
+            raw.rate,
+            raw.load_1m,
+        ),
     ]
     header = (
         f"s284 bench: {t.messages} messages, ~{PAYLOAD_BYTES} B payload, sealed frame "
-        f"{s.frame_bytes} B, {WINDOW} in flight; Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs; load average {_load()}"
+        f"{s.frame_bytes} B, {WINDOW} in flight, {report.options.workers} gateway worker(s); "
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs; load average now {_load()}"
     )
+    ratio = report.over_raw_pipeline or 0.0
     summary = (
-        f"pipeline / raw JetStream: {ratio:.2f}; accepted {t.accepted}/{t.messages}, "
+        f"pipeline / raw pipeline: {ratio:.2f}; pipeline / raw JetStream: "
+        f"{t.rate / raw.rate if raw.rate else 0.0:.2f}; accepted {t.accepted}/{t.messages}, "
         f"delivered to police {t.delivered_police}/{t.messages}"
+    )
+    cpu = (
+        f"CPU per message (from /proc, phase 1): gateway process(es) {_us(run.cpu.gateway_us)}, "
+        f"nats-server {_us(run.cpu.nats_us)};\n  raw pipeline: raw gateway "
+        f"{_us(_per(rp.gateway_cpu_s, rp.messages))}, "
+        f"nats-server {_us(_per(rp.nats_cpu_s, rp.messages))}"
+        f"\n  gateway resident memory: {_mib(run.cpu.rss_before)} at the first publish, "
+        f"{_mib(run.cpu.rss_after)} after the last receipt"
     )
     latency = (
         f"latency at {lat.offered_rate} msg/s offered ({lat.sent} messages): "
-        f"p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, max {lat.max_ms:.1f} ms;\n"
+        f"p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, max {lat.max_ms:.1f} ms "
+        f"(load {lat.load_1m:.2f});\n"
         f"  sent at {lat.send_rate:.0f} msg/s, achieved {lat.achieved_rate:.0f} msg/s, "
-        f"accepted {lat.accepted}/{lat.sent}\n"
-        f"  fsync off (comparison only): p50 {off_lat.p50_ms:.1f} ms, "
-        f"p99 {off_lat.p99_ms:.1f} ms, achieved {off_lat.achieved_rate:.0f} msg/s"
+        f"accepted {lat.accepted}/{lat.sent}"
     )
+    if report.unsynced:
+        off_lat = report.unsynced.latency
+        latency += (
+            f"\n  fsync off (comparison only): p50 {off_lat.p50_ms:.1f} ms, "
+            f"p99 {off_lat.p99_ms:.1f} ms, achieved {off_lat.achieved_rate:.0f} msg/s"
+        )
     verdict = "OK" if report.ok else "NOT OK: some messages were not accepted or not delivered"
     lines = [
         header,
         "",
-        f"{'phase':<46} {'messages':>9} {'seconds':>9} {'msg/s':>9}",
-        *(f"{name:<46} {n:>9} {sec:>9.2f} {r:>9.0f}" for name, n, sec, r in rows),
+        f"{'phase':<46} {'messages':>9} {'seconds':>9} {'msg/s':>9} {'load 1m':>8}",
+        *(
+            f"{name:<46} {n:>9} {sec:>9.2f} {r:>9.0f} {'' if ld is None else f'{ld:.2f}':>8}"
+            for name, n, sec, r, ld in rows
+        ),
         "",
         summary,
+        cpu,
         latency,
+        *_profile_lines(run.cpu),
         (
             f"s 284 policy decision ({report.decision['decisions']:.0f} decisions, parse once, "
-            f"decide many): median {report.decision['median_us']:.0f} us, "
-            f"p99 {report.decision['p99_us']:.0f} us"
+            f"decide many): Cedar median {report.decision['median_us']:.0f} us, "
+            f"p99 {report.decision['p99_us']:.0f} us; remembered median "
+            f"{report.decision['memo_median_us']:.1f} us, "
+            f"p99 {report.decision['memo_p99_us']:.1f} us"
         ),
         verdict,
     ]
     return "\n".join(lines)
+
+
+def _mib(nbytes: int | None) -> str:
+    return "n/a" if nbytes is None else f"{nbytes / 2**20:,.0f} MiB"
+
+
+def _per(seconds: float | None, messages: int) -> float | None:
+    return None if seconds is None or messages < 1 else seconds * 1e6 / messages
+
+
+def _profile_lines(cpu: Cpu) -> list[str]:
+    """--profile: the gateway's CPU per message by step (bench/profiled.py says how)."""
+    if not cpu.profile_us:
+        return []
+    total = sum(cpu.profile_us.values())
+    lines = ["", f"{'gateway step (--profile, phase 1)':<46} {'CPU us/msg':>10} {'share':>6}"]
+    for label, us in sorted(cpu.profile_us.items(), key=lambda kv: _step_order(kv[0])):
+        lines.append(f"{label:<46} {us:>10,.0f} {us / total if total else 0:>6.0%}")
+    lines.append(f"{'total':<46} {total:>10,.0f}")
+    return lines
+
+
+def _step_order(label: str) -> tuple[int, str]:
+    order = [label for _, _, label in STEPS]
+    return (order.index(label), label) if label in order else (len(order), label)
 
 
 def _load() -> str:
@@ -536,10 +634,12 @@ def emit(report: Report, as_json: bool, out: TextIO | None = None) -> None:
     click.echo(text, file=out)
 
 
-async def run_bench(messages: int, rate: int, as_json: bool) -> int:
+async def run_bench(opts: Options, as_json: bool) -> int:
     """Entry point of `s284 bench`: 0 when every message was accepted and delivered."""
-    if messages < 1 or rate < 1:
-        raise click.UsageError("--messages and --rate must be at least 1")
-    report = await measure(messages, rate)
+    if opts.messages < 1 or (opts.rate is not None and opts.rate < 1) or opts.workers < 1:
+        raise click.UsageError("--messages, --rate and --workers must be at least 1")
+    if opts.raw_seconds < 1:
+        raise click.UsageError("--raw-seconds must be at least 1")
+    report = await measure(opts)
     emit(report, as_json)
     return 0 if report.ok else 1

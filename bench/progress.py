@@ -4,6 +4,13 @@ clean while a log of the run (or the terminal) shows where it is."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Self
+
 import click
 
 # Rates measured on the reference machine (2 cores; bench/README.md), used only to say
@@ -32,12 +39,14 @@ def size(nbytes: float) -> str:
     return f"{max(1, round(nbytes / 2**20)):.0f} MiB"
 
 
-def plan_pipeline(messages: int, rate: int) -> None:
-    seconds = PIPELINE_SETUP_S + messages / PIPELINE_MSG_S + 5 + rate * 5 / PIPELINE_MSG_S
+def plan_pipeline(messages: int, rate: int | None, raw_seconds: float = 10.0) -> None:
+    offered = rate or PIPELINE_MSG_S / 2
+    seconds = PIPELINE_SETUP_S + messages / PIPELINE_MSG_S + 5 + offered * 5 / PIPELINE_MSG_S
+    at = f"{rate} msg/s" if rate else "half the measured throughput"
     say(
         f"s284 bench: {messages:,} messages through a temporary embedded broker, then "
-        f"{rate} msg/s for 5 s, then raw JetStream; {duration(seconds)} on 2 cores "
-        "(up to twice that on a busy machine)"
+        f"{at} for 5 s, then the raw pipeline for {raw_seconds:g} s and raw JetStream; "
+        f"{duration(seconds + raw_seconds + 10)} on 2 cores (up to twice that on a busy machine)"
     )
 
 
@@ -63,3 +72,34 @@ def plan_audit(records: int, sqlite: bool) -> None:
         f"{duration(seconds)} on 2 cores (up to twice that on a busy machine) and {disk}. "
         "Ctrl-C stops it."
     )
+
+
+class Ticker:
+    """`async with Ticker("receipts", count)`: on a terminal, the count so far on one line,
+    redrawn twice a second; off a terminal (a log, a pipe), nothing: the phase lines say it."""
+
+    def __init__(self, label: str, count: Callable[[], int], total: int | None = None) -> None:
+        self._label, self._count, self._total = label, count, total
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        if sys.stderr.isatty():
+            self._task = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            click.echo("\r\033[K", err=True, nl=False)
+
+    async def _tick(self) -> None:
+        start = time.perf_counter()
+        while True:
+            of = f"/{self._total:,}" if self._total else ""
+            elapsed = time.perf_counter() - start
+            click.echo(
+                f"\r    {self._label}: {self._count():,}{of}, {elapsed:.0f} s", err=True, nl=False
+            )
+            await asyncio.sleep(0.5)

@@ -21,15 +21,19 @@ from broker.errors import ConfigError
 from broker.gateway.checkpoints import Checkpointer
 from broker.gateway.confirmations import ConfirmationContext, Confirmations
 from broker.gateway.directory import held_directory, keep_directory
+from broker.gateway.outbox import Reconciler, ResendPolicy
 from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
+from broker.gateway.tuning import tune_gc
 from broker.home import AGENCY_NAMES, GATEWAY, Home
 from broker.http.app import ApiDeps, create_app
 from broker.http.gists import SealedAlertGists
+from broker.http.metrics import Scrape
 from broker.nats.client import Connection
 from broker.nats.config import ServerOptions
 from broker.nats.server import NatsServer
 from broker.nats.transport import StreamLimits, Transport
+from broker.observe import LagSource, Metrics, ObservedAlerts, Sources, refresh
 from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
 from broker.signer import signer_running
@@ -50,13 +54,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def http_tls(settings: Settings) -> dict[str, str]:
-    """uvicorn's TLS options; the API is served in clear only on loopback."""
+def http_tls(settings: Settings, host: str | None = None) -> dict[str, str]:
+    """uvicorn's TLS options; the API (or a worker's metrics listener on `host`) is served
+    in clear only on loopback."""
+    host = host or settings.http_host
     if settings.tls_cert is not None and settings.tls_key is not None:
         return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
-    if not _is_loopback(settings.http_host):
+    if not _is_loopback(host):
         raise ConfigError(
-            f"refusing to serve the HTTP API on {settings.http_host} without TLS; "
+            f"refusing to serve HTTP on {host} without TLS; "
             "set S284_TLS_CERT and S284_TLS_KEY (PEM files), or bind 127.0.0.1"
         )
     return {}
@@ -107,6 +113,16 @@ class Running:
     alerts: AlertFlow
     routing: RoutingStore
     directory: DirectoryHolder
+    metrics: Metrics
+    scrape: Scrape  # refresh the gauges, then render (what /metrics serves)
+
+
+def scraper(metrics: Metrics, sources: Sources) -> Scrape:
+    async def scrape() -> tuple[bytes, str]:
+        await refresh(metrics, sources)
+        return metrics.render()
+
+    return scrape
 
 
 GATEWAY_PATIENCE_S = 30.0
@@ -132,8 +148,8 @@ async def provision(settings: Settings) -> None:
 async def gateway_running(
     settings: Settings, stop: asyncio.Event, transport: Transport | None = None
 ) -> AsyncIterator[Running]:
-    """The gateway, its checkpointer, the alert flow and the recorder of recipients'
-    confirmations of receipt, on `transport` if given (the
+    """The gateway, its checkpointer, the alert flow, the recorder of recipients'
+    confirmations of receipt and the outbox reconciler, on `transport` if given (the
     in-memory twin in fast tests; closed on exit), else on a new connection to NATS."""
     home = Home(settings.home)
     signing = contextlib.AsyncExitStack()  # closed last: the final checkpoint needs it
@@ -165,8 +181,19 @@ async def gateway_running(
     )
     identity, directory = home.identity(GATEWAY), held_directory(home)
     gateway = Gateway(
-        settings, conn, store, engine, identity, directory, checkpointer, AlertRouting(routing)
+        settings,
+        conn,
+        store,
+        engine,
+        identity,
+        directory,
+        checkpointer,
+        AlertRouting(routing, identity),
     )
+    metrics = Metrics()
+    gateway.observer = metrics
+    lag = conn if isinstance(conn, LagSource) else None  # the twin has no consumer info
+    scrape = scraper(metrics, Sources(store, routing, lag, tuple(AGENCY_NAMES)))
     alerts = AlertFlow(
         AlertContext(
             routing,
@@ -190,10 +217,11 @@ async def gateway_running(
                 ConfirmationContext(conn, store, directory, settings.node, checkpointer)
             ).run(stop)
         ),
+        asyncio.create_task(Reconciler(conn, store, _resend_policy(settings)).run(stop)),
     ]
     reload_on_sighup(engine)
     try:
-        yield Running(gateway, alerts, routing, directory)
+        yield Running(gateway, alerts, routing, directory, metrics, scrape)
     finally:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         stop.set()
@@ -205,10 +233,77 @@ async def gateway_running(
         store.close()
 
 
+def _resend_policy(settings: Settings) -> ResendPolicy:
+    return ResendPolicy(settings.outbox_resend_after_s, settings.outbox_max_resends)
+
+
 async def run_gateway(settings: Settings) -> None:
+    """One worker; with `metrics_port` also its own listener for /healthz, /readyz and
+    /metrics (a worker has no API, and a probe and a scrape need somewhere to go)."""
     stop = stop_event_on_signals()
-    async with gateway_running(settings, stop):
-        await stop.wait()
+    tls = {} if settings.metrics_port is None else http_tls(settings, settings.metrics_host)
+    async with gateway_running(settings, stop) as running:
+        tune_gc()
+        if settings.metrics_port is None:
+            await stop.wait()
+            return
+        gateway = running.gateway
+        checks = {"gateway": lambda: gateway.state.ready, "audit": gateway.store_ok}
+        app = create_app(checks, metrics=running.scrape)
+        await _serve_until(app, settings.metrics_host, settings.metrics_port, tls, stop)
+
+
+async def _serve_until(
+    app: object, host: str, port: int, tls: dict[str, str], stop: asyncio.Event
+) -> None:
+    """Serve `app` until `stop`; a port already taken is a clear error, not uvicorn's exit."""
+    if _port_in_use(port):
+        raise ConfigError(f"port {port} on 127.0.0.1 is already in use")
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        **tls,  # type: ignore[arg-type]
+    )
+    http = _QuietServer(config)
+    task = asyncio.create_task(http.serve())
+    await stop.wait()
+    http.should_exit = True
+    await task
+
+
+async def run_api(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """The HTTP API alone (production: beside the gateway workers, on the same database):
+    the disclosure log, the routing table, the directory the home holds, /metrics for the
+    log and alerts. The contacts' alert actions need the alert flow, which runs with a
+    gateway: serve the web inbox from `s284 up`, not from here (deploy/README.md)."""
+    tls = http_tls(settings)
+    stop = stop or stop_event_on_signals()
+    home = Home(settings.home)
+    store = await asyncio.to_thread(AuditStore.open, settings.database_url)
+    routing = await asyncio.to_thread(RoutingStore.open, settings.database_url)
+    directory = held_directory(home)
+    metrics = Metrics()
+    try:
+        app = create_app(
+            {"audit": store.ping},
+            ApiDeps(
+                store,
+                AuthConfig.from_env_and_home(home.path),
+                routing,
+                node=settings.node,
+                directory=lambda: directory.signed,
+                witnesses=lambda: load_policy(policy_path(home.path)),
+                bundles=BundleArchive.in_home(settings.home),
+            ),
+            metrics=scraper(metrics, Sources(store, routing, None, tuple(AGENCY_NAMES))),
+        )
+        await _serve_until(app, settings.http_host, settings.http_port, tls, stop)
+    finally:
+        routing.close()
+        store.close()
 
 
 async def run_embedded(
@@ -241,7 +336,7 @@ async def run_embedded(
                     api_store,
                     AuthConfig.from_env_and_home(home.path),
                     running.routing,
-                    running.alerts,
+                    ObservedAlerts(running.alerts, running.metrics),
                     settings.node,
                     lambda: running.directory.signed,
                     alert_gist=SealedAlertGists.from_agency_homes(
@@ -250,6 +345,7 @@ async def run_embedded(
                     witnesses=lambda: load_policy(policy_path(home.path)),
                     bundles=BundleArchive.in_home(settings.home),
                 ),
+                metrics=running.scrape,
             )
             config = uvicorn.Config(
                 app,
@@ -269,6 +365,7 @@ async def run_embedded(
                     settings.database_url,
                 )
             )
+            tune_gc()
             await stop.wait()
             http.should_exit = True
             await http_task

@@ -58,6 +58,7 @@ from broker.nats.config import (
     receipt_subject,
 )
 from broker.nats.transport import Inbound, Transport
+from broker.seen import SEEN_FILE, SeenDeliveries
 from broker.wire.confirmations import sign_confirmation
 from broker.wire.directory import DirectoryVerifier, offer
 from broker.wire.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
@@ -126,6 +127,8 @@ class AgencyClient:
         self._waiting: dict[str, asyncio.Future[Receipt]] = {}
         self._early: OrderedDict[str, Receipt] = OrderedDict()
         self._confirming: set[asyncio.Task[None]] = set()
+        cache = pickup.cache if pickup is not None else None
+        self._seen = SeenDeliveries(cache.path / SEEN_FILE if cache is not None else None)
 
     @classmethod
     async def connect(
@@ -355,7 +358,9 @@ class AgencyClient:
     ) -> AsyncIterator[VerifiedDelivery]:
         """Verified, decrypted deliveries. Each is acknowledged when the next is requested,
         so one the caller fails to handle is redelivered, and then confirmed to the broker
-        (a signed confirmation of receipt). Without `follow`, stops when empty.
+        (a signed confirmation of receipt). One taken before (the broker re-sends what it
+        has no confirmation for) is acknowledged and confirmed again, never yielded twice
+        (broker/seen.py). Without `follow`, stops when empty.
         """
         consumer = deliver_consumer(self.agency.value)
         async for item in self._deliveries(consumer, follow, batch, idle_timeout):
@@ -377,9 +382,21 @@ class AgencyClient:
             item = self._opened(lambda me: open_delivery(msg.data, me, self._directory))
             return dataclasses.replace(item, contact=_contact_of(msg.subject))
 
-        pulled = self._pulled(durable, opened, follow, batch, idle_timeout, self._confirm_soon)
+        pulled = self._pulled(
+            durable, opened, follow, batch, idle_timeout, self._taken, self._seen_before
+        )
         async for item in pulled:
             yield item
+
+    def _seen_before(self, item: VerifiedDelivery) -> bool:
+        """A re-sent delivery this system took already (broker/seen.py)."""
+        return SeenDeliveries.key(item.delivery_id, item.contact) in self._seen
+
+    async def _taken(self, item: VerifiedDelivery) -> None:
+        """Remember it (so a re-send is not handed over again), then confirm it; a re-send
+        is confirmed again: the broker re-sent it because no confirmation reached it."""
+        self._seen.add(SeenDeliveries.key(item.delivery_id, item.contact))
+        await self._confirm_soon(item)
 
     async def confirm(self, item: VerifiedDelivery) -> None:
         """Tell the broker this system has taken `item` (wire format section 3.7): a
@@ -422,10 +439,11 @@ class AgencyClient:
         batch: int,
         idle_timeout: float,
         taken: Callable[[_T], Awaitable[None]] | None = None,
+        seen: Callable[[_T], bool] | None = None,
     ) -> AsyncIterator[_T]:
         """Verified items from one of this agency's consumers; each acked when the next is
         asked for (then handed to `taken`); one that fails verification is terminated
-        (never redelivered)."""
+        (never redelivered); one `seen` before is acked (and handed to `taken`) unyielded."""
         consumer = self._conn.pull(STREAM_DELIVER, durable)
         while True:
             await self.refresh_directory()
@@ -439,7 +457,10 @@ class AgencyClient:
                     log.warning("frame_rejected", seq=msg.stream_seq, reason=str(exc))
                     await msg.term()
                     continue
-                yield item
+                if seen is not None and seen(item):
+                    log.info("delivery_seen_before", seq=msg.stream_seq)
+                else:
+                    yield item
                 await msg.ack()
                 if taken is not None:
                     await taken(item)
@@ -469,6 +490,7 @@ class AgencyClient:
     async def close(self) -> None:
         """Closes the connection once every pending confirmation of receipt has been sent."""
         await asyncio.gather(*self._confirming, return_exceptions=True)
+        self._seen.close()
         for fut in self._waiting.values():
             fut.cancel()
         with contextlib.suppress(Exception):

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     nats_port: int = 4284
     http_host: str = "127.0.0.1"
     http_port: int = 8284
+    metrics_host: str = Field(
+        default="127.0.0.1", description="`s284 gateway`: where its metrics listener binds"
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        description="`s284 gateway`: serve /metrics, /healthz and /readyz on this port",
+    )
     tls_ca: Path | None = Field(
         default=None, description="CA (PEM) NATS clients verify the server against; default: home's"
     )
@@ -52,6 +59,15 @@ class Settings(BaseSettings):
     ack_wait_s: float = 30.0
     max_deliver: int = 10
     fetch_batch: int = 256
+    refusals_kept: int = Field(
+        default=20,
+        ge=1,
+        description="identical refusals (agency, reason) recorded one by one per window; "
+        "further ones in it are counted in one record (docs/audit-format.md)",
+    )
+    refusal_window_s: float = Field(
+        default=10.0, gt=0, description="that window; at most a third of ack_wait_s is used"
+    )
     checkpoint_every_records: int = Field(
         default=1000, ge=1, description="sign a log checkpoint after this many new records"
     )
@@ -65,6 +81,18 @@ class Settings(BaseSettings):
         default=None,
         description="Unix socket of the log signer (`s284 signer`); default: <home>.signer/"
         "signer.sock, served in-process by the embedded deployment if nothing answers",
+    )
+    outbox_resend_after_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="re-send a delivery its recipient has not confirmed after this long; "
+        "each later re-send waits twice as long as the one before",
+    )
+    outbox_max_resends: int = Field(
+        default=5,
+        ge=0,
+        description="then give up: the frame goes to the dead-letter stream and an operator "
+        "alert is logged (delivery_unconfirmed_gave_up)",
     )
     node: str = Field(default_factory=socket.gethostname)
 

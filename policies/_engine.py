@@ -15,6 +15,7 @@ import structlog
 from policies._analysis import long_literals
 from policies._entities import UNLISTED, disclosure_uid, entities_json, ref, staff_uid
 from policies._errors import PolicyBundleError
+from policies._memo import DecisionMemo
 from policies._model import (
     DEFAULT_DENY,
     ENGINE_ERROR,
@@ -100,6 +101,8 @@ class CedarPolicyEngine:
             name: frozenset(bundle.schema.vocabulary.for_field(name) or ()) for name in _ENUM_FIELDS
         }
         self._listed = frozenset(staff_uid(s.agency, s.role) for s in bundle.staff)
+        self._memo = DecisionMemo()  # this bundle's decisions; a reload makes a new engine
+        self._shares: dict[tuple[str, str, str], frozenset[str] | None] = {}
 
     @property
     def version(self) -> str:
@@ -127,7 +130,18 @@ class CedarPolicyEngine:
     # -- deciding ------------------------------------------------------------------------
 
     def decide(self, request: PolicyRequest) -> Decision:
-        """The decision for one request. Never raises: an engine error is a refusal."""
+        """The decision for one request. Never raises: an engine error is a refusal.
+
+        Remembered per full request for this bundle (policies/_memo.py says why it is safe).
+        """
+        decision = self._memo.get(request)
+        if decision is None:
+            decision = self.decide_uncached(request)
+            self._memo.put(request, decision)
+        return decision
+
+    def decide_uncached(self, request: PolicyRequest) -> Decision:
+        """Cedar's decision, asked afresh (what the memo remembers)."""
         try:
             undeclared = self.undeclared(request)
             if undeclared is not None:
@@ -234,14 +248,25 @@ class CedarPolicyEngine:
         self, payload: dict[str, Any], request: PolicyRequest
     ) -> tuple[dict[str, Any], list[str]]:
         """The payload the recipient may receive, and the names of the fields withheld."""
-        allowed: set[str] = set()
-        for rule in self._bundle.minimisation.get(request.recipient_agency, ()):
-            if rule.matches(request.kind, request.purpose):
-                if rule.fields is None:
-                    return copy.deepcopy(payload), []
-                allowed |= rule.fields
-        delivered = {k: copy.deepcopy(v) for k, v in payload.items() if k in allowed}
+        allowed = self._shared_fields(request.recipient_agency, request.kind, request.purpose)
+        if allowed is None:
+            return _copied(payload), []
+        delivered = {k: _copied(v) for k, v in payload.items() if k in allowed}
         return delivered, sorted(k for k in payload if k not in allowed)
+
+    def _shared_fields(self, recipient: str, kind: str, purpose: str) -> frozenset[str] | None:
+        """The fields the rules let `recipient` have (None: all), worked out once per triple."""
+        key = (recipient, kind, purpose)
+        if key not in self._shares:
+            allowed: set[str] = set()
+            for rule in self._bundle.minimisation.get(recipient, ()):
+                if rule.matches(kind, purpose):
+                    if rule.fields is None:
+                        self._shares[key] = None
+                        return None
+                    allowed |= rule.fields
+            self._shares[key] = frozenset(allowed)
+        return self._shares[key]
 
     # -- the documented request form -----------------------------------------------------
 
@@ -279,6 +304,18 @@ class CedarPolicyEngine:
 
 
 _DECIDED = (cedarpy.Decision.Allow, cedarpy.Decision.Deny)
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of decoded JSON (dicts, lists, scalars), several times faster than
+    `copy.deepcopy`; anything else is left to deepcopy."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def _length(text: str | None) -> int:

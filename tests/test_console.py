@@ -19,7 +19,16 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from audit import AccessFilters, AuditStore, Viewer, access_log, accounting, review_queue
+from audit import (
+    AccessFilters,
+    AuditStore,
+    Period,
+    Viewer,
+    access_log,
+    accounting,
+    review_queue,
+    statistics,
+)
 from broker.auth import AuthConfig, LocalIssuer, Role
 from broker.http.app import ApiDeps, create_app
 from tests.browser import browser_page  # noqa: F401 - the fixture is used by name
@@ -205,3 +214,65 @@ def test_a_privacy_officer_reviews_and_reads_the_accounting_in_a_real_browser(
         overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
         assert not overflow, "the accounting page is wider than a phone"
     assert (tmp_path / "console-accounting-390.png").stat().st_size > 0
+
+
+PERIOD = {"from": "2026-03-01", "to": "2026-04-30"}
+
+
+async def test_the_authority_sees_the_statistics_and_nothing_else(env):
+    """`psa` signs in to the statistics: its figures are the oversight query's; the review
+    queue sends it there; records (accounting, exports) are refused."""
+    expected = statistics(env.store, Period.parse(PERIOD["from"], PERIOD["to"]))
+    assert expected["disclosures"]["total"] > 0
+    transport = httpx.ASGITransport(app=env.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://c") as client:
+        signed = await client.post("/console/login", data={"token": env.token("psa", None)})
+        assert signed.headers["location"] == "/console/statistics"
+        assert (await client.get("/console")).headers["location"] == "/console/statistics"
+        page = await client.get("/console/statistics", params=PERIOD)
+        exported = await client.get("/console/statistics.csv", params=PERIOD)
+        records = await client.get("/console/accounting", params={"offender": "S284-000001"})
+    assert page.status_code == 200
+    total = expected["disclosures"]["total"]
+    review = expected["disclosures"]["review_required"]
+    assert f"<dd>{total} ({review} marked for privacy review)</dd>" in page.text
+    chart = page.text.split('id="chart-ground"', 1)[1].split("</svg>", 1)[0]
+    grounds = expected["disclosures"]["by_ground"]
+    assert chart.count("<rect") == len(grounds)
+    assert all(f"<title>{ground}</title>" in chart for ground in grounds)
+    assert "Review queue" not in page.text  # no link to what it may not see
+    rows = dict(csv.reader(io.StringIO(exported.text)))
+    assert rows["disclosures.total"] == str(total)
+    assert rows["refusals.total"] == str(expected["refusals"]["total"])
+    assert records.status_code == 403
+    assert "auth.forbidden" in records.text
+
+
+async def test_a_period_that_ends_before_it_starts_is_a_clear_400(env):
+    async with _signed_in(env, env.token("auditor", None, "A. Auditor")) as client:
+        r = await client.get(
+            "/console/statistics", params={"from": "2026-04-30", "to": "2026-03-01"}
+        )
+    assert r.status_code == 400
+    assert "oversight.bad_period" in r.text
+    assert "starts (2026-04-30) after it ends (2026-03-01)" in r.text
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_statistics_page_charts_fit_a_phone(env, browser_page, tmp_path: Path):  # noqa: F811
+    from playwright.sync_api import expect
+
+    page = browser_page
+    with serving(env) as base:  # type: ignore[arg-type]
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{base}/console/login")
+        page.get_by_label("Access token").fill(env.token("psa", None, "PSA analyst"))
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_label("From").fill(PERIOD["from"])
+        page.get_by_label("To (inclusive)").fill(PERIOD["to"])
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator("#chart-ground rect").first).to_be_visible()
+        page.screenshot(path=str(tmp_path / "console-statistics-390.png"), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+        assert not overflow, "the statistics page is wider than a phone"

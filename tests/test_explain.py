@@ -93,7 +93,7 @@ async def test_decision_records_carry_every_input_and_the_archived_bundle_versio
     assert refused["recipient_agency"] is None
     assert refused["inputs"]["recipient_agency"] == "dffh"
     assert refused["inputs"]["sender_agency"] == "health"
-    assert refused["policy_ids"] == ["csp-order-status", "health-treatment-details"]
+    assert refused["policy_ids"] == ["csp-order-status"]
     archived = twin_deployment.home.path / "bundles" / plain["policy_version"]
     assert load_bundle(archived).version == plain["policy_version"]
 
@@ -110,7 +110,7 @@ async def test_explain_reruns_each_decision_and_says_it_is_the_same(twin_deploym
         assert record["policy_ids"][0] in out.stdout
         assert "Traceback" not in out.stderr
     refused = s284("audit", "explain", made["refused"]["record_id"], "--home", home)
-    assert "re-run:   deny by csp-order-status, health-treatment-details" in refused.stdout
+    assert "re-run:   deny by csp-order-status" in refused.stdout
     verified = s284("audit", "verify", "--home", home)
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

@@ -201,6 +201,23 @@ def test_every_count_of_a_known_history(store_url):
         store.close()
 
 
+def test_a_flood_counted_in_one_record_counts_exactly(tmp_path):
+    """1,000 identical refusals from one agency, counted in one `refusals_counted` record,
+    are 1,000 refusals of that agency and reason, beside the one refused one by one."""
+    flood = records.refusals_counted(
+        new_id(), records.Origin(at(3, 7), "police", "n1"), "frame.malformed", 1000, (10, 1009)
+    )
+    store = AuditStore.open(f"sqlite:///{tmp_path / 'flood.db'}")
+    try:
+        store.append([*_refusals()[:1], flood])
+        figures = statistics(store, Period.parse("2026-03-01", "2026-03-31"))["refusals"]
+    finally:
+        store.close()
+    assert figures["total"] == 1001
+    assert figures["by_reason"] == {"frame.malformed": 1000, "policy.denied": 1}
+    assert figures["by_agency"] == {"health": 1, "police": 1000}
+
+
 def test_an_empty_period_counts_zero_and_no_times(store):
     figures = statistics(store, Period.parse("2025-01-01", "2025-01-31"))
     assert figures["disclosures"]["total"] == 0

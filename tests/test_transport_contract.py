@@ -223,6 +223,30 @@ async def test_core_subscription_sees_what_is_published_on_its_subjects(side):
     assert heard == [b"mine"]
 
 
+async def test_pipelined_publishes_are_stored_once_each_in_order(side):
+    """The gateway publishes a batch's deliveries pipelined: every one is stored, the
+    sequences come back in the order given, and a repeated Nats-Msg-Id (a redelivered batch)
+    is stored once and answers the original's sequence."""
+    police, gateway = await _ingress(side)
+    subject = ingress_subject("police")
+    first = await police.publish_many([(subject, b"a", "m-a"), (subject, b"b", "m-b")])
+    again = await police.publish_many([(subject, b"b2", "m-b"), (subject, b"c", "m-c")])
+    assert first[1] == first[0] + 1
+    assert again == [first[1], first[1] + 1]
+    msgs = await gateway.pull(POLICE_INGRESS, GATEWAY_CONSUMER).fetch(10, timeout=2.0)
+    assert [m.data for m in msgs] == [b"a", b"b", b"c"]
+
+
+async def test_pipelined_publish_to_a_refused_subject_fails(side, monkeypatch):
+    """A pipelined publish the agency may not make is a TransportError, as a single one is
+    (on nats-server it is retried alone, which the server refuses at once)."""
+    monkeypatch.setattr("broker.nats.client._PIPELINED_ACK_S", 0.5)
+    police = await side.user("police")
+    items = [(ingress_subject("police"), b"ok", "m-ok"), (ingress_subject("dffh"), b"x", "m-x")]
+    with pytest.raises(TransportError, match="permissions violation"):
+        await asyncio.wait_for(police.publish_many(items), timeout=6.0)
+
+
 REFUSALS = {
     "publish into another agency's ingress": lambda c: c.publish(
         ingress_subject("dffh"), b"forged", "m-forged"

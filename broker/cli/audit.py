@@ -72,6 +72,7 @@ def audit() -> None:
     s284 audit verify --db postgresql+psycopg://... --log-key audit-log.vkey
     s284 audit expire --before 2019-01-01 --yes
     s284 audit unconfirmed --older-than 15m   disclosures no recipient confirmed taking
+    s284 audit accounting S284-000123         disclosures about one offender, confirmed or not
     """
 
 

@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 import click
 
 from broker import logs
+from broker.cli.accounting import accounting_cmd
 from broker.cli.agency import agency
+from broker.cli.api import api
 from broker.cli.audit import audit
 from broker.cli.clients import open_client, open_client_waiting
 from broker.cli.directory import directory
@@ -49,6 +51,7 @@ from broker.wire.envelope import (
     Sender,
     Topic,
 )
+from broker.wire.routes import because
 
 AGENCIES = [a.value for a in Agency]
 _BACKGROUND: set[asyncio.Task[None]] = set()
@@ -177,10 +180,17 @@ def _check_home_agrees(home_path: Path, nats_port: int | None) -> None:
 
 @cli.command()
 @home_option
-def gateway(home: Path | None) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve /metrics, /healthz and /readyz on this port (env S284_METRICS_PORT; bind "
+    "address S284_METRICS_HOST, default 127.0.0.1).",
+)
+def gateway(home: Path | None, metrics_port: int | None) -> None:
     """Run one policy gateway worker against an existing deployment (NATS already running,
     streams provisioned: see `s284 provision`). It never reads the admin credentials."""
-    sys.exit(_run(run_gateway(_settings(home))))
+    sys.exit(_run(run_gateway(_settings(home, metrics_port=metrics_port))))
 
 
 def _offender_ref(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
@@ -395,6 +405,7 @@ async def _records(
             "payload": item.payload,
             "withheld": item.withheld,
             **({"contact": item.contact} if item.contact else {}),
+            **({"route_reason": item.route_reason} if item.route_reason else {}),
         }
 
 
@@ -408,7 +419,9 @@ def _describe_notice(record: dict[str, Any]) -> str:
 
 def _describe(record: dict[str, Any]) -> str:
     sender = record["from"]
-    contact = f"for      {record['contact']} (designated contact)\n" if "contact" in record else ""
+    why = f", because {because(record['route_reason'])}" if "route_reason" in record else ""
+    contact = f"for      {record.get('contact')} (designated contact){why}\n"
+    contact = contact if "contact" in record else ""
     return (
         f"--- {record['message_id']}  {record['created_at']}\n"
         f"{contact}"
@@ -434,6 +447,7 @@ def demo(as_json: bool) -> None:
 cli.add_command(policy)
 audit.add_command(restore_guards)
 cli.add_command(audit)
+audit.add_command(accounting_cmd)
 cli.add_command(token)
 cli.add_command(routing)
 cli.add_command(csp)
@@ -443,6 +457,7 @@ cli.add_command(witness)
 cli.add_command(signer)
 cli.add_command(stats)
 audit.add_command(explain)
+cli.add_command(api)
 
 
 def _add_plugin_commands() -> None:

@@ -10,7 +10,8 @@ batch in a worker thread:
                     a risk.alert or needs.notification goes, per recipient agency, to the
                     designated contact for (the offender's current area, topic) on
                     s284.alert.<agency>.<contact>, or to the agency's duty inbox with a
-                    reason: a new `Routed` record, whose deliveries carry their `Route`
+                    reason (re-signed into the alert frame, so the duty inbox reads why):
+                    a new `Routed` record, whose deliveries carry their `Route`
     7b committed    after the records are durable and before anything is published, in one
                     transaction each: the alert rows (an acknowledgement deadline drives
                     escalation, so timers survive a restart) and each recipient's
@@ -33,6 +34,8 @@ import structlog
 from broker.gateway.stages import Delivery, Item, Recorded, Retry, Routed, Sealed
 from broker.nats.config import alert_subject
 from broker.wire.envelope import Agency, Envelope, Kind
+from broker.wire.keys import Identity
+from broker.wire.sealing import with_route_reason
 from routing import CSP_STATUSES, ORDER_ENDED, NewAlert, RoutingStore, Topic
 
 log = structlog.get_logger("s284.routing")
@@ -48,8 +51,9 @@ def topic_of(env: Envelope) -> Topic:
 class AlertRouting:
     """The gateway's routing steps; synchronous: the gateway calls them in a worker thread."""
 
-    def __init__(self, store: RoutingStore) -> None:
+    def __init__(self, store: RoutingStore, gateway: Identity | None = None) -> None:
         self._store = store
+        self._gateway = gateway  # signs the route reason into alerts parked at a duty inbox
 
     def subscribers(self, offenders: Iterable[str]) -> dict[str, frozenset[Agency]]:
         """5b's input: offender -> the agencies already informed about them."""
@@ -75,7 +79,10 @@ class AlertRouting:
             update={"contact": route.contact_id, "route_reason": route.reason}
         )
         subject = alert_subject(recipient, route.contact_id)
-        return dataclasses.replace(delivery, ref=ref, subject=subject, route=route)
+        frame = delivery.frame
+        if route.duty and route.reason and self._gateway is not None:
+            frame = with_route_reason(frame, route.reason, self._gateway)
+        return dataclasses.replace(delivery, ref=ref, subject=subject, route=route, frame=frame)
 
     def committed(self, items: list[Item]) -> None:
         """7b: alert rows and subscriptions of the whole batch, each in one transaction."""

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from broker.errors import CryptoError, KeyUnusableError, ReasonCode, Refusal
+from broker.wire.bounds import DOCUMENT_MAX_DEPTH, check_json
 from broker.wire.envelope import Agency, Envelope, IngressClaims, Kind, SealedContent
 from broker.wire.jose import jwe_decrypt, jwe_unverified_header, jws_unverified_header, jws_verify
 from broker.wire.keys import Identity, KeyDirectory
@@ -145,6 +146,10 @@ def open_payload(claims: IngressClaims, gateway: Identity) -> SealedContent:
 
 
 def _validated(model: type[_M], raw: bytes, what: str) -> _M:
+    try:
+        check_json(raw, max_bytes=len(raw), max_depth=DOCUMENT_MAX_DEPTH)  # the frame bounds size
+    except CryptoError as exc:
+        raise Refusal(ReasonCode.FRAME_MALFORMED, f"{what}: {exc}") from None
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

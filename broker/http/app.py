@@ -1,5 +1,6 @@
-"""HTTP API (FastAPI): liveness and readiness; under /api/v1 the disclosure log, the routing
-table and CSP reviews; the designated contacts' alerts and web inbox."""
+"""HTTP API (FastAPI): liveness, readiness and Prometheus metrics; under /api/v1 the
+disclosure log, the routing table and CSP reviews; the designated contacts' alerts and web
+inbox."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from broker.http.directory import directory_router
 from broker.http.docs import install_docs
 from broker.http.errors import install
 from broker.http.limits import install_limits
+from broker.http.metrics import Scrape, metrics_router
 from broker.http.oversight import oversight_router
 from broker.http.routing import routing_router
 from broker.http.witness import witness_router
@@ -43,12 +45,20 @@ class ApiDeps:
     bundles: BundleArchive | None = None  # archived policy bundles, for explain
 
 
-def create_app(ready_checks: dict[str, Callable[[], bool]], deps: ApiDeps | None = None) -> FastAPI:
-    """`ready_checks`: name -> cheap probe (NATS connected, gateway consuming, audit store)."""
+def create_app(
+    ready_checks: dict[str, Callable[[], bool]],
+    deps: ApiDeps | None = None,
+    metrics: Scrape | None = None,
+) -> FastAPI:
+    """`ready_checks`: name -> cheap probe (NATS connected, gateway consuming, audit store);
+    `metrics`: what `/metrics` serves (a gateway worker's listener has only that and the
+    probes)."""
     app = FastAPI(title="s284-broker", version="0.1.0", docs_url=None, redoc_url=None)
     install_docs(app)  # /docs and /redoc with their assets served here, not from a CDN
     install(app)  # the one error -> status map, for every router below
     install_limits(app)  # bodies capped before any route reads or authenticates them
+    if metrics is not None:
+        app.include_router(metrics_router(metrics))
     if deps is not None:
         app.include_router(audit_router(deps.audit, deps.auth))
         app.include_router(Console(deps.audit, TokenVerifier(deps.auth)).router())

@@ -6,7 +6,7 @@ Who sees which record is decided in SQL by `audit`'s queries; this module maps H
 """
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -27,6 +27,7 @@ from audit import (
     review_queue,
     search,
     stored_canonical,
+    unconfirmed,
 )
 from broker.auth import AuthConfig, AuthError, Principal, Role, TokenVerifier
 from broker.http.access import audit_access, bearer_caller, logged_route
@@ -44,6 +45,7 @@ from broker.http.audit_models import (
     ReviewIn,
     ReviewOut,
     SearchQuery,
+    UnconfirmedList,
     export_rows,
 )
 from broker.http.errors import ApiError
@@ -134,6 +136,21 @@ def audit_router(store: AuditStore, auth: AuthConfig) -> APIRouter:  # noqa: C90
         rows = _counted(request, page.rows)
         return Accounting.model_validate(
             {"offender": offender, "disclosures": rows, "next_cursor": page.next_cursor}
+        )
+
+    @router.get("/unconfirmed", summary="Disclosures no recipient has confirmed taking")
+    def get_unconfirmed(
+        request: Request,
+        who: reader,
+        older_than_s: Annotated[int, Query(ge=0, le=366 * 86_400)] = 900,
+        limit: limit_q = 100,
+    ) -> UnconfirmedList:
+        """Disclosures older than `older_than_s` seconds with no `received` record, oldest
+        first (as `s284 audit unconfirmed`); only those the caller may see."""
+        before = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        rows = unconfirmed(store, before, limit, viewer_of(who))
+        return UnconfirmedList.model_validate(
+            {"older_than": before.isoformat(), "disclosures": _counted(request, rows)}
         )
 
     @router.get("/refusals", summary="Refused messages")

@@ -76,10 +76,37 @@ class RecordWithProof(BaseModel):
     )
 
 
+class AccountedDisclosure(RecordOut):
+    """A disclosure in the accounting: delivered (it is in the log only once published to
+    JetStream) and, once the recipient's system confirms taking it, when it did."""
+
+    confirmed_at: str | None = Field(
+        description="when the recipient's system confirmed taking it (its signed "
+        "confirmation, a `received` record); null while unconfirmed"
+    )
+
+
 class Accounting(BaseModel):
     offender: str
-    disclosures: list[RecordOut]
+    disclosures: list[AccountedDisclosure]
     next_cursor: str | None
+
+
+class UnconfirmedOut(BaseModel):
+    """A disclosure no recipient's system has confirmed taking (no `received` record)."""
+
+    record_id: str
+    seq: int
+    message_id: str | None
+    sender_agency: str | None
+    recipient_agency: str | None
+    kind: str | None
+    occurred_at: str
+
+
+class UnconfirmedList(BaseModel):
+    older_than: str = Field(description="only disclosures that occurred before this time")
+    disclosures: list[UnconfirmedOut] = Field(description="oldest first")
 
 
 class ReviewIn(BaseModel):

@@ -1,7 +1,9 @@
 """The oversight console under /console, for privacy officers, auditors and administrators:
 the risk-reduction review queue with the review action, the accounting of disclosures per
-offender, and CSV exports of both. Server-rendered like the inbox (broker/http/pages.py:
-cookie session scoped to /console, CSRF, strict CSP, no JavaScript).
+offender, the oversight statistics with charts (SVG drawn here, nothing from a CDN), and
+CSV exports of each. The Post Sentence Authority (`psa`) signs in to the statistics only.
+Server-rendered like the inbox (broker/http/pages.py: cookie session scoped to /console,
+CSRF, strict CSP, no JavaScript).
 
 It reads the log through the same queries as the JSON API (`audit`'s, which decide in SQL
 which record each viewer may see: a privacy officer only its agency's), records a review
@@ -11,7 +13,10 @@ text a viewer sees is what the API would show them.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves route annotations at run time.
+import csv
+import io
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -19,18 +24,29 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from audit import AuditStore, Filters, accounting, record_by_id, review_queue
+from audit import (
+    AuditStore,
+    Filters,
+    Period,
+    PeriodError,
+    accounting,
+    record_by_id,
+    review_queue,
+    statistics,
+)
 from broker.auth import AuthError, Principal, TokenVerifier, require_role
 from broker.http.access import ErrorPage, audit_access, logged_route
 from broker.http.audit import READERS, REVIEWERS, check_reviewable, review_record, viewer_of
 from broker.http.audit_models import ReviewIn, csv_document, export_rows
 from broker.http.errors import ApiError, Problem, answer
+from broker.http.oversight import COUNTERS
 from broker.http.pages import Flash, Pages, Site, read_form
 from broker.wire.envelope import OFFENDER_PATTERN
 
 CONSOLE = "/console"
 COOKIE = "s284_console"
 PAGE = 200  # rows a page shows; the CSV export has them all
+DEFAULT_DAYS = 90  # the statistics page's period when none is asked for
 MAX_FORM_BYTES = 8 * 1024
 FLASH: dict[str, tuple[str, bool]] = {
     "reviewed": ("Review recorded; the disclosure has left the queue.", False),
@@ -68,8 +84,9 @@ def _console_error(pages: Pages) -> ErrorPage:
         if found.status == 401:  # noqa: PLR2004
             return pages.to_login(request)
         key = _flash_key(found)
-        if request.method == "GET":
-            flash = Flash(FLASH[key][0], error=True, code=found.code)
+        if request.method == "GET":  # what is wrong, in the broker's own words (escaped)
+            text = FLASH[key][0] if found.status >= 500 else f"{found.detail}."  # noqa: PLR2004
+            flash = Flash(text, error=True, code=found.code)
             return pages.render("problem.html", request, found.status, flash)
         return pages.redirect("", flash=key, code=found.code)
 
@@ -93,6 +110,8 @@ class Console:
         router.add_api_route("/reviews/{record_id}", self.review, methods=["POST"])
         router.add_api_route("/accounting", self.accounting, methods=["GET"])
         router.add_api_route("/accounting.csv", self.accounting_csv, methods=["GET"])
+        router.add_api_route("/statistics", self.statistics, methods=["GET"])
+        router.add_api_route("/statistics.csv", self.statistics_csv, methods=["GET"])
         router.add_api_route("/logout", self.logout, methods=["POST"])
         return router
 
@@ -104,9 +123,15 @@ class Console:
             raise AuthError(401, "auth.missing_token", "sign in")
         principal = self.verifier.verify(token)
         request.state.principal = principal
-        if principal.role not in READERS:
+        if principal.role not in COUNTERS:
             raise AuthError(401, "auth.forbidden", "the console is for oversight roles")
         return principal
+
+    async def _staff(self, request: Request) -> Principal:
+        """Records are for privacy officers, auditors and admins, never the Authority."""
+        who = await run_in_threadpool(self._signed_in, request)
+        require_role(who, READERS)
+        return who
 
     async def _posted(self, request: Request) -> tuple[Principal, dict[str, str]]:
         who = await run_in_threadpool(self._signed_in, request)
@@ -126,12 +151,14 @@ class Console:
             token = (await read_form(request, MAX_FORM_BYTES)).get("token", "").strip()
             principal = await run_in_threadpool(self.verifier.verify, token)
             request.state.principal = principal
-            require_role(principal, READERS)
+            require_role(principal, COUNTERS)
         except (AuthError, ApiError) as exc:
             found = answer(exc)
             flash = Flash(f"Not signed in: {found.detail}.", error=True, code=found.code)
             return self.pages.render("console_login.html", request, found.status, flash)
-        return self.pages.sign_in(request, token)
+        return self.pages.sign_in(
+            request, token, "" if principal.role in READERS else "/statistics"
+        )
 
     async def logout(self, request: Request) -> Response:
         await self._posted(request)
@@ -139,8 +166,10 @@ class Console:
 
     # -- the review queue ----------------------------------------------------------------
 
-    async def reviews(self, request: Request) -> HTMLResponse:
+    async def reviews(self, request: Request) -> Response:
         who = await run_in_threadpool(self._signed_in, request)
+        if who.role not in READERS:
+            return self.pages.redirect("/statistics")
         page = await run_in_threadpool(review_queue, self.store, viewer_of(who), None, PAGE)
         request.state.results = len(page.rows)
         return self._page(
@@ -154,7 +183,7 @@ class Console:
         )
 
     async def reviews_csv(self, request: Request) -> PlainTextResponse:
-        who = await run_in_threadpool(self._signed_in, request)
+        who = await self._staff(request)
         rows = await run_in_threadpool(self._all_reviews, who)
         request.state.results = len(rows)
         return _csv(csv_document(rows), "s284-review-queue.csv")
@@ -194,7 +223,7 @@ class Console:
     # -- accounting ----------------------------------------------------------------------
 
     async def accounting(self, request: Request) -> HTMLResponse:
-        who = await run_in_threadpool(self._signed_in, request)
+        who = await self._staff(request)
         offender = _offender(request)
         rows: list[dict[str, Any]] = []
         more = False
@@ -215,7 +244,7 @@ class Console:
         )
 
     async def accounting_csv(self, request: Request) -> PlainTextResponse:
-        who = await run_in_threadpool(self._signed_in, request)
+        who = await self._staff(request)
         offender = _offender(request)
         if not offender:
             raise ApiError(400, "request.invalid", "name the offender (?offender=REF)")
@@ -224,6 +253,57 @@ class Console:
             lambda: "".join(export_rows(self.store, viewer_of(who), filters, request))
         )
         return _csv(chunks, f"s284-accounting-{offender}.csv")
+
+    # -- statistics ----------------------------------------------------------------------
+
+    async def statistics(self, request: Request) -> HTMLResponse:
+        who = await run_in_threadpool(self._signed_in, request)
+        start, end, period = _period(request)
+        figures = await run_in_threadpool(statistics, self.store, period)
+        return self._page(
+            "console_statistics.html",
+            request,
+            who,
+            page="statistics",
+            start=start,
+            end=end,
+            s=figures,
+            minutes=_minutes,
+        )
+
+    async def statistics_csv(self, request: Request) -> PlainTextResponse:
+        await run_in_threadpool(self._signed_in, request)
+        start, end, period = _period(request)
+        figures = await run_in_threadpool(statistics, self.store, period)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["figure", "value"])
+        writer.writerows(_flat(figures))
+        request.state.results = 1
+        return _csv(buffer.getvalue(), f"s284-statistics-{start}-{end}.csv")
+
+
+def _period(request: Request) -> tuple[str, str, Period]:
+    """The period asked for (`from`, `to`: dates, both included), by default the last
+    DEFAULT_DAYS days; a bad one is a 400 naming what is wrong."""
+    today = datetime.now(UTC).date()
+    start = request.query_params.get("from") or (today - timedelta(DEFAULT_DAYS - 1)).isoformat()
+    end = request.query_params.get("to") or today.isoformat()
+    try:
+        return start, end, Period.parse(start, end)
+    except PeriodError as exc:
+        raise ApiError(400, "oversight.bad_period", str(exc)) from None
+
+
+def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested figures as `a.b.c` rows, for the CSV export."""
+    if isinstance(value, dict):
+        return [row for k, v in value.items() for row in _flat(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), "" if value is None else value)]
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"  # noqa: PLR2004
 
 
 def _offender(request: Request) -> str | None:

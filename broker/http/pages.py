@@ -118,8 +118,8 @@ class Pages:
         response.delete_cookie(self.site.cookie, path=self.site.prefix)
         return response
 
-    def sign_in(self, request: Request, token: str) -> RedirectResponse:
-        response = self.redirect("")
+    def sign_in(self, request: Request, token: str, landing: str = "") -> RedirectResponse:
+        response = self.redirect(landing)
         response.set_cookie(
             self.site.cookie,
             token,

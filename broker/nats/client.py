@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import nats
@@ -50,9 +50,17 @@ _RETRYABLE = (
     asyncio.TimeoutError,
 )
 _ERR_GRACE_S = 0.05
+_PIPELINED_ACK_S = 5.0  # as long as a single publish waits for its ack
 _VIOLATION = re.compile(
     r'permissions violation for (publish|subscription) to "([^"]+)"', re.IGNORECASE
 )
+
+
+def _acked_seq(fut: asyncio.Future[Any]) -> int | None:
+    """The stream sequence of a pipelined publish's ack; None if it failed or timed out."""
+    if not fut.done() or fut.cancelled() or fut.exception() is not None:
+        return None
+    return int(fut.result().seq)
 
 
 def _why(exc: Exception) -> str:
@@ -283,6 +291,29 @@ class Connection:
                 return int(ack.seq)
         raise TransportError(f"publish to {subject} failed")
 
+    async def publish_many(self, items: Sequence[tuple[str, bytes, str]]) -> list[int]:
+        """Several JetStream publishes pipelined (nats-py's `publish_async`: all sent on one
+        reply subscription, then every ack awaited together), instead of a request each.
+        Any that fails or is not acknowledged in time goes again through `publish` (its
+        retries and permission check) under the same Nats-Msg-Id, so each is stored once."""
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for subject, data, msg_id in items:
+                headers = {"Nats-Msg-Id": msg_id}
+                futures.append(await self.js.publish_async(subject, data, headers=headers))
+        except (nats.errors.Error, nats.js.errors.Error):
+            pass  # not sent (e.g. reconnecting): the ones without a future go again below
+        if futures:
+            _, late = await asyncio.wait(futures, timeout=_PIPELINED_ACK_S)
+            for fut in late:
+                fut.cancel()
+        seqs = [_acked_seq(fut) for fut in futures] + [None] * (len(items) - len(futures))
+        again = [i for i, seq in enumerate(seqs) if seq is None]
+        redone = await asyncio.gather(*(self.publish(*items[i]) for i in again))
+        for i, seq in zip(again, redone, strict=True):
+            seqs[i] = seq
+        return [int(seq or 0) for seq in seqs]
+
     async def publish_raw(self, subject: str, data: bytes, headers: dict[str, str]) -> int:
         """Publish without our retry/dedup policy (used to exercise the gateway with bad input)."""
         try:
@@ -309,6 +340,15 @@ class Connection:
 
     def pull(self, stream: str, durable: str) -> PullConsumer:
         return PullConsumer(self, stream, durable)
+
+    async def consumer_lag(self, stream: str, durable: str) -> tuple[int, int]:
+        """(not yet delivered, delivered but not acknowledged) on a durable consumer, as the
+        server counts them: the lag an operator watches (broker/observe)."""
+        try:
+            info = await self.js.consumer_info(stream, durable, timeout=2.0)
+        except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+            raise TransportError(f"cannot read consumer {stream}/{durable}: {_why(exc)}") from exc
+        return int(info.num_pending or 0), int(info.num_ack_pending or 0)
 
     async def subscribe(self, subject: str, handler: Callable[[bytes], None]) -> Any:
         """Core NATS; refused at once (TransportError) if this user may not subscribe."""
@@ -358,6 +398,7 @@ class Connection:
             max_age=spec.max_age_s,
             duplicate_window=spec.duplicate_window_s,
             first_seq=spec.first_seq,
+            max_msgs=spec.max_msgs,
             allow_direct=spec.allow_direct or None,
             deny_delete=True,
             deny_purge=True,
@@ -375,7 +416,7 @@ class Connection:
             filter_subject=spec.filter_subject,
             ack_wait=spec.ack_wait_s,
             max_deliver=spec.max_deliver,
-            max_ack_pending=4096,
+            max_ack_pending=spec.max_ack_pending,
         )
         await self.js.add_consumer(spec.stream, config)
 

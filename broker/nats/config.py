@@ -45,6 +45,7 @@ STREAM_DLQ = "S284_DLQ"
 STREAM_CHECKPOINTS = "S284_CHECKPOINTS"
 STREAM_DIRECTORY = "S284_DIRECTORY"
 STREAM_CONFIRM = "S284_CONFIRM"
+STREAM_OUTBOX = "S284_OUTBOX"  # sealed deliveries until confirmed; the broker account's own
 CHECKPOINT_SUBJECT = "s284.checkpoint"
 DIRECTORY_SUBJECT = "s284.directory"
 GATEWAY_CONSUMER = "gateway"
@@ -82,6 +83,17 @@ def ingress_streams() -> list[str]:
 def confirm_subject(agency: str) -> str:
     """Where an agency's system confirms it took a delivery (wire format section 3.7)."""
     return f"s284.confirm.{agency}"
+
+
+def outbox_subject(delivery_subject: str) -> str:
+    """`s284.deliver.police.risk.update` -> `s284.outbox.deliver.police.risk.update`: the
+    outbox copy names where the frame goes again (broker/gateway/outbox.py)."""
+    return "s284.outbox." + delivery_subject.removeprefix("s284.")
+
+
+def resend_subject(outbox: str) -> str:
+    """The inverse of `outbox_subject`."""
+    return "s284." + outbox.removeprefix("s284.outbox.")
 
 
 def deliver_subject(agency: str, kind: str) -> str:
@@ -204,6 +216,7 @@ def gateway_permissions() -> dict[str, Any]:
                 "s284.alert.>",
                 "s284.notice.>",
                 "s284.dlq.>",
+                "s284.outbox.>",  # no agency imports it: only the gateway sees the outbox
                 CHECKPOINT_SUBJECT,
                 DIRECTORY_SUBJECT,  # signed by the directory key; readers verify it
                 DIRECTORY_LAST,
@@ -211,6 +224,8 @@ def gateway_permissions() -> dict[str, Any]:
                 *(f"$JS.ACK.{s}.{GATEWAY_CONSUMER}.>" for s in ingress_streams()),
                 f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_CONFIRM}.{GATEWAY_CONSUMER}",
                 f"$JS.ACK.{STREAM_CONFIRM}.{GATEWAY_CONSUMER}.>",
+                f"$JS.API.CONSUMER.MSG.NEXT.{STREAM_OUTBOX}.{GATEWAY_CONSUMER}",
+                f"$JS.ACK.{STREAM_OUTBOX}.{GATEWAY_CONSUMER}.>",
                 "$JS.API.INFO",
                 "$JS.API.STREAM.INFO.*",
                 "$JS.API.CONSUMER.INFO.*.*",

@@ -3,6 +3,10 @@
 Each consumer keeps at most one fetch in flight; `fetch` returns as soon as any of them
 has messages, and leaves the others running so that an idle stream never delays a busy
 one. Messages a still-running fetch receives are returned by the next call.
+
+That is also the fairness bound (issue 17): each agency has at most one fetch of `batch`
+messages in flight, so a flood on one stream delays another agency's message by a batch
+or two of the flood, never by its backlog (tests/test_fairness.py measures it).
 """
 
 from __future__ import annotations

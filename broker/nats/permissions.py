@@ -22,6 +22,7 @@ from broker.nats.config import (
     GATEWAY_CONSUMER,
     STREAM_CONFIRM,
     STREAM_DIRECTORY,
+    STREAM_OUTBOX,
     agency_consumers,
     alert_subject,
     confirm_subject,
@@ -90,6 +91,7 @@ def gateway_permissions() -> Permissions:
             alert_subject("*", ">"),
             notice_subject("*", ">"),
             "s284.dlq.>",
+            "s284.outbox.>",
             CHECKPOINT_SUBJECT,
             DIRECTORY_SUBJECT,
         ),
@@ -103,7 +105,7 @@ def gateway_permissions() -> Permissions:
 
 def _gateway_consumers() -> tuple[tuple[str, str], ...]:
     ingress = tuple((ingress_stream(a.value), GATEWAY_CONSUMER) for a in Agency)
-    return (*ingress, (STREAM_CONFIRM, GATEWAY_CONSUMER))
+    return (*ingress, (STREAM_CONFIRM, GATEWAY_CONSUMER), (STREAM_OUTBOX, GATEWAY_CONSUMER))
 
 
 def admin_permissions() -> Permissions:

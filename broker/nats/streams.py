@@ -16,6 +16,7 @@ from broker.nats.config import (
     STREAM_DELIVER,
     STREAM_DIRECTORY,
     STREAM_DLQ,
+    STREAM_OUTBOX,
     STREAM_RECEIPTS,
     agency_consumers,
     alert_subject,
@@ -43,6 +44,7 @@ class StreamSpec:
     duplicate_window_s: float
     first_seq: int = 1  # ingress: each agency's stream numbers in its own range
     allow_direct: bool = False  # the directory: read by "direct get" across accounts
+    max_msgs: int = -1  # -1: no count limit; otherwise the oldest go first
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class ConsumerSpec:
     filter_subject: str
     ack_wait_s: float
     max_deliver: int  # -1: unbounded
+    max_ack_pending: int = 4096
 
 
 def stream_specs(limits: StreamLimits, agencies: list[str]) -> list[StreamSpec]:
@@ -84,6 +87,7 @@ def stream_specs(limits: StreamLimits, agencies: list[str]) -> list[StreamSpec]:
     return [
         *ingress,
         _confirm_stream(window),
+        _outbox_stream(window),
         *(
             StreamSpec(
                 name,
@@ -108,6 +112,20 @@ def _confirm_stream(window: float) -> StreamSpec:
     return StreamSpec(STREAM_CONFIRM, subjects, True, CONFIRM_MAX_BYTES, 0.0, window)  # noqa: FBT003 - positional dataclass
 
 
+OUTBOX_MAX_AGE_S = 7 * _DAY  # past the reconciler's last re-send (hours), with room
+OUTBOX_MAX_MSGS = 1_000_000  # unconfirmed frames kept at most; beyond, the oldest go
+
+
+def _outbox_stream(window: float) -> StreamSpec:
+    """Each sealed delivery until its recipient confirms it (broker/gateway/outbox.py): a
+    work queue, so the reconciler's ack is the deletion; bounded by age and count."""
+    return StreamSpec(
+        STREAM_OUTBOX, ("s284.outbox.>",), work_queue=True,
+        max_msg_size=MAX_PAYLOAD, max_age_s=OUTBOX_MAX_AGE_S,
+        duplicate_window_s=window, max_msgs=OUTBOX_MAX_MSGS,
+    )  # fmt: skip
+
+
 def _family(pattern: str) -> str:
     """`s284.deliver.*.*` -> `s284.deliver.>`: every subject of that family."""
     return ".".join(pattern.split(".")[:2]) + ".>"
@@ -126,6 +144,11 @@ def consumer_specs(limits: StreamLimits, agencies: list[str]) -> list[ConsumerSp
         # unbounded: a confirmation waits out a log outage rather than being dropped
         ConsumerSpec(STREAM_CONFIRM, GATEWAY_CONSUMER, _family(confirm_subject("*")),
                      limits.ack_wait_s, -1)
+    )  # fmt: skip
+    specs.append(
+        # every unconfirmed frame waits as a pending (nak-delayed) message: room for all
+        ConsumerSpec(STREAM_OUTBOX, GATEWAY_CONSUMER, "s284.outbox.>", limits.ack_wait_s, -1,
+                     max_ack_pending=OUTBOX_MAX_MSGS)
     )  # fmt: skip
     for agency in agencies:
         specs += [

@@ -6,7 +6,7 @@ protocol, so its users never see a nats-py type."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -83,6 +83,11 @@ class Transport(Protocol):
     async def publish(self, subject: str, data: bytes, msg_id: str) -> int:
         """JetStream publish under `Nats-Msg-Id: msg_id`; the stream sequence (a duplicate
         within the stream's window returns the original's)."""
+        ...
+
+    async def publish_many(self, items: Sequence[tuple[str, bytes, str]]) -> list[int]:
+        """`publish` of each (subject, data, msg_id), pipelined: the stream sequences, in
+        order; TransportError if any cannot be stored."""
         ...
 
     async def publish_raw(self, subject: str, data: bytes, headers: dict[str, str]) -> int:

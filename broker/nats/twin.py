@@ -20,7 +20,7 @@ Fetch waits on an event, never in a polling loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -332,6 +332,9 @@ class TwinConnection:
 
     async def publish(self, subject: str, data: bytes, msg_id: str) -> int:
         return self._publish(subject, data, {MSG_ID: msg_id})
+
+    async def publish_many(self, items: Sequence[tuple[str, bytes, str]]) -> list[int]:
+        return [self._publish(subject, data, {MSG_ID: msg_id}) for subject, data, msg_id in items]
 
     async def publish_raw(self, subject: str, data: bytes, headers: dict[str, str]) -> int:
         return self._publish(subject, data, headers)

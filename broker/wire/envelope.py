@@ -198,6 +198,16 @@ class DeliveryClaims(_Strict):
     created_at: Timestamp
     to: Agency
     sealed: str
+    route_reason: str | None = None  # an alert routing parked at the duty inbox: why
+
+    @model_serializer(mode="wrap")
+    def _route_reason_only_when_set(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Absent unless set, so every other delivery is what it was before the member
+        existed (older readers forbid unknown members)."""
+        data = handler(self)
+        if self.route_reason is None and isinstance(data, dict):
+            data.pop("route_reason", None)
+        return data
 
 
 class DeliveryRef(_Strict):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import os
@@ -29,14 +30,20 @@ from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker.errors import CryptoError
+from broker.wire.bounds import HEADER_MAX_BYTES, HEADER_MAX_DEPTH, check_json
 
 _ENC = "A256GCM"
 _B64U = re.compile(r"[A-Za-z0-9_-]*")
 _CEK_BITS = 256
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_HEADER_CACHE_MAX_CHARS = 512  # only small headers are remembered (a bound on memory)
+
+
 def b64u(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    # what base64.urlsafe_b64encode does, without its two Python-level calls per segment
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 def b64u_decode(text: str) -> bytes:
@@ -60,8 +67,24 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _header(segment: str) -> dict[str, Any]:
+    """The checked protected header, parsed once per distinct small segment: a sender's JWS
+    header is the same on every message, and a JWE's is read twice (a fresh copy each time;
+    a segment that fails raises every time, it is never remembered)."""
+    if len(segment) > _HEADER_CACHE_MAX_CHARS:
+        return _parse_header(segment)
+    return dict(_remembered_header(segment))
+
+
+@functools.lru_cache(maxsize=1024)
+def _remembered_header(segment: str) -> dict[str, Any]:
+    return _parse_header(segment)
+
+
+def _parse_header(segment: str) -> dict[str, Any]:
+    raw = b64u_decode(segment)
+    check_json(raw, max_bytes=HEADER_MAX_BYTES, max_depth=HEADER_MAX_DEPTH)
     try:
-        header = json.loads(b64u_decode(segment), object_pairs_hook=_no_duplicates)
+        header = json.loads(raw, object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CryptoError("protected header is not JSON") from exc
     if not isinstance(header, dict):
@@ -92,8 +115,14 @@ def thumbprint(key: Ed25519PublicKey | X25519PublicKey) -> str:
 # -- JWS ---------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
+def _jws_header(kid: str, typ: str) -> str:
+    """A signer's protected header is the same on every token it signs: encode it once."""
+    return _json_b64({"alg": "EdDSA", "kid": kid, "typ": typ})
+
+
 def jws_sign(payload: bytes, key: Ed25519PrivateKey, kid: str, typ: str) -> str:
-    signing_input = f"{_json_b64({'alg': 'EdDSA', 'kid': kid, 'typ': typ})}.{b64u(payload)}"
+    signing_input = f"{_jws_header(kid, typ)}.{b64u(payload)}"
     return f"{signing_input}.{b64u(key.sign(signing_input.encode('ascii')))}"
 
 

@@ -25,7 +25,14 @@ from broker.wire.envelope import (
     Receipt,
     SealedContent,
 )
-from broker.wire.jose import jwe_decrypt, jwe_encrypt, jws_sign, jws_unverified_header, jws_verify
+from broker.wire.jose import (
+    b64u_decode,
+    jwe_decrypt,
+    jwe_encrypt,
+    jws_sign,
+    jws_unverified_header,
+    jws_verify,
+)
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory
 
 TYP_INGRESS = "s284-ingress+jws"
@@ -70,13 +77,23 @@ def seal_delivery(
         recipient_enc.kid,
         {"s284_id": delivery_id},
     )
-    claims = DeliveryClaims(
+    # Every field is made here (the id, the clock, our own JWE): nothing to validate.
+    claims = DeliveryClaims.model_construct(
         delivery_id=delivery_id,
         message_id=content.envelope.id,
         created_at=datetime.now(UTC),
         to=to,
         sealed=sealed,
     )
+    return jws_sign(_dump(claims), gateway.signing, gateway.sig_kid, TYP_DELIVERY).encode("ascii")
+
+
+def with_route_reason(frame: bytes, reason: str, gateway: Identity) -> bytes:
+    """The gateway's own delivery `frame` re-signed with `route_reason` (an alert parked at
+    the duty inbox tells its reader why); the sealed content is untouched, so no re-sealing.
+    Step 6b decides the route after step 8a sealed the frame."""
+    body = b64u_decode(frame.decode("ascii").split(".")[1])
+    claims = DeliveryClaims.model_validate_json(body).model_copy(update={"route_reason": reason})
     return jws_sign(_dump(claims), gateway.signing, gateway.sig_kid, TYP_DELIVERY).encode("ascii")
 
 
@@ -114,6 +131,7 @@ class VerifiedDelivery:
     withheld: list[str]
     content: DeliveredContent
     contact: str | None = None  # a routed alert: the designated contact it is for
+    route_reason: str | None = None  # parked at the duty inbox: the routing reason code
 
 
 def open_delivery(frame: bytes, me: Identity, directory: KeyDirectory) -> VerifiedDelivery:
@@ -136,4 +154,11 @@ def open_delivery(frame: bytes, me: Identity, directory: KeyDirectory) -> Verifi
         raise CryptoError("delivery is not a valid sealed delivery") from exc
     if origin.id != env.id or claims.message_id != env.id:
         raise CryptoError("delivery does not match the sender's signed message")
-    return VerifiedDelivery(claims.delivery_id, env, content.payload, content.withheld, content)
+    return VerifiedDelivery(
+        claims.delivery_id,
+        env,
+        content.payload,
+        content.withheld,
+        content,
+        route_reason=claims.route_reason,
+    )
