@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from audit._records import AuditRecord, DecisionInputs, Event
+from audit._records import AuditRecord, DecisionInputs, Event, rfc3339
 
 BROKER = "broker"  # the ingress agency of events the broker itself originates
 
@@ -403,9 +403,14 @@ def review(record_id: str, origin: Origin, about: About, target: str, outcome: s
     )
 
 
-def expired(record_id: str, origin: Origin, erased: int, before: datetime) -> AuditRecord:
-    """Personal fields of `erased` records that occurred before `before` were erased."""
-    cutoff = before.astimezone(UTC).date().isoformat()
+def expired(
+    record_id: str, origin: Origin, erased: int, before: datetime, by: str = "operator"
+) -> AuditRecord:
+    """Personal fields of `erased` records that occurred before `before` were erased by `by`.
+
+    The exact cut-off is in the reason (`_markers.expiry_cutoff` reads it back): `verify` accepts
+    an erased personal row only where a later expiry record's cut-off covers it.
+    """
     return _entry(
         record_id,
         origin,
@@ -414,5 +419,8 @@ def expired(record_id: str, origin: Origin, erased: int, before: datetime) -> Au
         event=Event.EXPIRED,
         decision="none",
         reason_code="retention.expired",
-        reason=f"personal fields of {erased} record(s) that occurred before {cutoff} erased",
+        reason=(
+            f"personal fields of {erased} record(s) that occurred before "
+            f"{rfc3339(before)} erased by {by}"
+        ),
     )

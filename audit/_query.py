@@ -98,11 +98,19 @@ def _encode(payload: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+_MAX_CURSOR = 256  # characters: every cursor this API hands out is far shorter
+_MAX_POSITION = 2**63 - 1  # a BIGINT: anything larger the database cannot even compare
+
+
 def _decode(cursor: str) -> dict[str, Any]:
+    """A cursor this API handed out, else `InvalidCursorError` (400), whatever was sent:
+    garbage, huge numbers, or JSON nested deep enough to exhaust the parser."""
+    if len(cursor) > _MAX_CURSOR:
+        raise InvalidCursorError("the cursor is not one this API handed out")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidCursorError("the cursor is not one this API handed out") from None
     if not isinstance(payload, dict):
         raise InvalidCursorError("the cursor is not one this API handed out")
@@ -110,7 +118,7 @@ def _decode(cursor: str) -> dict[str, Any]:
 
 
 def _position(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_POSITION:
         raise InvalidCursorError("the cursor is not one this API handed out")
     return value
 

@@ -34,6 +34,7 @@ class Event(StrEnum):
     REVIEWED = "reviewed"
     EXPIRED = "expired"
     ROUTING_CHANGED = "routing_changed"
+    ACCESS_SEALED = "access_sealed"
 
 
 # The s 284 ground each purpose code stands for (Serious Offenders Act 2018 (Vic)).

@@ -113,10 +113,36 @@ audit_access = Table(
     Column("query", Text, nullable=False),
     Column("status", SmallInteger, nullable=False),
     Column("results", Integer),
+    # SHA-256 over the previous row's chain and this row (audit._access): a rewritten or
+    # deleted row breaks every later link, and `access_sealed` records in the Merkle log
+    # fix the chain's head under the next checkpoint.
+    Column("chain", LargeBinary(32), nullable=False),
     Index("ix_audit_access_at", "at"),
 )
 
 APPEND_ONLY = ("audit_log", "audit_nodes", "audit_checkpoints", "seen_messages", "audit_access")
+
+# SQLite's INSERT OR REPLACE deletes the clashing row and inserts the new one; the
+# delete fires no trigger (unless the attacker's own connection turned recursive_triggers
+# on), so an insert that would clash on any unique key is refused BEFORE it happens.
+# Tables the store fills with ON CONFLICT DO NOTHING ignore the clash instead (same
+# outcome for them: the stored row stays); the others abort.
+_KEYS = (
+    (
+        "audit_log",
+        "seq = NEW.seq OR record_id = NEW.record_id OR dedupe_key = NEW.dedupe_key",
+        "RAISE(ABORT, 'audit_log is append-only')",
+    ),
+    ("audit_personal", "seq = NEW.seq", "RAISE(ABORT, 'audit_personal is append-only')"),
+    (
+        "audit_nodes",
+        "level = NEW.level AND idx = NEW.idx",
+        "RAISE(ABORT, 'audit_nodes is append-only')",
+    ),
+    ("audit_checkpoints", "size = NEW.size", "RAISE(IGNORE)"),
+    ("seen_messages", "message_id = NEW.message_id", "RAISE(IGNORE)"),
+    ("audit_access", "id = NEW.id", "RAISE(ABORT, 'audit_access is append-only')"),
+)
 
 SQLITE_TRIGGERS = [
     *[
@@ -129,7 +155,15 @@ SQLITE_TRIGGERS = [
         "CREATE TRIGGER IF NOT EXISTS audit_personal_no_update BEFORE UPDATE ON audit_personal "
         "BEGIN SELECT RAISE(ABORT, 'audit_personal is erase-only'); END"
     ),
+    *[
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_replace BEFORE INSERT ON {table} "  # noqa: S608 - our names
+        f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {clash}) "
+        f"BEGIN SELECT {action}; END"
+        for table, clash, action in _KEYS
+    ],
 ]
+"""Every SQLite trigger, created with the tables and never again (`s284 audit verify`
+compares them with `sqlite_master` and reports a missing or altered one)."""
 
 PG_TRIGGERS = [
     (

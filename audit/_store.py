@@ -9,9 +9,10 @@ the one store class; queries, access log, records and the tree live in their own
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     or_,
     select,
     text,
@@ -34,9 +36,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from audit import _build
 from audit import _merkle as merkle
-from audit._access import AccessEntry, append_access
+from audit._access import AccessEntry, access_head, append_access
 from audit._errors import AuditError, ProofError, StoreUnavailableError
 from audit._guard import unavailable_on_db_error
+from audit._markers import access_sealed
 from audit._records import (
     AuditRecord,
     Event,
@@ -48,6 +51,7 @@ from audit._records import (
 from audit._schema import (
     PG_TRIGGERS,
     SQLITE_TRIGGERS,
+    audit_access,
     audit_checkpoints,
     audit_log,
     audit_nodes,
@@ -144,6 +148,7 @@ class AuditStore:
         """Connect, create the tables and the append-only triggers if missing."""
         engine = create_engine(url, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
+            _owner_only(engine.url.database)
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         store = cls(engine)
@@ -151,12 +156,31 @@ class AuditStore:
         return store
 
     def _create_schema(self) -> None:
-        triggers = SQLITE_TRIGGERS if self._dialect == "sqlite" else PG_TRIGGERS
+        """Tables and triggers for a new log; an existing log's triggers are left as found.
+
+        Re-creating a dropped trigger here would erase the evidence: `s284 audit verify`
+        reports it instead (`audit._integrity`), and `install_guards` is the explicit way.
+        """
         with self.engine.connect() as conn:
             _take_append_lock(conn, self._dialect)  # two processes starting at once
+            fresh = not inspect(conn).has_table(audit_log.name)
             metadata.create_all(conn)
-            for ddl in triggers:
-                conn.execute(text(ddl))
+            if fresh:
+                self._create_triggers(conn)
+            else:
+                _add_access_chain(conn)
+            conn.commit()
+
+    def _create_triggers(self, conn: Connection) -> None:
+        for ddl in SQLITE_TRIGGERS if self._dialect == "sqlite" else PG_TRIGGERS:
+            conn.execute(text(ddl))
+
+    def install_guards(self) -> None:
+        """(Re-)create the append-only triggers: an operator's deliberate act, after
+        `verify` reported them missing (or on a log created before a guard existed)."""
+        with self.engine.connect() as conn:
+            _take_append_lock(conn, self._dialect)
+            self._create_triggers(conn)
             conn.commit()
 
     def _insert(self, table: Any) -> Any:
@@ -351,13 +375,23 @@ class AuditStore:
         """Append one API request to the access log; `StoreUnavailableError` if it cannot."""
         append_access(self, entry)
 
+    def seal_access(self, node: str, record_id: str) -> bool:
+        """Append an `access_sealed` record fixing the access log's chain head in the Merkle
+        log (call before signing a checkpoint); False if there is nothing new to seal."""
+        last_id, head = access_head(self)
+        if last_id == 0:
+            return False
+        origin = _build.Origin(datetime.now(UTC), _build.BROKER, node)
+        return self.append([access_sealed(record_id, origin, last_id, head)]).added > 0
+
     # -- retention ---------------------------------------------------------------
 
-    def expire(self, before: datetime, node: str, record_id: str) -> int:
+    def expire(self, before: datetime, node: str, record_id: str, by: str = "operator") -> int:
         """Erase personal fields and salts of records that occurred before `before`.
 
         Leaf hashes commit to the salted hash only, so every proof stays valid; the
-        erasure is itself appended to the log.
+        erasure is itself appended to the log, signed by the next checkpoint, saying who
+        (`by`), when and the exact cut-off: `verify` fails on any erasure none covers.
         """
         doomed = (
             select(audit_log.c.seq)
@@ -372,7 +406,8 @@ class AuditStore:
                 ).rowcount
             )
             if erased:
-                self._write(conn, _size(conn), [_expiry_record(before, erased, node, record_id)])
+                expiry = _expiry_record(before, erased, node, record_id, by)
+                self._write(conn, _size(conn), [expiry])
             conn.commit()
         return erased
 
@@ -396,7 +431,7 @@ class AuditStore:
         self.engine.dispose()
 
 
-@contextmanager
+@contextlib.contextmanager
 def _unavailable_as_audit_error() -> Iterator[None]:
     """The driver's errors leave the store as its own: callers must not need to know SQL."""
     try:
@@ -413,6 +448,14 @@ def _take_append_lock(conn: Connection, dialect: str) -> None:
     else:
         conn.info["s284_write"] = True
         conn.begin()
+
+
+def _add_access_chain(conn: Connection) -> None:
+    """A log made before the access log was chained gets the column; its older rows stay
+    unchained (NULL), and the chain starts at the first row written after."""
+    if "chain" not in {c["name"] for c in inspect(conn).get_columns(audit_access.name)}:
+        kind = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+        conn.execute(text(f"ALTER TABLE audit_access ADD COLUMN chain {kind}"))
 
 
 def _size(conn: Connection) -> int:
@@ -469,9 +512,11 @@ def _personal_row(record: AuditRecord, seq: int, salt: bytes, fields: bytes) -> 
     }
 
 
-def _expiry_record(before: datetime, erased: int, node: str, record_id: str) -> AuditRecord:
+def _expiry_record(
+    before: datetime, erased: int, node: str, record_id: str, by: str
+) -> AuditRecord:
     origin = _build.Origin(datetime.now(UTC), _build.BROKER, node)
-    return _build.expired(record_id, origin, erased, before)
+    return _build.expired(record_id, origin, erased, before, by)
 
 
 def _latest_checkpoint(conn: Connection) -> CheckpointRow | None:
@@ -487,6 +532,17 @@ def _checkpoint_note(conn: Connection, size: int) -> str | None:
 
 def _checkpoint(row: Any) -> CheckpointRow:
     return CheckpointRow(row["size"], bytes(row["root"]), row["note"], row["signed_at"])
+
+
+def _owner_only(database: str | None) -> None:
+    """The database file 0600 before SQLite opens it (its -wal and -shm take the file's
+    mode); an existing one, and its -wal/-shm, tightened: they hold personal data."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for path in (database, f"{database}-wal", f"{database}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path, 0o600)  # noqa: PTH101 - three plain paths
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -9,6 +9,9 @@ The steps, each labelled inline:
                    (so consecutive checkpoints are consistent: both are prefixes of one tree)
     4 coverage     no checkpoint covers records the store no longer has (truncation)
     5 tree         every stored Merkle node (used for proofs) is the one the records give
+    6 erasure      every erased personal row is covered by an expiry record (`_integrity`)
+    7 access       the access log's hash chain holds and matches every head sealed in the log
+    8 guards       the append-only triggers are all there, unaltered: reported, never repaired
 
 With a witness policy, step 1b adds every checkpoint a registered witness cosigned: a
 log-signed checkpoint that disagrees with one is a rewrite (`witness.fork`), and steps 3
@@ -36,6 +39,7 @@ from audit._cosign_store import (
     stored_cosignatures,
 )
 from audit._errors import AuditError, NoteError
+from audit._integrity import Finding, IntegrityCheck
 from audit._note import NoteVerifier, open_checkpoint
 from audit._records import canonical_json, personal_commitment, rfc3339
 from audit._store import AuditStore, CheckpointRow, StoredRecord
@@ -105,10 +109,12 @@ def verify_log(
         if witnesses is not None:
             _add_witnessed(store, witnesses, verifier.name, checkpoints, report)  # 1b
         report.checkpoints = len(checkpoints)
-        builder = _rebuild(store, checkpoints, report)  # 2, 3
+        integrity = IntegrityCheck()
+        builder = _rebuild(store, checkpoints, report, integrity)  # 2, 3
         _check_coverage(checkpoints, builder.size)  # 4
         _check_stored_tree(store, builder)  # 5
         report.root = builder.root()
+        _check_integrity(store, integrity)  # 6, 7, 8
     except _Failed as failed:
         report.problem = failed.problem
     report.seconds = time.perf_counter() - started
@@ -136,8 +142,18 @@ def _checked_checkpoints(
     return roots
 
 
+def _check_integrity(store: AuditStore, integrity: IntegrityCheck) -> None:
+    try:
+        integrity.check(store)
+    except Finding as found:
+        raise _Failed(Problem(found.code, found.detail, found.seq)) from None
+
+
 def _rebuild(
-    store: AuditStore, checkpoints: dict[int, bytes], report: VerifyReport
+    store: AuditStore,
+    checkpoints: dict[int, bytes],
+    report: VerifyReport,
+    integrity: IntegrityCheck,
 ) -> merkle.TreeBuilder:
     builder = merkle.TreeBuilder()
     batch = _NodeBatch(store, builder)
@@ -145,6 +161,7 @@ def _rebuild(
         _check_root(builder, checkpoints[0], report)
     for stored in store.iter_stored():
         leaf = _checked_leaf(stored, builder.size)  # 2
+        integrity.see(stored)
         builder.append(leaf)
         batch.add(leaf)
         report.records += 1

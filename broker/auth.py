@@ -11,7 +11,12 @@ Claims (documented in the OpenAPI description of the audit API too):
 - `s284_role`: `privacy_officer`, `auditor`, `admin`, `contact` or `psa` (the Post
   Sentence Authority: `/api/v1/oversight/statistics` only).
 - `s284_agency`: the agency of a privacy officer or designated contact.
-- `iss`, `aud`, `exp`, `iat`: standard; `iss` and `aud` must match `AuthConfig`.
+- `iss`, `aud`, `exp`, `iat`: standard; `iss` and `aud` must match `AuthConfig`, and
+  `exp - iat` may not exceed `AuthConfig.max_lifetime_s` (12 h by default): a stolen
+  ten-year token is refused.
+- `s284_agency` must name one of the four agencies; anything else is refused.
+- `jti`: the token's id (the local issuer sets one); signing out of the web inbox revokes
+  it until it expires (`Revocations`). A token without `jti` is revoked by its SHA-256.
 
 Embedded mode has a local issuer: an Ed25519 key pair in the home, used by
 `s284 token`. Tokens are never logged or put in error messages.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,7 +38,9 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from broker.errors import BrokerError
+from broker.errors import BrokerError, ConfigError
+from broker.revocations import Revocations, token_id
+from broker.wire.envelope import Agency
 from broker.wire.jose import thumbprint
 
 ALGORITHMS = ("EdDSA", "ES256", "RS256")
@@ -40,7 +48,22 @@ LOCAL_ISSUER = "s284-local"
 AUDIENCE = "s284-audit"
 CLAIM_ROLE = "s284_role"
 CLAIM_AGENCY = "s284_agency"
-MAX_TTL_S = 24 * 3600
+MAX_TTL_S = 12 * 3600  # what `s284 token` issues at most; also the default accepted
+
+
+AGENCIES = frozenset(a.value for a in Agency)
+
+
+def _seconds(value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ConfigError(f"S284_AUTH_MAX_LIFETIME_S must be a positive number, not {value!r}")
+    return seconds
 
 
 class Role(StrEnum):
@@ -85,6 +108,8 @@ class AuthConfig:
     audience: str
     jwks: str
     leeway_s: float = 30.0
+    max_lifetime_s: float = MAX_TTL_S
+    revocations: Path | None = None  # where signed-out tokens are kept; None: in memory
 
     @classmethod
     def from_env_and_home(cls, home: Path) -> AuthConfig:
@@ -94,6 +119,8 @@ class AuthConfig:
             issuer=os.environ.get("S284_AUTH_ISSUER", LOCAL_ISSUER),
             audience=os.environ.get("S284_AUTH_AUDIENCE", AUDIENCE),
             jwks=os.environ.get("S284_AUTH_JWKS") or default_jwks,
+            max_lifetime_s=_seconds(os.environ.get("S284_AUTH_MAX_LIFETIME_S"), MAX_TTL_S),
+            revocations=home / "revoked-tokens.json",
         )
 
     @property
@@ -151,6 +178,7 @@ class LocalIssuer:
             "iat": now,
             "nbf": now,
             "exp": now + ttl_s,
+            "jti": secrets.token_urlsafe(16),
             CLAIM_ROLE: role.value,
         }
         if agency is not None:
@@ -220,6 +248,7 @@ class TokenVerifier:
             raise AuthError(503, "auth.misconfigured", "S284_AUTH_JWKS must be an https URL")
         self.config = config
         self._keys = _UrlKeys(config.jwks) if config.jwks_is_url else _FileKeys(Path(config.jwks))
+        self.revoked = Revocations.at(config.revocations)
 
     def verify(self, token: str) -> Principal:
         # 1. header: an allowed algorithm and a key the issuer publishes
@@ -235,8 +264,17 @@ class TokenVerifier:
             raise unauthenticated("the token's algorithm does not match its key")
         # 2. signature, issuer, audience, expiry
         claims = self._decode(token, key, alg)
+        check_lifetime(claims, self.config.max_lifetime_s)
+        if self.revoked.holds(token_id(token, claims)):
+            raise unauthenticated("the token was revoked (signed out)", "auth.revoked_token")
         # 3. the s284 claims; 4. the principal
         return _principal(claims)
+
+    def revoke(self, token: str) -> None:
+        """Refuse `token` from now until it expires (sign-out). Call it only with a token
+        `verify` accepted: its claims are read here without checking them again."""
+        claims = jwt.decode(token, options={"verify_signature": False})
+        self.revoked.add(token_id(token, claims), float(claims.get("exp", 0)))
 
     def _decode(self, token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
         try:
@@ -261,14 +299,26 @@ class TokenVerifier:
             raise unauthenticated("the token's signature or claims do not verify") from None
 
 
+def check_lifetime(claims: dict[str, Any], max_lifetime_s: float) -> None:
+    """`exp - iat` within the configured maximum: a long-lived token is a standing key."""
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+        raise unauthenticated("the token's exp and iat must be numbers")
+    if exp - iat > max_lifetime_s:
+        raise unauthenticated(
+            f"the token lives longer than the {int(max_lifetime_s)} s this API accepts",
+            "auth.token_lifetime",
+        )
+
+
 def _principal(claims: dict[str, Any]) -> Principal:
     subject, role, agency = claims.get("sub"), claims.get(CLAIM_ROLE), claims.get(CLAIM_AGENCY)
     if not isinstance(subject, str) or not subject:
         raise unauthenticated("the token names no subject (sub)")
     if not isinstance(role, str) or role not in {r.value for r in Role}:
         raise unauthenticated(f"the token's {CLAIM_ROLE} claim is not a known role")
-    if agency is not None and not isinstance(agency, str):
-        raise unauthenticated(f"the token's {CLAIM_AGENCY} claim must be a string")
+    if agency is not None and agency not in AGENCIES:
+        raise unauthenticated(f"the token's {CLAIM_AGENCY} claim is not a known agency")
     if Role(role) in AGENCY_ROLES and not agency:
         raise unauthenticated(f"a {role} token must carry the {CLAIM_AGENCY} claim")
     return Principal(subject, Role(role), agency)

@@ -1,5 +1,6 @@
 """The deployment home (the broker's keys, the signed key directory, NATS config and
-credentials, the database) and the agency homes (each agency's own private keys).
+credentials, the database) and the agency homes (each agency's own private keys). Owner-only
+(broker/filemodes.py). Over the ~400-line norm by a few lines: one class per kind of home.
 
 Created on first start, reused afterwards. Secrets are files readable only by their
 owner and are never printed. The broker's home holds no agency private key: the embedded
@@ -23,6 +24,7 @@ import structlog
 from pydantic import SecretStr
 
 from broker.errors import ConfigError, RegistrationError
+from broker.filemodes import lock_down, private_umask
 from broker.nats.config import ADMIN, ALL_USERS, Credentials, ServerOptions, render_config
 from broker.nats.tls import TlsFiles, create_local_ca, issue_client_certificate
 from broker.settings import Settings
@@ -288,10 +290,17 @@ class Home:
         self, nats_port: int, mutual_tls: bool = False, server: ServerOptions | None = None
     ) -> bool:
         """Create everything a first start needs; return False if it already existed.
-        `server`: the NATS server's other options (default: fsync before every ack)."""
+        `server`: the NATS server's other options (default: fsync before every ack).
+        Either way the home ends owner-only: files 0600, directories 0700."""
+        with private_umask():
+            created = self._create(nats_port, mutual_tls, server)
+        lock_down(self.path)
+        return created
+
+    def _create(self, nats_port: int, mutual_tls: bool, server: ServerOptions | None) -> bool:
         if self.exists:
             return False
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         gateway = Identity.generate(GATEWAY)
         gateway.save(self.identity_path(GATEWAY))
         options = dataclasses.replace(server or ServerOptions(), mutual_tls=mutual_tls)

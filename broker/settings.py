@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         default=None, description="s 284 policy bundle directory; default: the one shipped"
     )
     max_frame_bytes: int = MIB
+    http_max_body_bytes: int = Field(
+        default=MIB, ge=1, description="HTTP request bodies over this are refused (413) unread"
+    )
     replay_window_s: float = 300.0
     ack_wait_s: float = 30.0
     max_deliver: int = 10

@@ -125,7 +125,7 @@ def test_privacy_officer_queries_the_running_broker_and_the_log_verifies(running
     assert proc.wait(timeout=30) == 0
     verified = s284("audit", "verify", "--home", str(home))
     assert verified.returncode == 0, verified.stderr
-    assert verified.stdout.startswith("ok: 2 records")
+    assert verified.stdout.startswith("ok: 3 records")  # 2 disclosures, 1 access-log seal
 
 
 def test_send_without_a_deployment_is_a_clear_error(tmp_path):

@@ -99,6 +99,7 @@ def test_cosignature_line_follows_tlog_cosignature():
 
 def test_an_untouched_witnessed_log_verifies_and_reports_each_witness(witnessed):
     store, _, policy, _ = witnessed
+    store.install_guards()  # the fixture dropped them: verify would report that
     report = verify_log(store, LOG, witnesses=policy)
     assert report.ok, report.problem
     assert report.witnessed == {
@@ -117,6 +118,7 @@ def test_truncation_is_caught_through_cosignatures(witnessed):
         conn.execute(sa.text("DELETE FROM audit_personal WHERE seq >= 6"))
         conn.execute(sa.text("DELETE FROM audit_nodes WHERE ((idx + 1) * (1 << level)) > 6"))
         conn.execute(sa.text("DELETE FROM audit_checkpoints WHERE size > 6"))
+    store.install_guards()  # a thorough insider puts the triggers back
     assert verify_log(store, LOG).ok  # what an insider could do before witnesses
     problem = verify_log(store, LOG, witnesses=policy).problem
     assert problem is not None
@@ -157,6 +159,7 @@ def _rewrite_and_resign(store: AuditStore, engine: sa.Engine, seq: int) -> None:
 def test_rewriting_and_resigning_with_the_log_key_is_caught(witnessed):
     store, engine, policy, _ = witnessed
     _rewrite_and_resign(store, engine, 2)
+    store.install_guards()  # a thorough insider puts the triggers back
     assert verify_log(store, LOG).ok  # the log key alone vouches for the rewrite
     problem = verify_log(store, LOG, witnesses=policy).problem
     assert problem is not None

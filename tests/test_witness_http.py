@@ -162,6 +162,7 @@ def test_the_note_a_witness_keeps_fails_verify_of_a_rewritten_log(tmp_path, cli)
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_cosignatures"))
     engine.dispose()
+    s.store.install_guards()  # a thorough insider puts the triggers back
     assert s.verify(cli).returncode == 0  # nothing left in the database to contradict it
     kept = s.homes[0].path / "cosigned.note"
     failed = cli(

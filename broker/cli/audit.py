@@ -4,6 +4,7 @@ list disclosures no recipient has confirmed."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -167,6 +168,7 @@ def checkpoint_cmd(home: Path | None) -> None:
             return await asyncio.to_thread(signed_checkpoint, store, signer)
 
     try:
+        store.seal_access(settings.node, new_id())  # the access log's head, covered too
         made = asyncio.run(sign())
     finally:
         store.close()
@@ -200,12 +202,20 @@ def expire(home: Path | None, db: str | None, before: datetime, yes: bool) -> No
         )
     store = _store(home, db)
     try:
-        erased = store.expire(cutoff, Settings().node, new_id())
+        erased = store.expire(cutoff, Settings().node, new_id(), by=_operator())
     except AuditError as exc:
         raise ConfigError(str(exc)) from None
     finally:
         store.close()
     click.echo(f"erased personal fields of {erased} record(s) before {cutoff.date()}")
+
+
+def _operator() -> str:
+    """Who ran the expiry, for its record: the login name (no secret), else `operator`."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "operator"
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -29,6 +29,7 @@ from broker.cli.clients import open_client, open_client_waiting
 from broker.cli.directory import directory
 from broker.cli.errors import run_guarded
 from broker.cli.explain import explain
+from broker.cli.guards import restore_guards
 from broker.cli.lab import lab
 from broker.cli.policy import policy
 from broker.cli.routing import csp, routing
@@ -445,6 +446,7 @@ def demo(as_json: bool) -> None:
 
 
 cli.add_command(policy)
+audit.add_command(restore_guards)
 cli.add_command(audit)
 audit.add_command(accounting_cmd)
 cli.add_command(token)

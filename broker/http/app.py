@@ -21,6 +21,7 @@ from broker.http.contacts import GistSource
 from broker.http.directory import directory_router
 from broker.http.docs import install_docs
 from broker.http.errors import install
+from broker.http.limits import install_limits
 from broker.http.metrics import Scrape, metrics_router
 from broker.http.oversight import oversight_router
 from broker.http.routing import routing_router
@@ -55,6 +56,7 @@ def create_app(
     app = FastAPI(title="s284-broker", version="0.1.0", docs_url=None, redoc_url=None)
     install_docs(app)  # /docs and /redoc with their assets served here, not from a CDN
     install(app)  # the one error -> status map, for every router below
+    install_limits(app)  # bodies capped before any route reads or authenticates them
     if metrics is not None:
         app.include_router(metrics_router(metrics))
     if deps is not None:

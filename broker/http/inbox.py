@@ -229,4 +229,6 @@ class Inbox:
 
     async def logout(self, request: Request) -> Response:
         await self._posted(request)
+        # Server-side: a copy of the cookie is refused from now on, not just this browser's.
+        await run_in_threadpool(self.verifier.revoke, request.cookies[COOKIE])
         return self.pages.sign_out()
