@@ -54,6 +54,10 @@ def kind(name: str, wanted: str) -> dict:
     return doc
 
 
+def _volumes(workload: dict) -> list[dict]:
+    return list(workload["spec"]["template"]["spec"]["volumes"])
+
+
 def secret_items(workload: dict) -> dict[str, str]:
     """The `home` volume of a pod: Secret key -> path inside the home."""
     [home] = [v for v in workload["spec"]["template"]["spec"]["volumes"] if v["name"] == "home"]
@@ -192,6 +196,11 @@ async def test_a_gateway_runs_on_exactly_what_its_secret_mounts(deployment, tmp_
         == deployment.home.creds_path(GATEWAY).relative_to(deployment.home.path).as_posix()
     )
     pod_home = _home_from_items(deployment.home, items, tmp_path / "pod")
+    # the init container's copy of the log key into the pod's own signer folder
+    [key] = [i for v in _volumes(kind("s284-gateway", "Deployment")) if v["name"] == "signer-key"
+             for i in v["secret"]["items"]]  # fmt: skip
+    pod_home.signer_path.mkdir(mode=0o700)
+    shutil.copy2(deployment.home.signer_path / key["path"], pod_home.signer_path / key["path"])
     settings = deployment.settings.model_copy(
         update={
             "home": pod_home.path,
