@@ -104,3 +104,39 @@ def test_lab_render_refuses_a_missing_home(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "no s284 deployment" in done.stderr
+
+
+def test_lab_render_for_hosts_names_each_node_and_issues_its_certificate(tmp_path: Path) -> None:
+    """`--hosts nats-1,nats-2,nats-3` (the Compose services): `nats-1.conf`.. with routes to
+    the other hosts on 6222, the store and TLS paths the node will see, a certificate per
+    node from the home's CA naming its host; `nats-server -t` accepts each (TLS files
+    mounted where the config says: here the rendered folder itself)."""
+    from cryptography import x509
+
+    home = Home(tmp_path / "home")
+    home.init(free_port())
+    out = tmp_path / "rendered"
+    done = s284(
+        "lab", "render", "--home", str(home.path), "--out", str(out),
+        "--hosts", "nats-1,nats-2,nats-3", "--store-dir", str(tmp_path / "js"),
+        "--tls-dir", str(out / "tls"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    configs = sorted(out.glob("*.conf"))
+    assert [c.name for c in configs] == ["nats-1.conf", "nats-2.conf", "nats-3.conf"]
+    text = configs[0].read_text()
+    assert "nats-route://nats-2:6222" in text
+    assert "nats-route://nats-3:6222" in text
+    assert str(out / "tls" / "nats-1.pem") in text
+    cert = x509.load_pem_x509_certificate((out / "tls" / "nats-2.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "nats-2" in names.get_values_for_type(x509.DNSName)
+    ca = x509.load_pem_x509_certificate((out / "tls" / "ca.pem").read_bytes())
+    assert cert.issuer == ca.subject
+    for conf in configs:
+        assert conf.stat().st_mode & 0o077 == 0
+        test = subprocess.run(
+            [str(nats_server_binary()), "-t", "-c", str(conf)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert test.returncode == 0, test.stderr

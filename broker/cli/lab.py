@@ -13,7 +13,14 @@ import click
 
 from broker.errors import ConfigError
 from broker.home import Home
-from broker.lab import DEFAULT_DB_URL, Lab, LabOptions, render_cluster, run_api
+from broker.lab import (
+    DEFAULT_DB_URL,
+    Lab,
+    LabOptions,
+    render_cluster,
+    render_for_hosts,
+    run_api,
+)
 from broker.nats.cluster import ClusterNode, client_urls
 from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
@@ -79,10 +86,42 @@ def lab(ctx: click.Context, root: Path | None, db_url: str, workers: int) -> Non
 @click.option("--client-port", type=click.IntRange(1, 65000), default=4222, show_default=True,
               help="Node n listens for clients on this port + n-1, for routes on 6222 + n-1, "
               "for monitoring on 8222 + n-1.")  # fmt: skip
-def render(home: Path | None, out: Path, nodes: int, client_port: int) -> None:
-    """Write one nats-server config per node (0600: it holds password hashes)."""
+@click.option("--hosts", default=None, metavar="H1,H2,H3",
+              help="Nodes on their own hosts instead of loopback: one host name per node "
+              "(Compose: nats-1,nats-2,nats-3); each gets a certificate naming it.")  # fmt: skip
+@click.option("--store-dir", type=click.Path(path_type=Path), default=Path("/data/jetstream"),
+              show_default=True, help="With --hosts: JetStream's store on each node.")  # fmt: skip
+@click.option("--tls-dir", type=click.Path(path_type=Path), default=Path("/etc/nats/tls"),
+              show_default=True,
+              help="With --hosts: where each node finds OUT/tls/ mounted.")  # fmt: skip
+def render(
+    home: Path | None,
+    out: Path,
+    nodes: int,
+    client_port: int,
+    hosts: str | None,
+    store_dir: Path,
+    tls_dir: Path,
+) -> None:
+    """Write one nats-server config per node (0600: it holds password hashes).
+
+    \b
+    s284 lab render --out DIR                      three nodes on loopback (the lab's)
+    s284 lab render --out deploy/rendered --hosts nats-1,nats-2,nats-3 \\
+        --tls-dir /run/secrets/nats_tls            Compose (deploy/compose.yaml)
+    s284 lab render --out DIR --tls-dir /etc/nats/tls --hosts \\
+        nats-0.nats-cluster.s284.svc,nats-1.nats-cluster.s284.svc,nats-2.nats-cluster.s284.svc
+                                                   Kubernetes (deploy/k8s/)
+    """
     the_home = Home(home or Settings().home)
     the_home.require()
+    if hosts is not None:
+        names = [h.strip() for h in hosts.split(",") if h.strip()]
+        for path in render_for_hosts(the_home, names, out, store_dir, tls_dir):
+            click.echo(f"wrote {path}")
+        click.echo(f"wrote {out / 'tls'}: the CA and each node's certificate and key; mount it "
+                   f"at {tls_dir}")  # fmt: skip
+        return
     cluster = [
         ClusterNode(f"s284-{i + 1}", client_port + i, 6222 + i,
                     (out / f"node-{i + 1}" / "jetstream").resolve(), monitor_port=8222 + i)

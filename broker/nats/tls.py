@@ -90,6 +90,7 @@ def _leaf_certificate(
     key: ec.EllipticCurvePrivateKey,
     subject: str,
     server: bool,
+    names: list[x509.GeneralName] | None = None,
 ) -> x509.Certificate:
     issuer = ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     eku = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
@@ -105,7 +106,8 @@ def _leaf_certificate(
         )
     )
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName(_LOOPBACK), critical=False)
+        alt = x509.SubjectAlternativeName(names or _LOOPBACK)
+        builder = builder.add_extension(alt, critical=False)
     return builder.sign(ca_key, hashes.SHA256())
 
 
@@ -126,9 +128,26 @@ def create_local_ca(directory: Path) -> TlsFiles:
     return files
 
 
-def issue_client_certificate(directory: Path, name: str, out: Path) -> TlsFiles:
-    """A client certificate whose subject is `CN=<name>`, written to `out`: with mutual TLS,
-    nats-server maps it to the NATS user of that name (`verify_and_map`)."""
+def issue_node_certificate(directory: Path, hosts: list[str], out: Path, name: str) -> TlsFiles:
+    """A cluster node's certificate from the local CA in `directory`, naming `hosts` (DNS
+    names or IP addresses), usable as server and client certificate (it is also the route
+    certificate the other nodes verify); written to `out/<name>.pem|.key`."""
+    ca_key, ca = _load_ca(directory)
+    key = ec.generate_private_key(ec.SECP256R1())
+    files = TlsFiles(directory / "ca.pem", out / f"{name}.pem", out / f"{name}.key")
+    names = [_general_name(host) for host in hosts]
+    _write_leaf(_leaf_certificate(ca_key, ca, key, name, server=True, names=names), key, files)
+    return files
+
+
+def _general_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def _load_ca(directory: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     try:
         ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
         ca = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
@@ -136,6 +155,13 @@ def issue_client_certificate(directory: Path, name: str, out: Path) -> TlsFiles:
         raise ConfigError(f"no local CA in {directory}: {exc.__class__.__name__}") from None
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ConfigError(f"the CA key in {directory} is not an EC key")
+    return ca_key, ca
+
+
+def issue_client_certificate(directory: Path, name: str, out: Path) -> TlsFiles:
+    """A client certificate whose subject is `CN=<name>`, written to `out`: with mutual TLS,
+    nats-server maps it to the NATS user of that name (`verify_and_map`)."""
+    ca_key, ca = _load_ca(directory)
     key = ec.generate_private_key(ec.SECP256R1())
     files = TlsFiles(directory / "ca.pem", out / f"{name}.pem", out / f"{name}.key")
     _write_leaf(_leaf_certificate(ca_key, ca, key, name, server=False), key, files)
