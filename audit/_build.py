@@ -4,6 +4,9 @@ Each function is one kind of entry in the log: its event, its decision, its reas
 and its `dedupe_key`, the key that makes a redelivered message or a repeated action
 record nothing twice. Callers say what happened in plain values; they never spell an
 event, a decision or a key. Knows nothing of NATS, HTTP, policies or routing.
+
+Over the ~400-line norm: one short function per kind of entry, kept together so that
+every event the log can hold is listed in one file.
 """
 
 from __future__ import annotations
