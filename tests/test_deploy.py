@@ -103,6 +103,13 @@ def test_compose_runs_the_production_shape():
         assert f"./rendered/nats-{n}.conf:/etc/nats/nats.conf:ro" in mounts
     for name in ("gateway-1", "gateway-2"):
         assert services[name]["command"][:3] == ["gateway", "--metrics-port", "9284"]
+        # its own writable signer folder beside the (read-only) home, filled before it starts
+        assert f"{name}-signer:/run/secrets/home.signer" in services[name]["volumes"]
+        assert f"/signer/{name}" in services["signer-key"]["command"][0]
+        deps = services[name]["depends_on"]
+        assert deps["signer-key"]["condition"] == "service_completed_successfully"
+    holders = [name for name, svc in services.items() if "log_key" in svc.get("secrets", [])]
+    assert holders == ["signer-key"]
     assert services["api"]["command"][0] == "api"
     assert services["provision"]["command"] == ["provision"]
     for name, service in services.items():
