@@ -104,8 +104,12 @@ def test_s284_lab_prints_where_everything_is_and_stops_on_sigterm(tmp_path: Path
         assert "Press Ctrl-C" in text, text
         for name in ("s284-1", "s284-2", "s284-3", "gateway-1", "gateway-2", "HTTP API"):
             assert name in text
+        for agency in ("police", "corrections", "dffh", "health"):
+            assert f"agency-{agency}  pid" in text
         pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
-        assert len(pids) == 6  # three nodes, two workers, the API
+        assert len(pids) == 10  # three nodes, two workers, the API, four agencies
+        time.sleep(2)  # an agency process that could not start would have exited by now
+        assert not [pid for pid in pids if _gone(pid)], text
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         assert all(_gone(pid) for pid in pids)

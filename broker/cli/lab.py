@@ -40,6 +40,8 @@ def _announce(lab: Lab) -> None:
     if lab.api is not None:
         click.echo(f"  api         pid {lab.api.pid}  (log {lab.api.log_file})")
     click.echo(f"  HTTP API    {lab.http_url}  (/healthz, /readyz, /docs)")
+    for proc in lab.agencies:
+        click.echo(f"  {proc.name}  pid {proc.pid}  (its own home only; log {proc.log_file})")
     click.echo(f"  home        {lab.home.path}")
     click.echo(f"  agencies    {lab.home.agencies_path}  (each agency's own keys)")
     click.echo("Press Ctrl-C to stop everything.")
@@ -75,7 +77,7 @@ def lab(ctx: click.Context, root: Path | None, db_url: str, workers: int) -> Non
     root = root or Path("var") / f"lab-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     if root.exists() and any(root.iterdir()):
         raise ConfigError(f"{root} is not empty; give the lab a new --root")
-    asyncio.run(_run_lab(LabOptions(root, db_url, workers)))
+    asyncio.run(_run_lab(LabOptions(root, db_url, workers, agency_processes=True)))
 
 
 @lab.command()

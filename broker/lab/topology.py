@@ -50,6 +50,7 @@ class LabOptions:
     gateway_db_port: int | None = None
     keep_schema: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    agency_processes: bool = False  # each agency's own `s284 inbox --follow` process
 
 
 class Lab:
@@ -65,6 +66,7 @@ class Lab:
         self.node_procs: list[Proc] = []
         self.workers: list[Proc] = []
         self.api: Proc | None = None
+        self.agencies: list[Proc] = []
         self.db_url = ""
         self.http_port = free_loopback_ports(1)[0]
         self._schema_made = False
@@ -126,6 +128,19 @@ class Lab:
         await self.api.start()
         await wait_http_ok(f"{self.http_url}/readyz", self.api)
         await self._wait_directory()
+        if self.options.agency_processes:
+            self.agencies = [self._agency(agency) for agency in AGENCY_NAMES]
+            for proc in self.agencies:
+                await proc.start()
+
+    def _agency(self, agency: str) -> Proc:
+        """An agency's system as its own process: it reads and confirms its deliveries with
+        its own home only (its keys, its NATS login); the broker's home is not in its
+        environment."""
+        home = self.home.agency_home(agency).path
+        command = s284_command("inbox", "--agency-home", str(home), "--follow", "--json")
+        log_file = self.options.root / "logs" / f"agency-{agency}.log"
+        return Proc(f"agency-{agency}", command, log_file, {"S284_HOME": str(home)})
 
     async def _wait_directory(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
         """Until a gateway has published the signed key directory: agencies need it."""
@@ -207,7 +222,8 @@ class Lab:
 
     async def stop(self) -> None:
         """Everything this lab started, API and gateways first, then the nodes."""
-        for proc in [*([self.api] if self.api else []), *self.workers, *self.node_procs]:
+        procs = [*self.agencies, *([self.api] if self.api else []), *self.workers]
+        for proc in [*procs, *self.node_procs]:
             await proc.stop()
         if self._schema_made and not self.options.keep_schema:
             with contextlib.suppress(audit.StoreUnavailableError):
