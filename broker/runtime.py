@@ -38,7 +38,7 @@ from broker.sdk import stop_event_on_signals
 from broker.settings import Settings
 from broker.signer import signer_running
 from broker.wire.keys import DirectoryHolder
-from broker.witness import load_policy, policy_path, watch_quorum
+from broker.witness import cosigned_ages, load_policy, policy_path, watch_quorum
 from policies import BundleArchive, EngineHolder, PolicyBundleError
 from routing import RoutingStore
 
@@ -193,7 +193,8 @@ async def gateway_running(
     metrics = Metrics()
     gateway.observer = metrics
     lag = conn if isinstance(conn, LagSource) else None  # the twin has no consumer info
-    scrape = scraper(metrics, Sources(store, routing, lag, tuple(AGENCY_NAMES)))
+    ages = _witness_ages(store, home)
+    scrape = scraper(metrics, Sources(store, routing, lag, tuple(AGENCY_NAMES), ages))
     alerts = AlertFlow(
         AlertContext(
             routing,
@@ -235,6 +236,11 @@ async def gateway_running(
 
 def _resend_policy(settings: Settings) -> ResendPolicy:
     return ResendPolicy(settings.outbox_resend_after_s, settings.outbox_max_resends)
+
+
+def _witness_ages(store: AuditStore, home: Home) -> Callable[[], dict[str, float | None]]:
+    """The registered witnesses' cosignature ages, read per scrape (/metrics)."""
+    return lambda: cosigned_ages(store, load_policy(policy_path(home.path)))
 
 
 async def run_gateway(settings: Settings) -> None:
@@ -298,7 +304,10 @@ async def run_api(settings: Settings, stop: asyncio.Event | None = None) -> None
                 witnesses=lambda: load_policy(policy_path(home.path)),
                 bundles=BundleArchive.in_home(settings.home),
             ),
-            metrics=scraper(metrics, Sources(store, routing, None, tuple(AGENCY_NAMES))),
+            metrics=scraper(
+                metrics,
+                Sources(store, routing, None, tuple(AGENCY_NAMES), _witness_ages(store, home)),
+            ),
         )
         await _serve_until(app, settings.http_host, settings.http_port, tls, stop)
     finally:

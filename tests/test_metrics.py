@@ -299,3 +299,15 @@ async def test_audit_gauges_read_from_sqlite_and_postgresql(store_url):
     assert value(samples, "s284_audit_log_records") == 0
     assert value(samples, "s284_unconfirmed_deliveries") == 0
     assert 0 <= value(samples, "s284_checkpoint_age_seconds") < 300
+
+
+async def test_witness_cosignature_ages_are_exported():
+    """Each registered witness's cosignature age (from broker.witness.cosigned_ages, wired
+    by the runtime); one that never cosigned shows -1 rather than vanishing."""
+    metrics = Metrics()
+    ages = {"witness.police.example/w1": 42.0, "witness.health.example/w1": None}
+    samples = await scraped(scraper(metrics, Sources(witness_ages=lambda: ages)))
+    name = "s284_witness_cosigned_age_seconds"
+    assert value(samples, name, witness="witness.police.example/w1") == 42.0
+    assert value(samples, name, witness="witness.health.example/w1") == -1.0
+    assert value(samples, "s284_metrics_source_up", source="witnesses") == 1

@@ -6,7 +6,7 @@ and its gauges keep their last value: a scrape never fails because one source is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -40,6 +40,9 @@ class Sources:
     routing: RoutingStore | None = None
     nats: LagSource | None = None
     agencies: tuple[str, ...] = ()
+    # witness -> seconds since its newest cosignature (None: never); runtime wires
+    # broker.witness.cosigned_ages, which this layer may not import
+    witness_ages: Callable[[], dict[str, float | None]] | None = None
 
 
 async def refresh(metrics: Metrics, sources: Sources) -> None:
@@ -51,6 +54,14 @@ async def refresh(metrics: Metrics, sources: Sources) -> None:
     if sources.routing is not None:
         read = asyncio.to_thread(_alerts, metrics, sources.routing, sources.agencies)
         await _guarded(metrics, "routing", read)
+    if sources.witness_ages is not None:
+        ages = asyncio.to_thread(_witnesses, metrics, sources.witness_ages)
+        await _guarded(metrics, "witnesses", ages)
+
+
+def _witnesses(metrics: Metrics, read: Callable[[], dict[str, float | None]]) -> None:
+    for witness, age in read().items():
+        metrics.witness_age.labels(witness=witness).set(-1.0 if age is None else age)
 
 
 async def _guarded(metrics: Metrics, source: str, reading: Awaitable[None]) -> None:

@@ -80,6 +80,11 @@ class Metrics:
             "s284_unconfirmed_oldest_age_seconds", "Age of the oldest unconfirmed disclosure",
             registry=reg,
         )  # fmt: skip
+        self.witness_age = Gauge(
+            "s284_witness_cosigned_age_seconds",
+            "Seconds since each registered witness's newest cosignature (-1: never)",
+            ["witness"], registry=reg,
+        )  # fmt: skip
         self.source_up = Gauge(
             "s284_metrics_source_up", "1 if the last scrape could read this source, else 0",
             ["source"], registry=reg,
