@@ -21,7 +21,7 @@ from typing import Self
 from urllib.parse import urlsplit, urlunsplit
 
 import audit
-from broker.errors import ConfigError
+from broker.errors import ConfigError, TransportError
 from broker.home import AGENCY_NAMES, Home
 from broker.lab.processes import Proc, s284_command, wait_http_ok
 from broker.lab.render import loopback_nodes, render_cluster
@@ -119,7 +119,7 @@ class Lab:
         for index in range(len(self.nodes)):
             await self.wait_node(index)
         self._point_everyone_at_the_cluster()
-        await provision(self.settings())  # R3 streams and consumers, as the admin
+        await self._provision()
         self.workers = [self._worker(i) for i in range(self.options.workers)]
         for worker in self.workers:
             await worker.start()
@@ -141,6 +141,22 @@ class Lab:
         command = s284_command("inbox", "--agency-home", str(home), "--follow", "--json")
         log_file = self.options.root / "logs" / f"agency-{agency}.log"
         return Proc(f"agency-{agency}", command, log_file, {"S284_HOME": str(home)})
+
+    async def _provision(self, patience: float = 60.0) -> None:
+        """R3 streams and consumers, as the admin. A cluster that has just started may still
+        be electing its JetStream meta leader, and then the stream requests time out:
+        provisioning is idempotent, so it is tried again until `patience` runs out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + patience
+        while True:
+            try:
+                await provision(self.settings())
+            except TransportError:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
+            else:
+                return
 
     async def _wait_directory(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
         """Until a gateway has published the signed key directory: agencies need it."""
