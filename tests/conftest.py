@@ -164,13 +164,18 @@ def _pg_reachable() -> bool:
     return True
 
 
+def require_pg() -> None:
+    """PostgreSQL at S284_TEST_PG_URL, or skip; under CI (whose machine has it) a failure."""
+    if not _pg_reachable():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL not reachable at {PG_URL} (required when CI is set)")
+        pytest.skip("PostgreSQL not reachable at S284_TEST_PG_URL")
+
+
 @contextlib.contextmanager
 def pg_schema() -> Iterator[str]:
     """A fresh PostgreSQL schema (dropped afterwards); its SQLAlchemy URL."""
-    if not _pg_reachable():
-        if os.environ.get("CI"):  # CI's machine has PostgreSQL: its absence is a failure there
-            pytest.fail(f"PostgreSQL not reachable at {PG_URL} (required when CI is set)")
-        pytest.skip("PostgreSQL not reachable at S284_TEST_PG_URL")
+    require_pg()
     schema = f"s284_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_URL)
     with admin.begin() as conn:

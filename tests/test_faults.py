@@ -20,7 +20,7 @@ from broker.lab import Lab, LabOptions
 from broker.nats.config import ingress_stream
 from broker.nats.server import free_loopback_ports
 from tests import labtraffic
-from tests.conftest import PG_URL, _pg_reachable
+from tests.conftest import PG_URL, require_pg
 from tests.tcpproxy import TcpProxy
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
@@ -31,8 +31,7 @@ Fault = Callable[[Lab], Awaitable[None]]
 
 @pytest.fixture
 def pg_url() -> str:
-    if not _pg_reachable():
-        pytest.skip("PostgreSQL not reachable at S284_TEST_PG_URL")
+    require_pg()
     return PG_URL
 
 

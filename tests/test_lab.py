@@ -18,7 +18,7 @@ from broker.lab import Lab, LabOptions
 from broker.nats.client import Connection
 from broker.nats.config import STREAM_DELIVER, ingress_stream
 from tests import labtraffic
-from tests.conftest import PG_URL, _pg_reachable, s284
+from tests.conftest import PG_URL, require_pg, s284
 
 
 def test_lab_says_in_one_line_when_postgresql_is_unreachable(tmp_path: Path) -> None:
@@ -32,8 +32,7 @@ def test_lab_says_in_one_line_when_postgresql_is_unreachable(tmp_path: Path) -> 
 
 
 def _pg() -> None:
-    if not _pg_reachable():
-        pytest.skip("PostgreSQL not reachable at S284_TEST_PG_URL")
+    require_pg()
 
 
 def _gone(pid: int) -> bool:

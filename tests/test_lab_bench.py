@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import _pg_reachable, s284
+from tests.conftest import require_pg, s284
 
 
 @pytest.mark.nats
@@ -15,8 +15,7 @@ from tests.conftest import _pg_reachable, s284
 @pytest.mark.postgres
 @pytest.mark.timeout(300)
 def test_bench_lab_reports_one_and_two_workers_and_raw_jetstream() -> None:
-    if not _pg_reachable():
-        pytest.skip("PostgreSQL not reachable")
+    require_pg()
     done = s284("bench", "--lab", "-n", "40", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

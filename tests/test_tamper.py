@@ -91,9 +91,16 @@ def test_an_expiry_does_not_cover_a_later_erasure(log, store_url):
     assert (problem.code, problem.seq) == ("personal.erased_without_expiry", 5)
 
 
+# INSERT OR REPLACE, and reading a trigger's SQL from sqlite_master, are SQLite's;
+# disabling a trigger is PostgreSQL's: those tests run on that engine only.
+SQLITE_ONLY = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "store_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
 def _sqlite_path(store_url):
-    if not store_url.startswith("sqlite:///"):
-        pytest.skip("INSERT OR REPLACE is SQLite's; PostgreSQL's ON CONFLICT UPDATE is an UPDATE")
+    assert store_url.startswith("sqlite:///"), store_url
     return store_url.removeprefix("sqlite:///")
 
 
@@ -131,6 +138,7 @@ REPLACEMENTS = {  # table: (the attack, a query for the value, the value that mu
 }
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("table", sorted(REPLACEMENTS))
 def test_insert_or_replace_does_not_rewrite_a_row(log, store_url, table):
     """With the triggers in place, an attacker's own sqlite3 connection (recursive triggers
@@ -159,6 +167,7 @@ def _attempt(conn, statement):
     return None
 
 
+@SQLITE_ONLY
 def test_a_dropped_trigger_is_reported_and_not_recreated(log, store_url):
     """`DROP TRIGGER` cannot be prevented; verify reports it, and neither opening the store
     nor verifying puts it back (that would erase the evidence)."""
@@ -178,6 +187,7 @@ def test_a_dropped_trigger_is_reported_and_not_recreated(log, store_url):
         reopened.close()
 
 
+@SQLITE_ONLY
 def test_an_altered_trigger_is_reported(log, store_url):
     """A trigger swapped for a harmless one of the same name is reported as altered."""
     path = _sqlite_path(store_url)
@@ -192,11 +202,9 @@ def test_an_altered_trigger_is_reported(log, store_url):
     assert problem.code == "guard.trigger_altered"
 
 
-@pytest.mark.postgres
+@POSTGRES_ONLY
 def test_a_disabled_trigger_is_reported_on_postgresql(log, store_url):
     """On PostgreSQL the owner can disable a trigger; verify reports it."""
-    if not store_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     _sql(store_url, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
     assert _problem(log).code == "guard.trigger_altered"
 
@@ -266,6 +274,7 @@ def test_an_anonymous_query_string_is_stored_truncated(log):
     assert len(row["query"]) == 512
 
 
+@SQLITE_ONLY
 def test_the_cli_reports_a_dropped_trigger_in_one_line(log, store_url, cli):
     """`s284 audit verify` exits 4 with one line naming the finding; no traceback."""
     path = _sqlite_path(store_url)

@@ -301,12 +301,11 @@ class Connection:
         Any that fails or is not acknowledged in time goes again through `publish` (its
         retries and permission check) under the same Nats-Msg-Id, so each is stored once."""
         futures: list[asyncio.Future[Any]] = []
-        try:
+        # one not sent (e.g. reconnecting) stops the loop: those without a future go again below
+        with contextlib.suppress(nats.errors.Error, nats.js.errors.Error):
             for subject, data, msg_id in items:
                 headers = {"Nats-Msg-Id": msg_id}
                 futures.append(await self.js.publish_async(subject, data, headers=headers))
-        except (nats.errors.Error, nats.js.errors.Error):
-            pass  # not sent (e.g. reconnecting): the ones without a future go again below
         if futures:
             _, late = await asyncio.wait(futures, timeout=_PIPELINED_ACK_S)
             for fut in late:
