@@ -9,6 +9,9 @@ import os
 import shutil
 import signal
 from pathlib import Path
+from typing import Any
+
+from structlog.testing import capture_logs
 
 from audit import AuditStore
 from broker.wire.envelope import Sender
@@ -69,6 +72,16 @@ async def test_risk_reduction_is_flagged_for_privacy_review(twin_deployment, twi
     assert (routed["event"], routed["reason_code"]) == ("alert_routed", "routing.no_area")
 
 
+async def _logged(logs: list[dict[str, Any]], event: str) -> None:
+    """Wait (at most 60 s, polling) until the gateway has logged `event`: the reload runs
+    in a thread after the signal, so the test waits for its outcome, not for a guess."""
+    for _ in range(600):
+        if any(e.get("event") == event for e in logs):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no {event} logged within 60 s")
+
+
 async def test_sighup_reload_keeps_the_running_bundle_when_the_new_one_is_bad(
     twin_deployment, tmp_path
 ):
@@ -94,15 +107,16 @@ async def test_sighup_reload_keeps_the_running_bundle_when_the_new_one_is_bad(
             assert r.accepted
             return r.policy_version
 
-        before = await send()
-        cedar = min(bundle.glob("*.cedar"))
-        good = cedar.read_text()
-        cedar.write_text(good + "\npermit (principal, action, resource) when { oops };\n")
-        os.kill(os.getpid(), signal.SIGHUP)
-        await asyncio.sleep(1.5)
-        assert await send() == before
-        cedar.write_text(good + "\n// reviewed by the privacy officer, synthetic note\n")
-        os.kill(os.getpid(), signal.SIGHUP)
-        await asyncio.sleep(1.5)
-        after = await send()
+        with capture_logs() as logs:
+            before = await send()
+            cedar = min(bundle.glob("*.cedar"))
+            good = cedar.read_text()
+            cedar.write_text(good + "\npermit (principal, action, resource) when { oops };\n")
+            os.kill(os.getpid(), signal.SIGHUP)
+            await _logged(logs, "policy_bundle_rejected")
+            assert await send() == before
+            cedar.write_text(good + "\n// reviewed by the privacy officer, synthetic note\n")
+            os.kill(os.getpid(), signal.SIGHUP)
+            await _logged(logs, "policy_bundle_reloaded")
+            after = await send()
     assert after != before
