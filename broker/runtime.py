@@ -158,6 +158,7 @@ async def gateway_running(
             home.signer_home().path,
             home.signer_socket(settings),
             embedded=settings.signer_socket is None,
+            wait_s=settings.signer_wait_s,
         )
     )
     conn = transport or await Connection.connect(

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         description="Unix socket of the log signer (`s284 signer`); default: <home>.signer/"
         "signer.sock, served in-process by the embedded deployment if nothing answers",
     )
+    signer_wait_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="with signer_socket set, how long a starting gateway waits for the "
+        "signer to answer (a sidecar starting beside it) before it gives up",
+    )
     outbox_resend_after_s: float = Field(
         default=600.0,
         gt=0,

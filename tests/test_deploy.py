@@ -11,6 +11,7 @@ import json
 import shlex
 import shutil
 import socket
+import sys
 import tomllib
 from pathlib import Path
 
@@ -52,6 +53,10 @@ def manifests() -> list[tuple[str, dict]]:
 def kind(name: str, wanted: str) -> dict:
     [doc] = [d for _, d in manifests() if d["kind"] == wanted and d["metadata"]["name"] == name]
     return doc
+
+
+def _containers(workload: dict) -> list[dict]:
+    return list(workload["spec"]["template"]["spec"]["containers"])
 
 
 def _volumes(workload: dict) -> list[dict]:
@@ -101,13 +106,22 @@ def test_compose_runs_the_production_shape():
     for n in (1, 2, 3):
         mounts = services[f"nats-{n}"]["volumes"]
         assert f"./rendered/nats-{n}.conf:/etc/nats/nats.conf:ro" in mounts
+    # the log signer alone holds the checkpoint key: no network, the gateways share its
+    # socket's volume and never mount the key's
+    signer = services["signer"]
+    assert signer["command"][:3] == ["signer", "--dir", "/var/lib/s284.signer"]
+    assert signer["network_mode"] == "none"
+    assert "signer:/var/lib/s284.signer" in signer["volumes"]
+    sock_path = signer["command"][signer["command"].index("--socket") + 1]
     for name in ("gateway-1", "gateway-2"):
         assert services[name]["command"][:3] == ["gateway", "--metrics-port", "9284"]
-        # its own writable signer folder beside the (read-only) home, filled before it starts
-        assert f"{name}-signer:/run/secrets/home.signer" in services[name]["volumes"]
-        assert f"/signer/{name}" in services["signer-key"]["command"][0]
+        assert services[name]["environment"]["S284_SIGNER_SOCKET"] == sock_path
+        assert f"signer-socket:{Path(sock_path).parent}" in services[name]["volumes"]
         deps = services[name]["depends_on"]
-        assert deps["signer-key"]["condition"] == "service_completed_successfully"
+        assert deps["signer"]["condition"] == "service_healthy"
+    key_volume = [name for name, svc in services.items()
+                  if any(v.startswith("signer:") for v in svc.get("volumes", []))]  # fmt: skip
+    assert sorted(key_volume) == ["signer", "signer-key"]
     holders = [name for name, svc in services.items() if "log_key" in svc.get("secrets", [])]
     assert holders == ["signer-key"]
     assert services["api"]["command"][0] == "api"
@@ -155,7 +169,8 @@ def test_kubernetes_runs_the_production_shape():
     for name, replicas in (("s284-gateway", 2), ("s284-api", 2)):
         deployment = kind(name, "Deployment")
         assert deployment["spec"]["replicas"] == replicas
-        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        main = name.removeprefix("s284-")
+        [container] = [c for c in _containers(deployment) if c["name"] == main]
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert {"/healthz", "/readyz"} <= routes
@@ -185,6 +200,23 @@ def test_each_role_mounts_only_its_own_keys():
     assert "nats/admin/admin.json" in secret_items(job).values()
 
 
+def test_only_the_signer_container_mounts_the_log_key():
+    """In the gateway pod the checkpoint key's folder is mounted by the init container that
+    fills it and by the `s284 signer` container; the gateway reaches the signer through the
+    socket volume, pointed at it by S284_SIGNER_SOCKET, and never mounts the key."""
+    pod = kind("s284-gateway", "Deployment")["spec"]["template"]["spec"]
+    mounts = {c["name"]: {m["name"] for m in c["volumeMounts"]}
+              for c in pod["initContainers"] + pod["containers"]}  # fmt: skip
+    assert sorted(name for name, held in mounts.items() if "signer" in held) == [
+        "signer", "signer-key"]  # fmt: skip
+    [signer] = [c for c in pod["containers"] if c["name"] == "signer"]
+    sock_path = signer["args"][signer["args"].index("--socket") + 1]
+    [gateway] = [c for c in pod["containers"] if c["name"] == "gateway"]
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    assert env["S284_SIGNER_SOCKET"] == sock_path
+    assert "signer-socket" in mounts["gateway"]
+
+
 def _home_from_items(source: Home, items: dict[str, str], target: Path) -> Home:
     """The home a pod sees: each Secret key, filled from the real home's file at its path."""
     for path in items.values():
@@ -203,25 +235,41 @@ async def test_a_gateway_runs_on_exactly_what_its_secret_mounts(deployment, tmp_
         == deployment.home.creds_path(GATEWAY).relative_to(deployment.home.path).as_posix()
     )
     pod_home = _home_from_items(deployment.home, items, tmp_path / "pod")
-    # the init container's copy of the log key into the pod's own signer folder
+    # the signer container: a folder holding only the init container's copy of the key
     [key] = [i for v in _volumes(kind("s284-gateway", "Deployment")) if v["name"] == "signer-key"
              for i in v["secret"]["items"]]  # fmt: skip
-    pod_home.signer_path.mkdir(mode=0o700)
-    shutil.copy2(deployment.home.signer_path / key["path"], pod_home.signer_path / key["path"])
+    signer_dir = tmp_path / "signer"
+    signer_dir.mkdir(mode=0o700)
+    shutil.copy2(deployment.home.signer_path / key["path"], signer_dir / key["path"])
+    sock = tmp_path / "signer.sock"
+    signer = await asyncio.create_subprocess_exec(  # the real `s284 signer`, as the sidecar
+        sys.executable, "-m", "broker.cli", "signer", "--dir", str(signer_dir),
+        "--socket", str(sock), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert not pod_home.signer_path.exists()  # the gateway's pod holds no key at all
     settings = deployment.settings.model_copy(
         update={
             "home": pod_home.path,
             "nats_url": deployment.home.nats_url,
             "db_url": deployment.settings.database_url,
+            "signer_socket": sock,
         }
     )
-    async with (
-        gateway_running(settings, asyncio.Event()),
-        await deployment.client("corrections") as sender,
-    ):
-        receipt = await sender.send(kind="risk.update", purpose="offender_management",
-                                    offender="S284-000950", to=["police"],
-                                    payload={"note": "synthetic"}, timeout=30)  # fmt: skip
+    try:
+        async with (
+            gateway_running(settings, asyncio.Event()),
+            await deployment.client("corrections") as sender,
+        ):
+            receipt = await sender.send(kind="risk.update", purpose="offender_management",
+                                        offender="S284-000950", to=["police"],
+                                        payload={"note": "synthetic"}, timeout=30)  # fmt: skip
+    finally:
+        signer.terminate()
+        output, _ = await asyncio.wait_for(signer.communicate(), 30)
+    assert receipt.accepted
+    assert not pod_home.signer_path.exists()
+    # the signer signed the gateway's checkpoints: its state moved past zero
+    assert json.loads((signer_dir / "state.json").read_text())["size"] >= 1, output
     assert receipt.accepted
 
 

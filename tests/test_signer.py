@@ -123,7 +123,9 @@ async def test_a_gateway_pointed_at_a_signer_that_is_not_there_refuses_to_start(
     """With S284_SIGNER_SOCKET set (production), the gateway never falls back to a key of
     its own: no signer, no start, one clear line."""
     missing = twin_deployment.home.signer_path / "nobody.sock"
-    settings = twin_deployment.settings.model_copy(update={"signer_socket": missing})
-    with pytest.raises(ConfigError, match="no log signer answers"):
+    settings = twin_deployment.settings.model_copy(
+        update={"signer_socket": missing, "signer_wait_s": 1.0}
+    )
+    with pytest.raises(ConfigError, match=r"no log signer answers .* \(waited 1 s\)"):
         async with twin_deployment.gateway(asyncio.Event(), settings):
             pass

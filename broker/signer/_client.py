@@ -11,10 +11,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from audit import Checkpoint
 from broker.errors import ConfigError
 from broker.signer._core import SignerHome
 from broker.signer._server import serve
+
+log = structlog.get_logger("s284.signer")
 
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path, less the terminating NUL
 
@@ -70,17 +74,29 @@ class SignerClient:
 
 @contextlib.asynccontextmanager
 async def signer_running(
-    signer_dir: Path, socket_path: Path, *, embedded: bool
+    signer_dir: Path, socket_path: Path, *, embedded: bool, wait_s: float = 30.0
 ) -> AsyncIterator[SignerClient]:
     """A client of the signer at `socket_path`. `embedded` (`s284 up`, the default socket):
     if none answers, serve the signer's directory from this process for as long as the
-    context lasts, still through the socket; otherwise a missing signer is an error."""
+    context lasts, still through the socket; otherwise one that does not answer within
+    `wait_s` (a sidecar still starting) is an error."""
     client = SignerClient(socket_path)
     if await asyncio.to_thread(client.answers):
         yield client
         return
     if not embedded:
-        raise ConfigError(f"no log signer answers at {socket_path}; start `s284 signer`")
+        # a signer container started beside this one (a Kubernetes sidecar) may still be
+        # coming up: wait for it a while before giving up
+        log.info("signer_waiting", socket=str(socket_path), wait_s=wait_s)
+        for _ in range(int(wait_s / 0.25)):
+            await asyncio.sleep(0.25)
+            if await asyncio.to_thread(client.answers):
+                yield client
+                return
+        raise ConfigError(
+            f"no log signer answers at {socket_path} (waited {wait_s:.0f} s); "
+            "start `s284 signer`"
+        )
     stop = asyncio.Event()
     task = asyncio.create_task(serve(SignerHome(signer_dir), socket_path, stop))
     for _ in range(100):
