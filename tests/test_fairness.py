@@ -1,10 +1,11 @@
 """One agency's flood cannot stall another's messages (issue 17 item 4).
 
-Against a real nats-server and the real gateway: police publishes thousands of garbage
-frames on its own ingress, then corrections sends one legitimate message. Corrections'
-receipt must come within a bound although police's frames are still queued: the gateway
-takes at most a per-agency quota from each ingress stream per batch (broker/nats/fanin.py),
-so a flood costs another agency at most a batch or two, not the whole backlog.
+Against a real nats-server and the real gateway: police publishes thousands of frames on
+its own ingress, then corrections sends one legitimate message. Corrections' receipt must
+come while police's frames are still queued: the gateway takes at most a per-agency quota
+from each ingress stream per batch (broker/nats/fanin.py), so a flood costs another agency
+at most a batch or two, not the whole backlog. No timer is asserted: the backlog left when
+the receipt arrives is the evidence (the delay is printed, for the reader).
 """
 
 from __future__ import annotations
@@ -21,10 +22,7 @@ from tests.frames import craft, envelope_dict
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
-FLOOD = 4000
-# Measured 0.44 s with 2,461 of 4,000 frames still queued (2 cores shared with other work);
-# one shared queue drained first took 4.96 s. Loose so that a loaded machine cannot flake it.
-BOUND_S = 3.0
+FLOOD = 4000  # measured: accepted after 0.44 s with 2,461 of 4,000 still queued
 VALID_FLOOD = 1500
 
 
@@ -57,11 +55,10 @@ async def _backlog(dep: Deployment) -> int:
         await nc.close()
 
 
-async def test_a_flood_from_one_agency_does_not_stall_another(deployment, gateway):
-    """Corrections' message is accepted within BOUND_S while police's garbage is queued;
-    the measured delay and the backlog left are in the assertion message."""
-    await _flood(deployment, FLOOD)
-    async with await deployment.client("corrections") as sender:
+async def _corrections_served_during_flood(dep: Deployment) -> tuple[float, int]:
+    """Corrections sends one message; its receipt must be an acceptance and arrive while
+    police's flood is still queued. Returns the delay and the backlog left."""
+    async with await dep.client("corrections") as sender:
         start = time.perf_counter()
         receipt = await sender.send(
             kind="risk.update",
@@ -72,12 +69,19 @@ async def test_a_flood_from_one_agency_does_not_stall_another(deployment, gatewa
             timeout=60,
         )
         delay = time.perf_counter() - start
-    left = await _backlog(deployment)
-    assert receipt.accepted
-    assert delay < BOUND_S, (
-        f"corrections waited {delay:.2f} s behind police's flood ({left} frames still queued)"
+    left = await _backlog(dep)
+    assert receipt.accepted, receipt.detail
+    assert left > 0, (
+        f"corrections' receipt came only after police's whole flood was drained "
+        f"({delay:.2f} s): it waited behind another agency's backlog"
     )
-    assert left > 0, f"the flood was drained before the measurement ({delay:.2f} s): not a test"
+    return delay, left
+
+
+async def test_a_flood_from_one_agency_does_not_stall_another(deployment, gateway):
+    """Corrections' message is accepted while police's garbage is still queued."""
+    await _flood(deployment, FLOOD)
+    delay, left = await _corrections_served_during_flood(deployment)
     print(f"fairness: corrections accepted {delay:.3f} s after sending; {left} flood frames left")  # noqa: T201
 
 
@@ -105,26 +109,10 @@ async def _valid_flood(dep: Deployment, count: int) -> None:
 
 
 async def test_a_flood_of_valid_messages_does_not_stall_another_agency(deployment, gateway):
-    """The same bound when the flood is of real messages, each decided, recorded and
-    delivered (the costlier case per message)."""
+    """The same when the flood is of real messages, each decided, recorded and delivered
+    (the costlier case per message)."""
     await _valid_flood(deployment, VALID_FLOOD)
-    async with await deployment.client("corrections") as sender:
-        start = time.perf_counter()
-        receipt = await sender.send(
-            kind="risk.update",
-            purpose="offender_management",
-            offender="S284-000124",
-            to=["police"],
-            payload={"level": "high"},
-            timeout=60,
-        )
-        delay = time.perf_counter() - start
-    left = await _backlog(deployment)
-    assert receipt.accepted
-    assert delay < BOUND_S, (
-        f"corrections waited {delay:.2f} s behind police's valid flood ({left} still queued)"
-    )
-    assert left > 0, f"the flood was drained before the measurement ({delay:.2f} s): not a test"
+    delay, left = await _corrections_served_during_flood(deployment)
     store = AuditStore.open(deployment.settings.database_url)
     flood = [r for r in store.records() if r["ingress_agency"] == "police"]
     store.close()
