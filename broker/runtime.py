@@ -26,7 +26,7 @@ from broker.gateway.pipeline import Gateway
 from broker.gateway.routing import AlertRouting
 from broker.gateway.tuning import tune_gc
 from broker.home import AGENCY_NAMES, GATEWAY, Home
-from broker.http.app import ApiDeps, create_app
+from broker.http.app import ApiDeps, create_app, create_inbox_app
 from broker.http.gists import SealedAlertGists
 from broker.http.metrics import Scrape
 from broker.nats.client import Connection
@@ -246,18 +246,38 @@ def _witness_ages(store: AuditStore, home: Home) -> Callable[[], dict[str, float
 
 async def run_gateway(settings: Settings) -> None:
     """One worker; with `metrics_port` also its own listener for /healthz, /readyz and
-    /metrics (a worker has no API, and a probe and a scrape need somewhere to go)."""
+    /metrics (a worker has no API, and a probe and a scrape need somewhere to go); with
+    `inbox_port` the contacts' web inbox and alert API, served where the alert flow runs."""
     stop = stop_event_on_signals()
-    tls = {} if settings.metrics_port is None else http_tls(settings, settings.metrics_host)
     async with gateway_running(settings, stop) as running:
         tune_gc()
-        if settings.metrics_port is None:
-            await stop.wait()
-            return
         gateway = running.gateway
         checks = {"gateway": lambda: gateway.state.ready, "audit": gateway.store_ok}
-        app = create_app(checks, metrics=running.scrape)
-        await _serve_until(app, settings.metrics_host, settings.metrics_port, tls, stop)
+        listeners = []
+        if settings.metrics_port is not None:
+            app = create_app(checks, metrics=running.scrape)
+            tls = http_tls(settings, settings.metrics_host)
+            listeners.append(
+                _serve_until(app, settings.metrics_host, settings.metrics_port, tls, stop)
+            )
+        if settings.inbox_port is not None:
+            home = Home(settings.home)
+            inbox = create_inbox_app(
+                checks,
+                running.routing,
+                AuthConfig.from_env_and_home(home.path),
+                ObservedAlerts(running.alerts, running.metrics),
+                SealedAlertGists.from_agency_homes(
+                    running.routing, home, lambda: running.directory
+                ),
+            )
+            tls = http_tls(settings, settings.inbox_host)
+            port = settings.inbox_port
+            listeners.append(_serve_until(inbox, settings.inbox_host, port, tls, stop))
+        if listeners:
+            await asyncio.gather(*listeners)
+        else:
+            await stop.wait()
 
 
 async def _serve_until(

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
         default=None,
         description="`s284 gateway`: serve /metrics, /healthz and /readyz on this port",
     )
+    inbox_host: str = Field(
+        default="127.0.0.1", description="`s284 gateway`: where its contacts' inbox binds"
+    )
+    inbox_port: int | None = Field(
+        default=None,
+        description="`s284 gateway`: serve the designated contacts' web inbox and alert API "
+        "(/inbox, /api/v1/alerts) on this port, beside the alert flow that acts on them",
+    )
     tls_ca: Path | None = Field(
         default=None, description="CA (PEM) NATS clients verify the server against; default: home's"
     )

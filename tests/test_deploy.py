@@ -114,7 +114,9 @@ def test_compose_runs_the_production_shape():
     assert "signer:/var/lib/s284.signer" in signer["volumes"]
     sock_path = signer["command"][signer["command"].index("--socket") + 1]
     for name in ("gateway-1", "gateway-2"):
-        assert services[name]["command"][:3] == ["gateway", "--metrics-port", "9284"]
+        assert services[name]["command"] == [
+            "gateway", "--metrics-port", "9284", "--inbox-port", "8285"]  # fmt: skip
+        assert services[name]["ports"][0].endswith(":8285")  # the contacts' inbox
         assert services[name]["environment"]["S284_SIGNER_SOCKET"] == sock_path
         assert f"signer-socket:{Path(sock_path).parent}" in services[name]["volumes"]
         deps = services[name]["depends_on"]
@@ -175,6 +177,14 @@ def test_kubernetes_runs_the_production_shape():
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert {"/healthz", "/readyz"} <= routes
     assert kind("s284-api", "Service")["spec"]["selector"] == {"app.kubernetes.io/name": "s284-api"}
+    # the contacts' inbox is served by the gateway workers, where the alert flow runs
+    inbox = kind("s284-inbox", "Service")["spec"]
+    assert inbox["selector"] == {"app.kubernetes.io/name": "s284-gateway"}
+    [gateway] = [c for c in _containers(kind("s284-gateway", "Deployment"))
+                 if c["name"] == "gateway"]  # fmt: skip
+    ports = {p["name"]: p["containerPort"] for p in gateway["ports"]}
+    assert gateway["args"][gateway["args"].index("--inbox-port") + 1] == str(ports["inbox"])
+    assert inbox["ports"][0]["targetPort"] == "inbox"
     deny = kind("default-deny", "NetworkPolicy")["spec"]
     assert deny["podSelector"] == {}
     assert set(deny["policyTypes"]) == {"Ingress", "Egress"}

@@ -188,10 +188,22 @@ def _check_home_agrees(home_path: Path, nats_port: int | None) -> None:
     help="Serve /metrics, /healthz and /readyz on this port (env S284_METRICS_PORT; bind "
     "address S284_METRICS_HOST, default 127.0.0.1).",
 )
-def gateway(home: Path | None, metrics_port: int | None) -> None:
+@click.option(
+    "--inbox-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve the designated contacts' web inbox (/inbox) and alert API (/api/v1/alerts) "
+    "on this port, beside the alert flow that acts on them (env S284_INBOX_PORT; bind "
+    "address S284_INBOX_HOST, default 127.0.0.1; HTTPS off loopback: S284_TLS_CERT/KEY).",
+)
+def gateway(home: Path | None, metrics_port: int | None, inbox_port: int | None) -> None:
     """Run one policy gateway worker against an existing deployment (NATS already running,
-    streams provisioned: see `s284 provision`). It never reads the admin credentials."""
-    sys.exit(_run(run_gateway(_settings(home, metrics_port=metrics_port))))
+    streams provisioned: see `s284 provision`). It never reads the admin credentials.
+
+    \b
+    s284 gateway --home /var/lib/s284 --metrics-port 9284 --inbox-port 8285
+    """
+    sys.exit(_run(run_gateway(_settings(home, metrics_port=metrics_port, inbox_port=inbox_port))))
 
 
 def _offender_ref(_ctx: click.Context, _param: click.Parameter, value: str) -> str:

@@ -70,6 +70,30 @@ def create_app(
         if deps.directory is not None:
             app.include_router(directory_router(deps.directory))
 
+    _probes(app, ready_checks)
+    return app
+
+
+def create_inbox_app(
+    ready_checks: dict[str, Callable[[], bool]],
+    routing: RoutingStore,
+    auth: AuthConfig,
+    alerts: AlertActions,
+    gist: GistSource | None = None,
+) -> FastAPI:
+    """The designated contacts' web inbox and alert API alone, with the probes: what a
+    gateway worker serves (`s284 gateway --inbox-port`) beside the alert flow that acts on
+    an acknowledgement or a reply. No disclosure log, no console, no docs."""
+    app = FastAPI(title="s284-broker inbox", version="0.1.0", docs_url=None, redoc_url=None,
+                  openapi_url=None)  # fmt: skip
+    install(app)
+    install_limits(app)
+    app.include_router(alerts_router(routing, auth, alerts, gist))
+    _probes(app, ready_checks)
+    return app
+
+
+def _probes(app: FastAPI, ready_checks: dict[str, Callable[[], bool]]) -> None:
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         """The process is alive."""
@@ -84,8 +108,6 @@ def create_app(
             {"status": "ready" if ready else "not_ready", "checks": results},
             status_code=200 if ready else 503,
         )
-
-    return app
 
 
 def _mount_alerts(app: FastAPI, deps: ApiDeps) -> None:
