@@ -18,6 +18,7 @@ D, `late` when after D (at any time up to now), `overdue` when not yet and D has
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -60,7 +61,7 @@ def _midnight_on_or_after(moment: datetime) -> date:
     return utc.date() if utc.time() == time() else utc.date() + timedelta(days=1)
 
 
-def _plans(events: list[Any], first: date, last: date) -> dict[str, int]:
+def _plans(events: Sequence[Any], first: date, last: date) -> dict[str, int]:
     """Plans whose first `created` / first `endorsed` event falls in the period."""
     firsts: dict[tuple[str, str], date] = {}
     for e in events:
@@ -71,7 +72,7 @@ def _plans(events: list[Any], first: date, last: date) -> dict[str, int]:
     return {"developed": created, "agreed": agreed}
 
 
-def _reviews(events: list[Any], first: date, last: date, today: date) -> dict[str, Any]:
+def _reviews(events: Sequence[Any], first: date, last: date, today: date) -> dict[str, Any]:
     due = {(e.csp_id, e.due_after) for e in events if e.due_after is not None}
     met: dict[tuple[str, date], date] = {}
     dropped: set[tuple[str, date]] = set()
@@ -98,7 +99,7 @@ def _outcome(due: date, done: date | None, today: date) -> str:
     return "overdue" if due < today else "not_yet_due"
 
 
-def _breaches(rows: list[Any], start: datetime, end: datetime) -> dict[str, Any]:
+def _breaches(rows: Sequence[Any], start: datetime, end: datetime) -> dict[str, Any]:
     by_action: Counter[str] = Counter()
     for action, at in rows:
         moment = from_db(at)
