@@ -8,7 +8,6 @@ NATS or HTTP; the only place routing SQL lives.
 """
 
 from routing._alerts import NewAlert
-from routing._breaches import BREACH_ACTIONS, NOT_STATED, UNRECOGNISED, breach_action
 from routing._csp import CSP_STATUSES, NEEDS_PLAN, ORDER_ENDED, add_months
 from routing._csp_stats import join_register_figures
 from routing._errors import RoutingError, RoutingUnavailableError
@@ -37,16 +36,13 @@ from routing._model import (
 from routing._store import CONTACT_INACTIVE, NO_AREA, NO_CONTACT, RoutingStore
 
 __all__ = [
-    "BREACH_ACTIONS",
     "CONTACT_INACTIVE",
     "CSP_STATUSES",
     "DUTY",
     "NEEDS_PLAN",
-    "NOT_STATED",
     "NO_AREA",
     "NO_CONTACT",
     "ORDER_ENDED",
-    "UNRECOGNISED",
     "Alert",
     "AlertStatus",
     "AlertStep",
@@ -71,6 +67,5 @@ __all__ = [
     "Topic",
     "WorkingHours",
     "add_months",
-    "breach_action",
     "join_register_figures",
 ]

@@ -35,16 +35,9 @@ from broker.gateway.stages import Delivery, Item, Recorded, Retry, Routed, Seale
 from broker.nats.config import alert_subject
 from broker.wire.envelope import Agency, Envelope, Kind
 from broker.wire.keys import Identity
+from broker.wire.payloads import UNRECOGNISED, breach_action
 from broker.wire.sealing import with_route_reason
-from routing import (
-    CSP_STATUSES,
-    ORDER_ENDED,
-    UNRECOGNISED,
-    NewAlert,
-    RoutingStore,
-    Topic,
-    breach_action,
-)
+from routing import CSP_STATUSES, ORDER_ENDED, NewAlert, RoutingStore, Topic
 
 log = structlog.get_logger("s284.routing")
 
