@@ -255,3 +255,29 @@ async def test_a_breach_and_its_action_reach_the_figures(twin_deployment, twin_g
         "total": 2,
         "by_action": {"not_stated": 1, "referred_to_police": 1},
     }
+
+
+async def test_a_breach_with_an_action_outside_the_vocabulary_is_delivered_and_counted(
+    twin_deployment, twin_gateway
+):
+    """Sent through the SDK (not the adapter, which would refuse it): the gateway delivers
+    it as the policy allows, and the breach register counts it as `unrecognised`, beside a
+    breach whose action is one of the vocabulary."""
+    payload = {"condition_breached": "curfew", "detected_at": "2026-06-01T10:00:00Z"}
+    async with await twin_deployment.client("police") as police:
+        for action in ("shouted_at", BreachAction.CHARGED.value):
+            receipt = await police.send(
+                kind="order.breach",
+                purpose="offender_management",
+                offender="S284-000131",
+                to=["corrections"],
+                payload={**payload, "action": action},
+            )
+            assert receipt.status == "accepted", receipt
+    today = datetime.now(UTC).date().isoformat()
+    home = str(twin_deployment.home.path)
+    out = s284("stats", "--from", today, "--to", today, "--home", home, "--json")
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout)
+    assert figures["breaches"] == {"total": 2, "by_action": {"charged": 1, "unrecognised": 1}}
+    assert figures["dunedin"]["breaches_reported"] == 2
