@@ -4,7 +4,8 @@ alerts and CSP reviews, through SQLAlchemy Core (SQLite or PostgreSQL).
 Synchronous, like the audit store: the broker calls it from a worker thread.
 
 Just over the ~400-line norm: it is the store's one public class (its methods are the
-routing face); the pieces with their own logic already live in _alerts, _csp, _table.
+routing face); the pieces with their own logic already live in _alerts, _csp,
+_csp_stats, _breaches, _table.
 """
 
 from __future__ import annotations

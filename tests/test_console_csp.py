@@ -148,6 +148,7 @@ async def test_the_map_chair_reads_statistics_but_never_a_record(env):
     assert 'id="csp-plans">0 developed, 1 agreed (endorsed)' in stats.text
     assert 'id="csp-reviews">1: 0 on time, 0 late, 1 overdue, 0 not yet due' in stats.text
     assert 'id="t-breach-actions"' in stats.text
+    assert 'id="t-topic"' in stats.text  # alerts by topic (and by area, charted)
     assert "CSP register" in stats.text
     for response in refused:
         assert response.status_code == 403
