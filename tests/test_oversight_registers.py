@@ -204,18 +204,30 @@ async def test_the_map_chair_and_the_authority_read_the_register_figures(registe
         assert {r["csp_id"] for r in overdue.json()} >= {"P3"}
 
 
-def test_stats_text_shows_the_register_figures(registers, store_url):
-    """`s284 stats` prints the new figures by name (text and JSON)."""
-    if not store_url.startswith("sqlite"):
-        return  # the CLI reads the same tables; the PostgreSQL run above covers the SQL
-    out = s284("stats", "--from", MARCH[0], "--to", MARCH[1], "--db", store_url)
+def test_stats_text_shows_the_register_figures(tmp_path):
+    """`s284 stats` prints the new figures by name (text and JSON), from the same database
+    as the log (the SQL itself runs on both engines above)."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    routing = RoutingStore.open(url)
+    try:
+        _plans(routing)
+        _breaches(routing)
+    finally:
+        routing.close()
+    out = s284("stats", "--from", MARCH[0], "--to", MARCH[1], "--db", url)
     assert out.returncode == 0, out.stderr
     for line in ("  developed: 2", "  agreed: 1", "  reviews_late: 1", "    warning_given: 2"):
         assert line in out.stdout
-    figures = json.loads(
-        s284("stats", "--from", MARCH[0], "--to", MARCH[1], "--db", store_url, "--json").stdout
-    )
-    assert figures["breaches"] == EXPECTED_BREACHES
+    as_json = s284("stats", "--from", MARCH[0], "--to", MARCH[1], "--db", url, "--json")
+    assert json.loads(as_json.stdout)["breaches"] == EXPECTED_BREACHES
+
+
+def test_a_map_chair_token_is_issued_without_an_agency(twin_deployment):
+    """`s284 token --role map_chair` works as the README says (no --agency)."""
+    home = str(twin_deployment.home.path)
+    out = s284("token", "--role", "map_chair", "--subject", "M. Chair", "--home", home)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1].count(".") == 2  # a JWT
 
 
 async def test_a_breach_and_its_action_reach_the_figures(twin_deployment, twin_gateway, tmp_path):
