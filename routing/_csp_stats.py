@@ -10,9 +10,9 @@ counted from structured rows, never from payloads. The oversight API, console an
 `s284 stats` join them to the log's figures (`join_register_figures`).
 
 A review due date D counts in the period when D falls in it (and the plan was not closed
-before D). Its outcome: `on_time` when the plan was reviewed (or endorsed again) on or before
-D, `late` when after D (at any time up to now), `overdue` when not yet and D has passed,
-`not_yet_due` otherwise.
+on or before D). Its outcome: `on_time` when the plan was reviewed (or endorsed again) on
+or before D, `late` when after D (at any time up to now), `overdue` when not yet and D has
+passed, `not_yet_due` otherwise.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _reviews(events: Sequence[Any], first: date, last: date, today: date) -> dic
         key = (e.csp_id, e.due_before)
         if e.status in _MEETS:
             met[key] = min(e.status_on, met.get(key, e.status_on))
-        elif e.status == "closed" and e.status_on < e.due_before:
+        elif e.status == "closed" and e.status_on <= e.due_before:
             dropped.add(key)
     outcomes: Counter[str] = Counter()
     for key in due - dropped:

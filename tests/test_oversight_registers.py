@@ -36,8 +36,9 @@ def d(month: int, day: int, year: int = 2026) -> date:
 def _plans(store: RoutingStore) -> None:
     """Review due dates in March 2026: P1 10 Mar (reviewed 5 Mar: on time), P2 20 Mar
     (reviewed 2 Apr: late), P3 25 Mar (not reviewed: overdue), P4 28 Mar (plan closed on
-    1 Mar: not due), P7 30 Mar (order ended 5 Apr, never reviewed: overdue). P5 created and
-    endorsed in March, P6 created in March; P8 due 30 Apr (not yet due on 15 Apr)."""
+    1 Mar: not due), P9 12 Mar (closed that day: not due), P7 30 Mar (order ended 5 Apr,
+    never reviewed: overdue). P5 created and endorsed in March, P6 created in March; P8 due
+    30 Apr (not yet due on 15 Apr)."""
     events = [
         ("S284-000101", "P1", "created", d(8, 20, 2025)),
         ("S284-000101", "P1", "endorsed", d(9, 10, 2025)),
@@ -49,6 +50,8 @@ def _plans(store: RoutingStore) -> None:
         ("S284-000103", "P3", "endorsed", d(9, 25, 2025)),
         ("S284-000104", "P4", "endorsed", d(9, 28, 2025)),
         ("S284-000104", "P4", "closed", d(3, 1)),
+        ("S284-000109", "P9", "endorsed", d(9, 12, 2025)),  # due 12 Mar ...
+        ("S284-000109", "P9", "closed", d(3, 12)),  # ... closed that day: not due
         ("S284-000105", "P5", "created", d(3, 3)),
         ("S284-000105", "P5", "endorsed", d(3, 17)),
         ("S284-000106", "P6", "created", d(3, 30)),
