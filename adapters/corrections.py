@@ -14,7 +14,8 @@ Inbound, by file name (kind / purpose -> recipients):
   `csp` (created, endorsed, reviewed, closed, on `status_date`; services and responsible
   agencies) ->
   csp.update / csp_preparation -> Police, Health, DFFH;
-  `breach` -> order.breach / offender_management -> Police, Health
+  `breach` -> order.breach / offender_management -> Police, Health (`action_taken`, when
+  given, becomes the payload's `action`)
 
 The gateway's minimisation decides which fields each recipient sees (Police: attendance,
 engagement and completion only; DFFH: housing and residence fields only).
@@ -39,7 +40,7 @@ from adapters._files import (
 )
 from adapters._model import Outbound, Outgoing, SourceRecord, Unmappable, require
 from adapters.counting import Contact, new_case_counts
-from broker import Agency, Kind, OrderStatus, Purpose
+from broker import Agency, BreachAction, Kind, OrderStatus, Purpose
 
 PROGRAMS = {"MBCP", "ICM"}  # Men's Behaviour Change Program, Individual Case Management
 _CSV = {
@@ -197,7 +198,13 @@ def _csp(event: dict[str, Any]) -> Outgoing:
 
 
 def _breach(event: dict[str, Any]) -> Outgoing:
+    """A breach and, when the system states it, the action taken (`action_taken`, one of
+    broker.BreachAction: counted by action in the oversight figures)."""
     require(event, "event_id", "offender_id", "condition", "detected_at")
+    action = event.get("action_taken")
+    if action is not None and action not in {a.value for a in BreachAction}:
+        allowed = ", ".join(a.value for a in BreachAction)
+        raise Unmappable("record.bad_value", f"action_taken must be one of {allowed}")
     return Outgoing(
         kind=Kind.ORDER_BREACH,
         purpose=Purpose.OFFENDER_MANAGEMENT,
@@ -207,6 +214,7 @@ def _breach(event: dict[str, Any]) -> Outgoing:
             "order_type": event.get("order_type", "supervision_order"),
             "condition_breached": event["condition"],
             "detected_at": event["detected_at"],
+            **({"action": action} if action is not None else {}),
         },
     )
 

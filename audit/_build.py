@@ -276,9 +276,17 @@ def confirmation_refused(
 
 
 def alert_routed(
-    record_id: str, disclosed: AuditRecord, contact: str, route_reason: str | None, *, duty: bool
+    record_id: str,
+    disclosed: AuditRecord,
+    contact: str,
+    route_reason: str | None,
+    *,
+    duty: bool,
+    area: str | None = None,
+    topic: str | None = None,
 ) -> AuditRecord:
-    """The `alert_routed` entry beside a routed alert's disclosure: who it went to, why there."""
+    """The `alert_routed` entry beside a routed alert's disclosure: who it went to, why
+    there, and the area and topic it was routed on (counted by area and topic)."""
     where = "the agency's duty inbox" if duty else "the designated contact"
     return dataclasses.replace(
         disclosed,
@@ -289,6 +297,8 @@ def alert_routed(
         reason_code=route_reason,
         reason=f"routed to {where}",
         withheld=(),
+        area=area,
+        topic=topic,
     )
 
 

@@ -129,6 +129,8 @@ class AuditRecord:
     withheld: tuple[str, ...] = field(default_factory=tuple)
     refers_to: str | None = None  # the record a review or acknowledgement is about
     inputs: DecisionInputs | None = None  # a policy decision's inputs (format version 2)
+    area: str | None = None  # an `alert_routed`'s: the area it was routed on, when known
+    topic: str | None = None  # an `alert_routed`'s: the topic it was routed on
 
     def __repr__(self) -> str:  # personal fields stay out of logs and tracebacks
         return f"AuditRecord(record_id={self.record_id!r}, event={self.event!r})"
@@ -210,6 +212,9 @@ def canonical_record(
     if record.inputs is not None:  # version 1 records (no inputs) keep their exact form
         canonical["v"] = INPUTS_VERSION
         canonical["inputs"] = record.inputs.as_dict()
+    for name in ("area", "topic"):  # present only when set: older records keep their bytes
+        if (value := getattr(record, name)) is not None:
+            canonical[name] = value
     return canonical
 
 

@@ -44,9 +44,8 @@ NOT_COMPUTABLE = {
     "message kinds yet, so the log holds none",
     "breach_actions": "the action taken on a breach is not recorded; only order.breach "
     "disclosures are (counted under dunedin/breaches_reported)",
-    "alerts_by_area_or_topic": "an alert's area and topic are not members of the record "
-    "(counted by recipient agency and kind instead)",
 }
+NOT_RECORDED = "(not recorded)"  # an alert_routed written before records carried its route
 
 
 class PeriodError(AuditError, ValueError):
@@ -105,6 +104,7 @@ def statistics(store: AuditStore, period: Period) -> dict[str, Any]:
     with store.engine.connect() as conn:
         groups = [(row, int(row["n"])) for row in conn.execute(grouped).mappings()]
         alerts = _alert_times(conn, period)
+        routes = _alert_routes(conn, within)
         counted = conn.execute(
             select(log.ingress_agency, log.reason_code, log.canonical).where(
                 within, log.event == Event.REFUSALS_COUNTED.value
@@ -119,7 +119,7 @@ def statistics(store: AuditStore, period: Period) -> dict[str, Any]:
     return {
         "period": {"from": rfc3339(period.start), "to": rfc3339(period.end)},
         **figures.result(),
-        "dunedin": {**figures.dunedin(), **alerts},
+        "dunedin": {**figures.dunedin(), **routes, **alerts},
         "not_computable": dict(NOT_COMPUTABLE),
     }
 
@@ -228,14 +228,39 @@ class _Figures:
         }
 
 
+def _initial() -> Any:
+    """An alert's first routing (to a contact, or parked): not an escalation, not a reminder."""
+    log = audit_log.c
+    return log.reason_code.is_(None) | log.reason_code.in_(PARKED)
+
+
+def _alert_routes(conn: Any, within: Any) -> dict[str, dict[str, int]]:
+    """Alerts first routed in the period by the area and topic they were routed on: the
+    record's own `area` and `topic` members (absent area: none was known)."""
+    log = audit_log.c
+    rows = conn.execute(
+        select(log.canonical).where(within, log.event == Event.ALERT_ROUTED.value, _initial())
+    ).scalars()
+    areas: Counter[str] = Counter()
+    topics: Counter[str] = Counter()
+    for canonical in rows:
+        member = json.loads(canonical)
+        recorded = "topic" in member
+        areas[member.get("area") or ("(none)" if recorded else NOT_RECORDED)] += 1
+        topics[member["topic"] if recorded else NOT_RECORDED] += 1
+    return {
+        "alerts_by_area": dict(sorted(areas.items())),
+        "alerts_by_topic": dict(sorted(topics.items())),
+    }
+
+
 def _alert_times(conn: Any, period: Period) -> dict[str, Any]:
     """Acknowledgement times of the alerts first routed in the period (acknowledged at any
     time up to now): first `acknowledged` minus the initial `alert_routed`, per alert."""
     log = audit_log.c
-    initial = log.reason_code.is_(None) | log.reason_code.in_(PARKED)
     routed = select(log.message_id, log.recipient_agency, log.occurred_at).where(
         log.event == Event.ALERT_ROUTED.value,
-        initial,
+        _initial(),
         log.occurred_at >= period.start,
         log.occurred_at < period.end,
     )

@@ -8,8 +8,9 @@ agency where the role needs one), (4) only then does a `Principal` exist.
 Claims (documented in the OpenAPI description of the audit API too):
 
 - `sub`: who is asking (a staff id or name); recorded in the access log.
-- `s284_role`: `privacy_officer`, `auditor`, `admin`, `contact` or `psa` (the Post
-  Sentence Authority: `/api/v1/oversight/statistics` only).
+- `s284_role`: `privacy_officer`, `auditor`, `admin`, `contact`, `psa` (the Post
+  Sentence Authority: `/api/v1/oversight/statistics` only) or `map_chair` (the MAP's
+  chair: the statistics and the CSP register, in /console and `/api/v1/csp`).
 - `s284_agency`: the agency of a privacy officer or designated contact.
 - `iss`, `aud`, `exp`, `iat`: standard; `iss` and `aud` must match `AuthConfig`, and
   `exp - iat` may not exceed `AuthConfig.max_lifetime_s` (12 h by default): a stolen
@@ -72,6 +73,7 @@ class Role(StrEnum):
     ADMIN = "admin"
     CONTACT = "contact"  # a designated contact (the future web inbox)
     PSA = "psa"  # the Post Sentence Authority: oversight counts only, never a record
+    MAP_CHAIR = "map_chair"  # chairs the MAP: the CSP register and the counts, never a record
 
 
 AGENCY_ROLES = frozenset({Role.PRIVACY_OFFICER, Role.CONTACT})

@@ -9,6 +9,7 @@ NATS or HTTP; the only place routing SQL lives.
 
 from routing._alerts import NewAlert
 from routing._csp import CSP_STATUSES, NEEDS_PLAN, ORDER_ENDED, add_months
+from routing._csp_stats import join_register_figures
 from routing._errors import RoutingError, RoutingUnavailableError
 from routing._hours import WorkingHours
 from routing._model import (
@@ -66,4 +67,5 @@ __all__ = [
     "Topic",
     "WorkingHours",
     "add_months",
+    "join_register_figures",
 ]

@@ -16,6 +16,7 @@ from routing._db import upsert, writing
 from routing._errors import RoutingError
 from routing._model import CspNotice, CspPlan, CspReview, CspStatus, Milestone, MissingPlan
 from routing._schema import (
+    routing_csp_events,
     routing_csp_notices,
     routing_csp_plans,
     routing_csp_reviews,
@@ -81,6 +82,7 @@ class CspBook:
             row = conn.execute(select(routing_csp_plans).where(_P.csp_id == csp_id)).first()
         if row is not None and row.status_on > on:
             return _plan(row)
+        due_before = self._due(csp_id)
         endorsed = on if status == "endorsed" else (row.endorsed_on if row is not None else None)
         plan = {
             "csp_id": csp_id,
@@ -91,10 +93,12 @@ class CspBook:
             "closed_reason": "closed by Corrections" if status == "closed" else None,
         }
         self._put_plan(plan)
+        due_after = None
         if status in {"endorsed", "reviewed"}:
-            self.record(offender, csp_id, on)
+            due_after = self.record(offender, csp_id, on).due
         elif status == "closed":
             self._stop_reviews(csp_id)
+        self._event(offender, csp_id, status, on, due_before, due_after)
         return CspPlan(**plan)  # type: ignore[arg-type]
 
     def close_for_offender(self, offender: str, on: date, reason: str) -> list[CspPlan]:
@@ -106,8 +110,10 @@ class CspBook:
         closed = []
         for row in rows:
             plan = {**row._asdict(), "status": "closed", "status_on": on, "closed_reason": reason}
+            due_before = self._due(row.csp_id)
             self._put_plan(plan)
             self._stop_reviews(row.csp_id)
+            self._event(offender, row.csp_id, "closed", on, due_before, None)
             closed.append(CspPlan(**plan))
         with writing(self._engine) as conn:  # plans only the review table knew (older homes)
             conn.execute(delete(routing_csp_reviews).where(_R.offender == offender))
@@ -151,6 +157,34 @@ class CspBook:
         )
         with writing(self._engine) as conn:
             conn.execute(stmt, plan)
+
+    def _due(self, csp_id: str) -> date | None:
+        """The review due date in force for the plan now (None: none set, or closed)."""
+        with self._engine.connect() as conn:
+            due = conn.execute(select(_R.due).where(_R.csp_id == csp_id)).scalar_one_or_none()
+        return due if isinstance(due, date) else None
+
+    def _event(
+        self,
+        offender: str,
+        csp_id: str,
+        status: str,
+        on: date,
+        due_before: date | None,
+        due_after: date | None,
+    ) -> None:
+        """Keep the event in the plan's history (routing/_csp_stats.py counts from it)."""
+        row = {
+            "csp_id": csp_id,
+            "offender": offender,
+            "status": status,
+            "status_on": on,
+            "due_before": due_before,
+            "due_after": due_after,
+        }
+        stmt = upsert(self._engine, routing_csp_events).on_conflict_do_nothing()
+        with writing(self._engine) as conn:
+            conn.execute(stmt, row)
 
     def _stop_reviews(self, csp_id: str) -> None:
         with writing(self._engine) as conn:

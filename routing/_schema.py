@@ -122,6 +122,38 @@ routing_csp_plans = Table(
     Index("ix_routing_csp_plans_offender", "offender"),
 )
 
+# Each status event a plan went through, with its own date, and the review due date in
+# force when it came (`due_before`) and the one it set (`due_after`): the history the
+# oversight figures need (created, endorsed, reviews on time / late / overdue). Only events
+# the register applied are kept (a late arrival changes nothing, so it is not here); one
+# row per (plan, status, day), so a redelivered csp.update adds nothing.
+routing_csp_events = Table(
+    "routing_csp_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("csp_id", String(64), nullable=False),
+    Column("offender", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_on", Date, nullable=False),
+    Column("due_before", Date),
+    Column("due_after", Date),
+    UniqueConstraint("csp_id", "status", "status_on", name="uq_routing_csp_events"),
+    Index("ix_routing_csp_events_on", "status_on"),
+)
+
+# Breaches of orders as order.breach reported them, one row per message, with the action
+# taken from the payload's fixed vocabulary (docs/wire-format.md): counted by action.
+routing_breaches = Table(
+    "routing_breaches",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("offender", String(64), nullable=False),
+    Column("sender_agency", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Index("ix_routing_breaches_at", "reported_at"),
+)
+
 routing_csp_notices = Table(
     "routing_csp_notices",
     metadata,

@@ -4,7 +4,8 @@ alerts and CSP reviews, through SQLAlchemy Core (SQLite or PostgreSQL).
 Synchronous, like the audit store: the broker calls it from a worker thread.
 
 Just over the ~400-line norm: it is the store's one public class (its methods are the
-routing face); the pieces with their own logic already live in _alerts, _csp, _table.
+routing face); the pieces with their own logic already live in _alerts, _csp,
+_csp_stats, _breaches, _table.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 
 from routing._alerts import Alerts, Holder, NewAlert, is_due
+from routing._breaches import record_breach
 from routing._csp import CspBook
+from routing._csp_stats import register_figures
 from routing._db import from_db, open_engine, unavailable_on_db_error, upsert, writing
 from routing._errors import RoutingError
 from routing._hours import aware_utc
@@ -393,6 +396,18 @@ class RoutingStore:
     def overdue(self, today: date) -> list[CspReview]:
         """Plans whose review date has passed, most overdue first."""
         return self._csp.reviews(routing_csp_reviews.c.due < today)
+
+    @unavailable_on_db_error
+    def record_breach(
+        self, message_id: str, offender: str, sender: str, action: str, at: datetime
+    ) -> None:
+        """An order.breach and the action taken (`breach_action` of its payload)."""
+        record_breach(self.engine, message_id, offender, sender, action, at)
+
+    @unavailable_on_db_error
+    def register_figures(self, start: datetime, end: datetime, today: date) -> dict[str, Any]:
+        """CSP and breach figures for `[start, end)` (routing/_csp_stats.py)."""
+        return register_figures(self.engine, start, end, today)
 
     def csp_notices_due(self, today: date) -> list[CspNotice]:
         return self._csp.notices_due(today)

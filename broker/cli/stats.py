@@ -1,8 +1,9 @@
 """`s284 stats --from --to`: the oversight counts for a period, as the API's
 `GET /api/v1/oversight/statistics` gives them (each figure defined in docs/oversight.md).
 
-Counts only, from the log's structured members: it never reads personal fields or
-payloads, so an operator can hand its output to the Post Sentence Authority as it is.
+Counts only, from the log's structured members and the CSP and breach registers' rows: it
+never reads personal fields or payloads, so an operator can hand its output to the Post
+Sentence Authority as it is.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 
 import click
 
-from audit import AuditStore, Period, PeriodError, statistics
+from audit import AuditStore, Period, PeriodError
 from broker.cli.audit import HOME_HELP, database_url
 from broker.errors import ConfigError
+from broker.http.oversight import oversight_statistics
+from routing import RoutingStore
 
 
 @click.command()
@@ -37,13 +40,14 @@ def stats(start: str, end: str, home: Path | None, db: str | None, as_json: bool
         raise click.UsageError(str(exc)) from None
     url = database_url(home, db)
     try:
-        store = AuditStore.open(url)
+        store, routing = AuditStore.open(url), RoutingStore.open(url)
     except Exception as exc:  # noqa: BLE001 - any driver error becomes one clear line
         raise ConfigError(f"cannot open the audit log: {exc.__class__.__name__}") from None
     try:
-        figures = statistics(store, period)
+        figures = oversight_statistics(store, routing, period)
     finally:
         store.close()
+        routing.close()
     click.echo(json.dumps(figures, indent=2) if as_json else "\n".join(_lines(figures)))
 
 

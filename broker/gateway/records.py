@@ -11,6 +11,7 @@ from __future__ import annotations
 from audit import AuditRecord, SeenMessage, records
 from broker.errors import ReasonCode, Refusal
 from broker.gateway import steps
+from broker.gateway.routing import topic_of
 from broker.gateway.stages import (
     Arrived,
     Authenticated,
@@ -67,7 +68,13 @@ def disclosures(item: Routed, node: str) -> list[AuditRecord]:
     made = [_disclosure(d, origin, about, version, env) for d in item.deliveries]
     routed = [
         records.alert_routed(
-            new_id(), disclosed, d.route.contact_id, d.route.reason, duty=d.route.duty
+            new_id(),
+            disclosed,
+            d.route.contact_id,
+            d.route.reason,
+            duty=d.route.duty,
+            area=d.route.area,
+            topic=topic_of(env).value,
         )
         for d, disclosed in zip(item.deliveries, made, strict=True)
         if d.route is not None

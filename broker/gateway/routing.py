@@ -35,6 +35,7 @@ from broker.gateway.stages import Delivery, Item, Recorded, Retry, Routed, Seale
 from broker.nats.config import alert_subject
 from broker.wire.envelope import Agency, Envelope, Kind
 from broker.wire.keys import Identity
+from broker.wire.payloads import UNRECOGNISED, breach_action
 from broker.wire.sealing import with_route_reason
 from routing import CSP_STATUSES, ORDER_ENDED, NewAlert, RoutingStore, Topic
 
@@ -100,6 +101,8 @@ class AlertRouting:
         )
 
     def _registry(self, env: Envelope, payload: dict[str, Any], at: datetime) -> None:
+        if env.kind is Kind.ORDER_BREACH:  # whoever reports it: the breach register
+            self._breach(env, payload, at)
         if env.sender.agency is not Agency.CORRECTIONS:
             return
         if env.kind is Kind.ORDER_STATUS:
@@ -134,6 +137,16 @@ class AlertRouting:
             return
         csp_id = str(payload.get("csp_id") or env.id)
         self._store.record_csp_event(env.offender, csp_id, str(status), on)
+
+
+    def _breach(self, env: Envelope, payload: dict[str, Any], at: datetime) -> None:
+        """An order.breach and the action taken (docs/wire-format.md). Already disclosed and
+        recorded: an action outside the vocabulary is counted as `unrecognised` and logged
+        for the operator, never refused after the fact."""
+        action = breach_action(payload.get("action"))
+        if action == UNRECOGNISED:
+            log.warning("breach_bad_action", message_id=env.id)
+        self._store.record_breach(env.id, env.offender, env.sender.agency.value, action, at)
 
 
 def _day(env: Envelope) -> date:

@@ -61,9 +61,10 @@ def create_app(
         app.include_router(metrics_router(metrics))
     if deps is not None:
         app.include_router(audit_router(deps.audit, deps.auth))
-        app.include_router(Console(deps.audit, TokenVerifier(deps.auth)).router())
+        console = Console(deps.audit, TokenVerifier(deps.auth), deps.routing)
+        app.include_router(console.router())
         app.include_router(witness_router(deps.audit, deps.auth, deps.witnesses))
-        app.include_router(oversight_router(deps.audit, deps.auth, deps.bundles))
+        app.include_router(oversight_router(deps.audit, deps.auth, deps.bundles, deps.routing))
         if deps.routing is not None:
             app.include_router(routing_router(deps.routing, deps.audit, deps.auth, deps.node))
         _mount_alerts(app, deps)

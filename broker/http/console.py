@@ -1,7 +1,8 @@
 """The oversight console under /console, for privacy officers, auditors and administrators:
 the risk-reduction review queue with the review action, the accounting of disclosures per
 offender, the oversight statistics with charts (SVG drawn here, nothing from a CDN), and
-CSV exports of each. The Post Sentence Authority (`psa`) signs in to the statistics only.
+CSV exports of each. The Post Sentence Authority (`psa`) signs in to the statistics only;
+the MAP chair (`map_chair`) to the statistics and the CSP register (broker/http/console_csp.py).
 Server-rendered like the inbox (broker/http/pages.py: cookie session scoped to /console,
 CSRF, strict CSP, no JavaScript).
 
@@ -32,16 +33,18 @@ from audit import (
     accounting,
     record_by_id,
     review_queue,
-    statistics,
 )
-from broker.auth import AuthError, Principal, TokenVerifier, require_role
+from broker.auth import AuthError, Principal, Role, TokenVerifier, require_role
 from broker.http.access import ErrorPage, audit_access, logged_route
 from broker.http.audit import READERS, REVIEWERS, check_reviewable, review_record, viewer_of
 from broker.http.audit_models import ReviewIn, csv_document, export_rows
+from broker.http.console_csp import CspRegister
 from broker.http.errors import ApiError, Problem, answer
-from broker.http.oversight import COUNTERS
+from broker.http.oversight import COUNTERS, oversight_statistics
 from broker.http.pages import Flash, Pages, Site, read_form
+from broker.http.routing import CSP_READERS
 from broker.wire.envelope import OFFENDER_PATTERN
+from routing import RoutingStore
 
 CONSOLE = "/console"
 COOKIE = "s284_console"
@@ -96,8 +99,10 @@ def _console_error(pages: Pages) -> ErrorPage:
 class Console:
     """The console's pages and form posts."""
 
-    def __init__(self, store: AuditStore, verifier: TokenVerifier) -> None:
-        self.store, self.verifier = store, verifier
+    def __init__(
+        self, store: AuditStore, verifier: TokenVerifier, routing: RoutingStore | None = None
+    ) -> None:
+        self.store, self.verifier, self.routing = store, verifier, routing
         self.pages = Pages(SITE)
 
     def router(self) -> APIRouter:
@@ -113,7 +118,12 @@ class Console:
         router.add_api_route("/statistics", self.statistics, methods=["GET"])
         router.add_api_route("/statistics.csv", self.statistics_csv, methods=["GET"])
         router.add_api_route("/logout", self.logout, methods=["POST"])
+        if self.routing is not None:  # the CSP register lives in routing's database
+            CspRegister(self.routing, self._signed_in_async, self._page).add_to(router)
         return router
+
+    async def _signed_in_async(self, request: Request) -> Principal:
+        return await run_in_threadpool(self._signed_in, request)
 
     # -- the session ---------------------------------------------------------------------
 
@@ -141,7 +151,8 @@ class Console:
 
     def _page(self, name: str, request: Request, who: Principal, **ctx: Any) -> HTMLResponse:
         csrf = self.pages.csrf(request.cookies[COOKIE])
-        return self.pages.render(name, request, who=who, csrf=csrf, **ctx)
+        has_csp = self.routing is not None and who.role in CSP_READERS
+        return self.pages.render(name, request, who=who, csrf=csrf, has_csp=has_csp, **ctx)
 
     async def login_page(self, request: Request) -> HTMLResponse:
         return self.pages.render("console_login.html", request)
@@ -156,9 +167,7 @@ class Console:
             found = answer(exc)
             flash = Flash(f"Not signed in: {found.detail}.", error=True, code=found.code)
             return self.pages.render("console_login.html", request, found.status, flash)
-        return self.pages.sign_in(
-            request, token, "" if principal.role in READERS else "/statistics"
-        )
+        return self.pages.sign_in(request, token, _landing(principal, self.routing is not None))
 
     async def logout(self, request: Request) -> Response:
         await self._posted(request)
@@ -169,7 +178,7 @@ class Console:
     async def reviews(self, request: Request) -> Response:
         who = await run_in_threadpool(self._signed_in, request)
         if who.role not in READERS:
-            return self.pages.redirect("/statistics")
+            return self.pages.redirect(_landing(who, self.routing is not None))
         page = await run_in_threadpool(review_queue, self.store, viewer_of(who), None, PAGE)
         request.state.results = len(page.rows)
         return self._page(
@@ -259,7 +268,7 @@ class Console:
     async def statistics(self, request: Request) -> HTMLResponse:
         who = await run_in_threadpool(self._signed_in, request)
         start, end, period = _period(request)
-        figures = await run_in_threadpool(statistics, self.store, period)
+        figures = await run_in_threadpool(oversight_statistics, self.store, self.routing, period)
         return self._page(
             "console_statistics.html",
             request,
@@ -274,13 +283,20 @@ class Console:
     async def statistics_csv(self, request: Request) -> PlainTextResponse:
         await run_in_threadpool(self._signed_in, request)
         start, end, period = _period(request)
-        figures = await run_in_threadpool(statistics, self.store, period)
+        figures = await run_in_threadpool(oversight_statistics, self.store, self.routing, period)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["figure", "value"])
         writer.writerows(_flat(figures))
         request.state.results = 1
         return _csv(buffer.getvalue(), f"s284-statistics-{start}-{end}.csv")
+
+
+def _landing(who: Principal, has_csp: bool) -> str:
+    """Where a role starts: records for staff, the register for the MAP chair, else counts."""
+    if who.role in READERS:
+        return ""
+    return "/csp" if has_csp and who.role is Role.MAP_CHAIR else "/statistics"
 
 
 def _period(request: Request) -> tuple[str, str, Period]:

@@ -8,7 +8,9 @@ the rest of the audit API; every error leaves through the one map (broker/http/e
 """
 
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -19,16 +21,34 @@ from broker.http.audit_models import ERRORS
 from broker.http.errors import ApiError
 from policies import BundleArchive, BundleNotArchivedError, PolicyBundleError, RecordedDecision
 from policies import replay as replay_decision
+from routing import RoutingStore, join_register_figures
 
-COUNTERS = frozenset({Role.PSA, Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN})
+COUNTERS = frozenset({Role.PSA, Role.MAP_CHAIR, Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN})
+VICTORIA = ZoneInfo("Australia/Melbourne")  # a review is overdue from the day after, there
 EXPLAINERS = frozenset({Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN})
 
 
+def oversight_statistics(
+    store: AuditStore, routing: RoutingStore | None, period: Period, today: date | None = None
+) -> dict[str, Any]:
+    """The log's figures, with the CSP and breach registers' joined in when this process
+    has them (without, those figures stay under `not_computable`)."""
+    figures = statistics(store, period)
+    if routing is None:
+        return figures
+    day = today or datetime.now(VICTORIA).date()
+    return join_register_figures(figures, routing.register_figures(period.start, period.end, day))
+
+
 def oversight_router(
-    store: AuditStore, auth: AuthConfig, bundles: BundleArchive | None
+    store: AuditStore,
+    auth: AuthConfig,
+    bundles: BundleArchive | None,
+    routing: RoutingStore | None = None,
 ) -> APIRouter:
     """Statistics and explain; include with `app.include_router(oversight_router(...))`.
-    Without `bundles` (no archive in this process) explain answers 503."""
+    Without `bundles` (no archive in this process) explain answers 503; without `routing`
+    the register's figures stay under `not_computable`."""
     verifier = TokenVerifier(auth)
     route_class = logged_route(audit_access(store))
     router = APIRouter(prefix="/api/v1", route_class=route_class, responses=ERRORS)
@@ -50,7 +70,7 @@ def oversight_router(
             period = Period.parse(start, end)
         except PeriodError as exc:
             raise ApiError(400, "oversight.bad_period", str(exc)) from None
-        return statistics(store, period)
+        return oversight_statistics(store, routing, period)
 
     @router.get(
         "/audit/records/{record_id}/explain",

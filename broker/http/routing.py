@@ -24,7 +24,7 @@ from routing import RoutingStore
 
 ADMINS = frozenset({Role.ADMIN})
 OVERSIGHT = frozenset({Role.ADMIN, Role.AUDITOR})
-CSP_READERS = frozenset({Role.ADMIN, Role.AUDITOR, Role.PRIVACY_OFFICER})
+CSP_READERS = frozenset({Role.ADMIN, Role.AUDITOR, Role.PRIVACY_OFFICER, Role.MAP_CHAIR})
 
 
 class TableChangeOut(BaseModel):
