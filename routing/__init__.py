@@ -32,6 +32,8 @@ from routing._model import (
     TableVersion,
     Topic,
 )
+from routing._request_stats import request_statistics
+from routing._requests import Answer, OpenRequest, RequestRegister, RequestRow
 from routing._store import CONTACT_INACTIVE, NO_AREA, NO_CONTACT, RoutingStore
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "Alert",
     "AlertStatus",
     "AlertStep",
+    "Answer",
     "Contact",
     "CspNotice",
     "CspPlan",
@@ -56,6 +59,9 @@ __all__ = [
     "MissingPlan",
     "NewAlert",
     "Offender",
+    "OpenRequest",
+    "RequestRegister",
+    "RequestRow",
     "Route",
     "RouteRow",
     "RoutingError",
@@ -66,4 +72,5 @@ __all__ = [
     "Topic",
     "WorkingHours",
     "add_months",
+    "request_statistics",
 ]

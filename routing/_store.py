@@ -43,6 +43,7 @@ from routing._model import (
     TableVersion,
     Topic,
 )
+from routing._requests import RequestRegister
 from routing._schema import (
     metadata,
     routing_alerts,
@@ -74,6 +75,7 @@ class RoutingStore:
         self._alerts = Alerts(engine)
         self._csp = CspBook(engine)
         self.subscriptions = Subscriptions(engine)
+        self.requests = RequestRegister(engine)  # notices and information requests
         self._cached: tuple[int, RouteTable] | None = None
 
     @classmethod
