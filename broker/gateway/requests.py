@@ -18,7 +18,7 @@ columns: the statistics never read a payload.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,7 +43,7 @@ def respond_by(env: Envelope, payload: dict[str, Any]) -> datetime:
         raise _bad_deadline("payload.respond_by is not an RFC 3339 time or a date") from None
     if moment <= env.created_at:
         raise _bad_deadline("payload.respond_by is not after the message's created_at")
-    return moment
+    return moment.astimezone(UTC)  # stored as UTC (SQLite keeps naive times)
 
 
 def _moment(value: str) -> datetime:
