@@ -32,6 +32,7 @@ from broker.cli.explain import explain
 from broker.cli.guards import restore_guards
 from broker.cli.lab import lab
 from broker.cli.policy import policy
+from broker.cli.requests import psa
 from broker.cli.routing import csp, routing
 from broker.cli.signer import signer
 from broker.cli.stats import stats
@@ -452,6 +453,7 @@ audit.add_command(accounting_cmd)
 cli.add_command(token)
 cli.add_command(routing)
 cli.add_command(csp)
+cli.add_command(psa)
 cli.add_command(agency)
 cli.add_command(directory)
 cli.add_command(witness)

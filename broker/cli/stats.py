@@ -16,6 +16,8 @@ import click
 from audit import AuditStore, Period, PeriodError, statistics
 from broker.cli.audit import HOME_HELP, database_url
 from broker.errors import ConfigError
+from broker.http.oversight import with_requests
+from routing import RoutingStore
 
 
 @click.command()
@@ -44,6 +46,11 @@ def stats(start: str, end: str, home: Path | None, db: str | None, as_json: bool
         figures = statistics(store, period)
     finally:
         store.close()
+    register = RoutingStore.open(url)
+    try:
+        figures = with_requests(figures, register.requests, period)
+    finally:
+        register.close()
     click.echo(json.dumps(figures, indent=2) if as_json else "\n".join(_lines(figures)))
 
 

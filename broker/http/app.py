@@ -63,7 +63,8 @@ def create_app(
         app.include_router(audit_router(deps.audit, deps.auth))
         app.include_router(Console(deps.audit, TokenVerifier(deps.auth)).router())
         app.include_router(witness_router(deps.audit, deps.auth, deps.witnesses))
-        app.include_router(oversight_router(deps.audit, deps.auth, deps.bundles))
+        requests = deps.routing.requests if deps.routing is not None else None
+        app.include_router(oversight_router(deps.audit, deps.auth, deps.bundles, requests))
         if deps.routing is not None:
             app.include_router(routing_router(deps.routing, deps.audit, deps.auth, deps.node))
         _mount_alerts(app, deps)

@@ -8,6 +8,7 @@ the rest of the audit API; every error leaves through the one map (broker/http/e
 """
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -19,16 +20,35 @@ from broker.http.audit_models import ERRORS
 from broker.http.errors import ApiError
 from policies import BundleArchive, BundleNotArchivedError, PolicyBundleError, RecordedDecision
 from policies import replay as replay_decision
+from routing import RequestRegister, request_statistics
+
+NO_REGISTER = "this process has no request register (routing database)"
+
+
+def with_requests(
+    figures: dict[str, Any], requests: RequestRegister | None, period: Period
+) -> dict[str, Any]:
+    """The log's figures and the request register's (docs/oversight.md, `requests`)."""
+    if requests is None:
+        missing = {"notices_issued_and_answered": NO_REGISTER}
+        return {**figures, "not_computable": {**figures["not_computable"], **missing}}
+    counted = request_statistics(requests, period.start, period.end, datetime.now(UTC))
+    rest = {k: v for k, v in figures.items() if k != "not_computable"}
+    return {**rest, "requests": counted, "not_computable": figures["not_computable"]}
 
 COUNTERS = frozenset({Role.PSA, Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN})
 EXPLAINERS = frozenset({Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN})
 
 
 def oversight_router(
-    store: AuditStore, auth: AuthConfig, bundles: BundleArchive | None
+    store: AuditStore,
+    auth: AuthConfig,
+    bundles: BundleArchive | None,
+    requests: RequestRegister | None = None,
 ) -> APIRouter:
     """Statistics and explain; include with `app.include_router(oversight_router(...))`.
-    Without `bundles` (no archive in this process) explain answers 503."""
+    Without `bundles` (no archive in this process) explain answers 503; without `requests`
+    (no routing database) the request figures are listed as not computable."""
     verifier = TokenVerifier(auth)
     route_class = logged_route(audit_access(store))
     router = APIRouter(prefix="/api/v1", route_class=route_class, responses=ERRORS)
@@ -50,7 +70,7 @@ def oversight_router(
             period = Period.parse(start, end)
         except PeriodError as exc:
             raise ApiError(400, "oversight.bad_period", str(exc)) from None
-        return statistics(store, period)
+        return with_requests(statistics(store, period), requests, period)
 
     @router.get(
         "/audit/records/{record_id}/explain",
