@@ -33,7 +33,7 @@ from routing._model import (
     Topic,
 )
 from routing._request_stats import request_statistics
-from routing._requests import Answer, OpenRequest, RequestRegister, RequestRow
+from routing._requests import Answer, OpenRequest, RequestRegister, RequestRow, request_summary
 from routing._store import CONTACT_INACTIVE, NO_AREA, NO_CONTACT, RoutingStore
 
 __all__ = [
@@ -73,4 +73,5 @@ __all__ = [
     "WorkingHours",
     "add_months",
     "request_statistics",
+    "request_summary",
 ]

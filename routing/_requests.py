@@ -48,6 +48,7 @@ routing_requests = Table(
 )
 _Q = routing_requests.c
 _CHUNK = 500
+_ZERO = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,25 @@ class RequestRegister:
         self, now: datetime, *, from_agency: str | None = None, purpose: str | None = None
     ) -> list[RequestRow]:
         return [r for r in self.rows(from_agency=from_agency, purpose=purpose) if r.overdue(now)]
+
+
+def request_summary(row: RequestRow, now: datetime) -> dict[str, Any]:
+    """One row as the CLI and the console show it: ids, agencies and dates; `late_days` how
+    late the answer came, or how late it is now."""
+    late = row.late_by if row.answered_at is not None else max(now - row.respond_by, _ZERO)
+    return {
+        "request_id": row.request_id,
+        "kind": row.kind,
+        "from": f"{row.from_agency}/{row.from_unit}",
+        "to": row.recipient,
+        "offender": row.offender,
+        "purpose": row.purpose,
+        "issued_at": row.issued_at.isoformat(),
+        "respond_by": row.respond_by.isoformat(),
+        "answered_at": row.answered_at.isoformat() if row.answered_at else None,
+        "overdue": row.overdue(now),
+        "late_days": round(late.total_seconds() / 86400, 1) if late else 0.0,
+    }
 
 
 def _row(row: Row[Any]) -> RequestRow:

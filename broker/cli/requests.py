@@ -5,14 +5,14 @@ Authority's notices and requests with their answers. Exit 3 when any is overdue.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from broker.cli.audit import database_url
-from routing import RequestRow, RoutingStore
+from routing import RoutingStore, request_summary
 
 EXIT_OVERDUE = 3
 HOME_HELP = "Deployment home (its audit.db holds the request register). Env: S284_HOME."
@@ -22,25 +22,7 @@ SOCT_PURPOSE = "csp_preparation"  # SOCT's requests to services, ahead of MAP me
 def soct_overdue(store: RoutingStore, now: datetime) -> list[dict[str, Any]]:
     """Information requests for preparing or reviewing a plan, past due and unanswered."""
     rows = store.requests.overdue(now, purpose=SOCT_PURPOSE)
-    return [request_item(r, now) for r in rows if r.kind == "info.request"]
-
-
-def request_item(row: RequestRow, now: datetime) -> dict[str, Any]:
-    """One register row as the CLI and the console show it (ids and dates, no payload)."""
-    late = row.late_by if row.answered_at is not None else max(now - row.respond_by, timedelta(0))
-    return {
-        "request_id": row.request_id,
-        "kind": row.kind,
-        "from": f"{row.from_agency}/{row.from_unit}",
-        "to": row.recipient,
-        "offender": row.offender,
-        "purpose": row.purpose,
-        "issued_at": row.issued_at.isoformat(),
-        "respond_by": row.respond_by.isoformat(),
-        "answered_at": row.answered_at.isoformat() if row.answered_at else None,
-        "overdue": row.overdue(now),
-        "late_days": round(late.total_seconds() / 86400, 1) if late else 0.0,
-    }
+    return [request_summary(r, now) for r in rows if r.kind == "info.request"]
 
 
 def request_line(item: dict[str, Any]) -> str:
@@ -80,7 +62,7 @@ def notices(home: Path | None, db: str | None, only_overdue: bool, as_json: bool
         rows = store.requests.rows(from_agency="psa")
     finally:
         store.close()
-    items = [request_item(r, now) for r in rows if r.overdue(now) or not only_overdue]
+    items = [request_summary(r, now) for r in rows if r.overdue(now) or not only_overdue]
     overdue = sum(1 for item in items if item["overdue"])
     if as_json:
         click.echo(json.dumps(items, indent=2))

@@ -17,6 +17,7 @@ from broker.auth import AuthConfig, TokenVerifier
 from broker.http.alerts import alerts_router
 from broker.http.audit import audit_router
 from broker.http.console import Console
+from broker.http.console_requests import RequestsPage
 from broker.http.contacts import GistSource
 from broker.http.directory import directory_router
 from broker.http.docs import install_docs
@@ -62,6 +63,9 @@ def create_app(
     if deps is not None:
         app.include_router(audit_router(deps.audit, deps.auth))
         app.include_router(Console(deps.audit, TokenVerifier(deps.auth)).router())
+        if deps.routing is not None:
+            page = RequestsPage(deps.audit, TokenVerifier(deps.auth), deps.routing.requests)
+            app.include_router(page.router())
         app.include_router(witness_router(deps.audit, deps.auth, deps.witnesses))
         requests = deps.routing.requests if deps.routing is not None else None
         app.include_router(oversight_router(deps.audit, deps.auth, deps.bundles, requests))

@@ -76,7 +76,7 @@ def _flash_key(found: Problem) -> str:
     return by_status.get(found.status, "invalid")
 
 
-def _console_error(pages: Pages) -> ErrorPage:
+def console_error(pages: Pages) -> ErrorPage:
     """Signed out: the sign-in page; a refused post: back to the queue with the message;
     a page that failed: a page of its own saying so (no redirect loop)."""
 
@@ -101,7 +101,7 @@ class Console:
         self.pages = Pages(SITE)
 
     def router(self) -> APIRouter:
-        logged = logged_route(audit_access(self.store), _console_error(self.pages))
+        logged = logged_route(audit_access(self.store), console_error(self.pages))
         router = APIRouter(prefix=CONSOLE, include_in_schema=False, route_class=logged)
         router.add_api_route("/login", self.login_page, methods=["GET"])
         router.add_api_route("/login", self.login, methods=["POST"])
