@@ -32,7 +32,7 @@ async def _notice(dep: object, respond_by: object, to: list[str] | None = None) 
             purpose="authorised_by_law",
             offender="S284-000700",
             to=to or ["corrections"],
-            payload={"subject": "CSP review evidence", "respond_by": respond_by},
+            payload={"subject": "CSP evidence for the March MAP", "respond_by": respond_by},
             law_reference=LAW,
         )
 
@@ -68,6 +68,7 @@ async def test_notice_is_delivered_registered_and_answered(twin_deployment, twin
     async with await twin_deployment.client("corrections") as corrections:
         [notice] = [d async for d in corrections.inbox()]
     assert notice.envelope.kind == "psa.notice"
+    assert notice.payload["subject"] == "CSP evidence for the March MAP"
     [row] = _register(twin_deployment).requests.rows()
     assert (row.request_id, row.recipient) == (receipt.message_id, "corrections")
     assert row.from_agency == "psa"
@@ -78,6 +79,7 @@ async def test_notice_is_delivered_registered_and_answered(twin_deployment, twin
     async with await twin_deployment.client("psa") as psa:
         [got] = [d async for d in psa.inbox()]
     assert got.envelope.in_reply_to == receipt.message_id
+    assert (got.payload, got.withheld) == ({"answer": "synthetic"}, [])
     [row] = _register(twin_deployment).requests.rows()
     assert row.response_id == answer.message_id
     assert row.late_by == timedelta(0)

@@ -182,10 +182,8 @@ def _check(figures: dict) -> None:
     for name, expected in EXPECTED_FIGURES.items():
         assert figures[name] == expected, name
     assert figures["dunedin"] == EXPECTED_DUNEDIN
-    assert set(figures["not_computable"]) >= {
-        "csps_developed_and_agreed",
-        "notices_issued_and_answered",
-    }
+    assert "csps_developed_and_agreed" in figures["not_computable"]
+    # notices and requests are counted from the request register: test_request_register.py
     assert OFFENDER not in json.dumps(figures)
     assert "staff-1" not in json.dumps(figures)
 
