@@ -277,6 +277,9 @@ def _read_payload(source: str) -> dict[str, Any]:
     is_flag=True,
     help="Covert or sensitive: only the involved agencies' privacy officers see the record.",
 )
+@click.option(
+    "--in-reply-to", default=None, help="The id of the notice or request an info.response answers."
+)
 @click.option("--person", default="cli-user", show_default=True, help="Sender's staff id.")
 @click.option("--role", default="case_manager", show_default=True, help="Sender's role.")
 @click.option("--unit", default="hq", show_default=True, help="Sender's unit.")
@@ -296,6 +299,7 @@ def send(
     order_status: str,
     topic: str | None,
     restricted: bool,
+    in_reply_to: str | None,
     person: str,
     role: str,
     unit: str,
@@ -325,6 +329,7 @@ def send(
                 order_status=order_status,
                 restricted=restricted,
                 topic=topic,
+                in_reply_to=in_reply_to,
             )
         click.echo(receipt.model_dump_json(indent=2, exclude_none=True))
         return 0 if receipt.accepted else 3
