@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from audit import AuditStore
+from broker.sdk import AgencyClient
 from broker.wire.envelope import Sender
 from routing import RoutingStore
 
@@ -196,3 +199,34 @@ async def test_the_authority_is_never_pushed_later_updates(twin_deployment, twin
     async with await twin_deployment.client("psa") as psa:
         kinds = [d.envelope.kind async for d in psa.inbox()]
     assert kinds == ["info.response"]
+
+
+@pytest.mark.nats
+async def test_a_notice_and_its_answer_over_a_real_nats_server(deployment, gateway):
+    """On nats-server with the accounts' permissions: the Authority, from its own home and
+    NATS login, sends a notice; Corrections answers it; the Authority reads the answer."""
+    async with await AgencyClient.from_home(deployment.home.path, "psa", OFFICER) as psa:
+        notice = await psa.send(
+            kind="psa.notice",
+            purpose="authorised_by_law",
+            offender="S284-000703",
+            to=["corrections"],
+            payload={"subject": "plan evidence", "respond_by": _later()},
+            law_reference=LAW,
+        )
+    assert notice.accepted, notice
+    home = deployment.home.path
+    async with await AgencyClient.from_home(home, "corrections", _sender("corrections")) as c:
+        answer = await c.send(
+            kind="info.response",
+            purpose="authorised_by_law",
+            offender="S284-000703",
+            to=["psa"],
+            payload={"answer": "synthetic"},
+            law_reference=LAW,
+            in_reply_to=notice.message_id,
+        )
+    assert answer.accepted, answer
+    async with await AgencyClient.from_home(home, "psa") as psa:
+        [got] = [d async for d in psa.inbox()]
+    assert (got.envelope.kind, got.envelope.in_reply_to) == ("info.response", notice.message_id)
