@@ -1,7 +1,8 @@
 """The oversight console under /console, for privacy officers, auditors and administrators:
 the risk-reduction review queue with the review action, the accounting of disclosures per
 offender, the oversight statistics with charts (SVG drawn here, nothing from a CDN), and
-CSV exports of each. The Post Sentence Authority (`psa`) signs in to the statistics only.
+CSV exports of each. The Post Sentence Authority (`psa`) signs in to the statistics
+only (and its own overdue notices and requests: broker/http/console_requests.py).
 Server-rendered like the inbox (broker/http/pages.py: cookie session scoped to /console,
 CSRF, strict CSP, no JavaScript).
 
