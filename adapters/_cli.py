@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from broker import Agency, stop_event_on_signals
+from broker import MAP_AGENCIES, Agency, stop_event_on_signals
 
 if TYPE_CHECKING:
     from adapters import AdapterConfig
@@ -166,5 +166,5 @@ def _counts(config: Path, as_json: bool) -> None:
         )
 
 
-for _agency in Agency:
+for _agency in MAP_AGENCIES:
     adapter.add_command(_agency_group(_agency))

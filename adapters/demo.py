@@ -18,7 +18,7 @@ import yaml
 from adapters._config import AdapterConfig
 from adapters._core import Adapter
 from adapters._run import generate_sources, open_adapter
-from broker import Agency, BrokerError
+from broker import MAP_AGENCIES, Agency, BrokerError
 
 
 def _say(text: str, *, err: bool = False) -> None:
@@ -83,7 +83,7 @@ async def _outbound(config: AdapterConfig) -> AgencyFigures:
 
 
 async def run_adapter_demo(home: Path) -> list[AgencyFigures]:
-    configs = [demo_config(home, a) for a in Agency]
+    configs = [demo_config(home, a) for a in MAP_AGENCIES]
     await asyncio.gather(*(_inbound(c) for c in configs))
     return [await _outbound(c) for c in configs]
 

@@ -40,8 +40,6 @@ NOT_COMPUTABLE = {
     "csps_developed_and_agreed": "the CSP register (routing) writes no event to the log when "
     "a plan is created or endorsed; only review reminders are logged",
     "csp_reviews_done_on_time": "a completed CSP review is not a logged event yet",
-    "notices_issued_and_answered": "the Authority's notices and information requests are not "
-    "message kinds yet, so the log holds none",
     "breach_actions": "the action taken on a breach is not recorded; only order.breach "
     "disclosures are (counted under dunedin/breaches_reported)",
 }

@@ -15,11 +15,21 @@ from broker.errors import (
 )
 from broker.ids import new_id
 from broker.sdk import AgencyClient, stop_event_on_signals
-from broker.wire.envelope import Agency, Envelope, Kind, OrderStatus, Purpose, Receipt, Sender
+from broker.wire.envelope import (
+    MAP_AGENCIES,
+    Agency,
+    Envelope,
+    Kind,
+    OrderStatus,
+    Purpose,
+    Receipt,
+    Sender,
+)
 from broker.wire.payloads import BreachAction
 from broker.wire.sealing import VerifiedDelivery
 
 __all__ = [
+    "MAP_AGENCIES",
     "Agency",
     "AgencyClient",
     "BreachAction",

@@ -31,6 +31,9 @@ class ReasonCode(StrEnum):
     RECIPIENT_UNKNOWN = "recipient.unknown"
     POLICY_DENIED = "policy.denied"
     POLICY_ERROR = "policy.error"
+    REQUEST_BAD_DEADLINE = "request.bad_deadline"
+    REQUEST_UNKNOWN = "request.unknown"
+    REQUEST_WRONG_PARTY = "request.wrong_party"
     INTERNAL_DEAD_LETTER = "internal.dead_letter"
 
 

@@ -37,7 +37,7 @@ from broker.wire.directory import (
     registration_request,
     verify_registration,
 )
-from broker.wire.envelope import Agency
+from broker.wire.envelope import MAP_AGENCIES, Agency
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory, Keyring
 
 log = structlog.get_logger("s284.home")
@@ -415,5 +415,14 @@ class Home:
         return self.directory_verifier().verify(self.signed_directory())
 
 
-AGENCY_NAMES = [a.value for a in Agency]
-__all__ = ["AGENCY_NAMES", "GATEWAY", "AgencyHome", "Credentials", "Home", "read_request"]
+AGENCY_NAMES = [a.value for a in Agency]  # every party with a home: the MAP agencies and psa
+MAP_AGENCY_NAMES = [a.value for a in MAP_AGENCIES]
+__all__ = [
+    "AGENCY_NAMES",
+    "GATEWAY",
+    "MAP_AGENCY_NAMES",
+    "AgencyHome",
+    "Credentials",
+    "Home",
+    "read_request",
+]

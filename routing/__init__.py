@@ -33,6 +33,8 @@ from routing._model import (
     TableVersion,
     Topic,
 )
+from routing._request_stats import request_statistics
+from routing._requests import Answer, OpenRequest, RequestRegister, RequestRow, request_summary
 from routing._store import CONTACT_INACTIVE, NO_AREA, NO_CONTACT, RoutingStore
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "Alert",
     "AlertStatus",
     "AlertStep",
+    "Answer",
     "Contact",
     "CspNotice",
     "CspPlan",
@@ -57,6 +60,9 @@ __all__ = [
     "MissingPlan",
     "NewAlert",
     "Offender",
+    "OpenRequest",
+    "RequestRegister",
+    "RequestRow",
     "Route",
     "RouteRow",
     "RoutingError",
@@ -68,4 +74,6 @@ __all__ = [
     "WorkingHours",
     "add_months",
     "join_register_figures",
+    "request_statistics",
+    "request_summary",
 ]

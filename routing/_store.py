@@ -46,6 +46,7 @@ from routing._model import (
     TableVersion,
     Topic,
 )
+from routing._requests import RequestRegister
 from routing._schema import (
     metadata,
     routing_alerts,
@@ -77,6 +78,7 @@ class RoutingStore:
         self._alerts = Alerts(engine)
         self._csp = CspBook(engine)
         self.subscriptions = Subscriptions(engine)
+        self.requests = RequestRegister(engine)  # notices and information requests
         self._cached: tuple[int, RouteTable] | None = None
 
     @classmethod

@@ -186,6 +186,7 @@ def _check(figures: dict) -> None:
         assert {k: found[k] for k in expected} == expected, name
     assert figures["dunedin"] == EXPECTED_DUNEDIN
     assert "alerts_by_area_or_topic" not in figures["not_computable"]
+    # notices and requests are counted from the request register: test_request_register.py
     assert OFFENDER not in json.dumps(figures)
     assert "staff-1" not in json.dumps(figures)
 

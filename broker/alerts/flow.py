@@ -24,14 +24,14 @@ from broker.errors import NotYourAlertError, ReasonCode, Refusal, TransportError
 from broker.ids import new_id
 from broker.nats.config import alert_subject, notice_subject
 from broker.nats.transport import Transport
-from broker.wire.envelope import Agency
+from broker.wire.envelope import MAP_AGENCIES, Agency
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.notices import NoticeContent, seal_notice
 from policies import EngineHolder, PolicyEngine, PolicyRequest
 from routing import DUTY, Alert, CspNotice, RoutingStore
 
 log = structlog.get_logger("s284.alerts")
-AGENCY_VALUES = frozenset(a.value for a in Agency)
+AGENCY_VALUES = frozenset(a.value for a in MAP_AGENCIES)
 NO_MANAGING_OFFICER = "offender.no_managing_officer"
 
 

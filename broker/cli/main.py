@@ -32,6 +32,7 @@ from broker.cli.explain import explain
 from broker.cli.guards import restore_guards
 from broker.cli.lab import lab
 from broker.cli.policy import policy
+from broker.cli.requests import psa
 from broker.cli.routing import csp, routing
 from broker.cli.signer import signer
 from broker.cli.stats import stats
@@ -288,6 +289,9 @@ def _read_payload(source: str) -> dict[str, Any]:
     is_flag=True,
     help="Covert or sensitive: only the involved agencies' privacy officers see the record.",
 )
+@click.option(
+    "--in-reply-to", default=None, help="The id of the notice or request an info.response answers."
+)
 @click.option("--person", default="cli-user", show_default=True, help="Sender's staff id.")
 @click.option("--role", default="case_manager", show_default=True, help="Sender's role.")
 @click.option("--unit", default="hq", show_default=True, help="Sender's unit.")
@@ -307,6 +311,7 @@ def send(
     order_status: str,
     topic: str | None,
     restricted: bool,
+    in_reply_to: str | None,
     person: str,
     role: str,
     unit: str,
@@ -336,6 +341,7 @@ def send(
                 order_status=order_status,
                 restricted=restricted,
                 topic=topic,
+                in_reply_to=in_reply_to,
             )
         click.echo(receipt.model_dump_json(indent=2, exclude_none=True))
         return 0 if receipt.accepted else 3
@@ -464,6 +470,7 @@ audit.add_command(accounting_cmd)
 cli.add_command(token)
 cli.add_command(routing)
 cli.add_command(csp)
+cli.add_command(psa)
 cli.add_command(agency)
 cli.add_command(directory)
 cli.add_command(witness)

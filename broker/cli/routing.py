@@ -14,6 +14,7 @@ import yaml
 from audit import AuditStore
 from broker.alerts.admin import import_table
 from broker.cli.audit import database_url
+from broker.cli.requests import request_line, soct_overdue
 from broker.errors import ConfigError
 from broker.settings import Settings
 from routing import RoutingError, RoutingStore
@@ -157,7 +158,9 @@ def csp() -> None:
     s284 csp plans [--offender REF]   every plan: status, since when, next review due
     s284 csp missing                  offenders whose order needs a plan and who have no
                                       current one (exit 3 if any)
-    s284 csp overdue                  plans whose review date has passed
+    s284 csp overdue                  plans whose review date has passed, and SOCT's
+                                      information requests past their deadline and
+                                      unanswered (exit 3 if any of either)
     """
 
 
@@ -239,10 +242,12 @@ def missing(home: Path | None, db: str | None, as_json: bool) -> None:
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def overdue(home: Path | None, db: str | None, as_json: bool) -> None:
-    """List CSPs whose review is overdue, oldest due date first."""
+    """List CSPs whose review is overdue, oldest due date first, then SOCT's information
+    requests past their deadline and unanswered. Exit 3 when there are any."""
     store = _routing(home, db)
     try:
         rows = store.overdue(datetime.now(UTC).date())
+        requests = soct_overdue(store, datetime.now(UTC))
     finally:
         store.close()
     items = [
@@ -255,11 +260,16 @@ def overdue(home: Path | None, db: str | None, as_json: bool) -> None:
         for r in rows
     ]
     if as_json:
-        click.echo(json.dumps(items, indent=2))
-        return
-    click.echo(f"{len(items)} CSP review(s) overdue")
-    for item in items:
-        click.echo(
-            f"  {item['offender']}  {item['csp_id']}  due {item['due']} "
-            f"(last reviewed {item['last_review']})"
-        )
+        click.echo(json.dumps({"reviews": items, "requests": requests}, indent=2))
+    else:
+        click.echo(f"{len(items)} CSP review(s) overdue")
+        for item in items:
+            click.echo(
+                f"  {item['offender']}  {item['csp_id']}  due {item['due']} "
+                f"(last reviewed {item['last_review']})"
+            )
+        click.echo(f"{len(requests)} information request(s) overdue")
+        for request in requests:
+            click.echo(request_line(request))
+    if items or requests:
+        raise SystemExit(EXIT_GAPS)

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from broker.wire.envelope import Agency, Receipt
+from broker.wire.envelope import MAP_AGENCIES, Agency, Receipt
 
 if TYPE_CHECKING:
     from audit import VerifyReport
@@ -111,7 +111,7 @@ class Report:
         log = [] if self.log is None else [_log_expectation(self.log)]
         return [
             *(_step_expectation(s) for s in self.sent),
-            *(self.inbox_expectation(a) for a in Agency),
+            *(self.inbox_expectation(a) for a in MAP_AGENCIES),
             *(Expectation(name, held) for name, held in self.routing),
             *log,
         ]
@@ -138,8 +138,10 @@ def _figures(report: Report) -> dict[str, Any]:
         "accepted": outcomes.pop(ACCEPTED, 0),
         "no_receipt": outcomes.pop(NO_RECEIPT, 0),
         "refused": dict(sorted(outcomes.items())),
-        "delivered": {a.value: len(report.ours(a)) for a in Agency},
-        "other_delivered": {a.value: len(report.inboxes[a]) - len(report.ours(a)) for a in Agency},
+        "delivered": {a.value: len(report.ours(a)) for a in MAP_AGENCIES},
+        "other_delivered": {
+            a.value: len(report.inboxes[a]) - len(report.ours(a)) for a in MAP_AGENCIES
+        },
         "steps": [
             {
                 "name": s.step.name,

@@ -34,6 +34,7 @@ from broker.runtime import Started, run_embedded
 from broker.sdk import AgencyClient
 from broker.settings import Settings
 from broker.wire.envelope import (
+    MAP_AGENCIES,
     Agency,
     Envelope,
     IngressClaims,
@@ -262,7 +263,7 @@ def _sender(agency: Agency) -> Sender:
 async def _clients(home: Path) -> AsyncIterator[dict[Agency, AgencyClient]]:
     async with contextlib.AsyncExitStack() as stack:
         clients = {}
-        for agency in Agency:
+        for agency in MAP_AGENCIES:
             client = await AgencyClient.from_home(home, agency.value, _sender(agency))
             clients[agency] = await stack.enter_async_context(client)
         yield clients

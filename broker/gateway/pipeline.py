@@ -9,7 +9,9 @@ message's way as `Refused` or `Retry`; the pure checks are in broker/gateway/ste
     3 replay        Authenticated -> Fresh     within the window; id not seen on another seq
     4 open          Fresh -> Opened            Nats-Msg-Id is the signed id; decrypt; the
                                                envelope agrees with the claims
-    5 decide        Opened -> Decided          s 284 per recipient; 5b subscribers' copies
+    5 decide        Opened -> Decided          5a a notice's or request's deadline, an
+                                               answer's request (requests.py); s 284 per
+                                               recipient; 5b subscribers' copies
     6 minimise      Decided -> Minimised       per recipient, only what its purpose needs
     8a seal         Minimised -> Sealed        re-seal per recipient (before the commit, so
                                                nothing that can fail on one message runs
@@ -48,7 +50,7 @@ import structlog
 
 from audit import AuditRecord, AuditStore, SeenMessage, StoreUnavailableError
 from broker.errors import ReasonCode, Refusal, TransportError
-from broker.gateway import outbox, steps
+from broker.gateway import outbox, requests, steps
 from broker.gateway.checkpoints import Checkpointer
 from broker.gateway.observer import NO_OBSERVER, GatewayObserver, timed_step
 from broker.gateway.receipts import answer, answered_agency, outcome_fields
@@ -95,7 +97,7 @@ from broker.wire.envelope import (
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.sealing import seal_delivery, sign_receipt
 from policies import Decision, EngineHolder, PolicyEngine
-from routing import RoutingUnavailableError
+from routing import RequestRow, RoutingUnavailableError
 
 log = structlog.get_logger("s284.gateway")
 _S = TypeVar("_S", bound=Stage)
@@ -224,9 +226,11 @@ class Gateway:
         never within one); 5b: copies for the agencies already following the offender."""
         offenders = [item.content.envelope.offender for item in items if isinstance(item, Opened)]
         following = await self._subscribers(offenders)
+        asked = await self._requests_of(items)
 
         def decide(item: Opened) -> Decided:
             env, engine = item.content.envelope, self._engine_now()
+            requests.check(env, item.content.payload, asked)  # 5a
             subscribers = following.get(env.offender, frozenset())
             named = steps.decide(env, engine)
             pushed = steps.decide_pushes(env, set(subscribers), engine)
@@ -399,6 +403,14 @@ class Gateway:
         if self._alerts is None or not offenders:
             return {}
         return await asyncio.to_thread(self._alerts.subscribers, offenders)
+
+    async def _requests_of(self, items: list[Item]) -> dict[str, list[RequestRow]]:
+        """5a's one register lookup for the batch (no register: every answer is unknown)."""
+        envelopes = [item.content.envelope for item in items if isinstance(item, Opened)]
+        ids = requests.answered_ids(envelopes)
+        if self._alerts is None or not ids:
+            return {}
+        return await asyncio.to_thread(self._alerts.requests_of, ids)
 
     async def _nak_all(self, msgs: list[Inbound], delay: float) -> None:
         for msg in msgs:

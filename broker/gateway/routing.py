@@ -14,8 +14,10 @@ batch in a worker thread:
                     a new `Routed` record, whose deliveries carry their `Route`
     7b committed    after the records are durable and before anything is published, in one
                     transaction each: the alert rows (an acknowledgement deadline drives
-                    escalation, so timers survive a restart) and each recipient's
-                    subscription to the offender (later updates are pushed to it, step 5b)
+                    escalation, so timers survive a restart), the request register's
+                    notices, requests and answers (broker/gateway/requests.py) and each
+                    recipient's subscription to the offender (later updates are pushed to
+                    it, step 5b; never to the Authority)
 
 A redelivered batch repeats them idempotently (alerts keyed by delivery id). The store
 raises `RoutingUnavailableError` when its database is down; the gateway then retries.
@@ -31,13 +33,14 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from broker.gateway import requests
 from broker.gateway.stages import Delivery, Item, Recorded, Retry, Routed, Sealed
 from broker.nats.config import alert_subject
 from broker.wire.envelope import Agency, Envelope, Kind
 from broker.wire.keys import Identity
 from broker.wire.payloads import UNRECOGNISED, breach_action
 from broker.wire.sealing import with_route_reason
-from routing import CSP_STATUSES, ORDER_ENDED, NewAlert, RoutingStore, Topic
+from routing import CSP_STATUSES, ORDER_ENDED, NewAlert, RequestRow, RoutingStore, Topic
 
 log = structlog.get_logger("s284.routing")
 
@@ -60,6 +63,10 @@ class AlertRouting:
         """5b's input: offender -> the agencies already informed about them."""
         following = self._store.subscriptions.of(offenders)
         return {ref: frozenset(Agency(a) for a in agencies) for ref, agencies in following.items()}
+
+    def requests_of(self, request_ids: list[str]) -> dict[str, list[RequestRow]]:
+        """5a's input: the register's rows of the requests a batch's answers name."""
+        return self._store.requests.of(request_ids) if request_ids else {}
 
     def route(self, items: list[Item]) -> list[Item]:
         """6b, in ingress order: a placement (order.status) takes effect before an alert
@@ -89,6 +96,8 @@ class AlertRouting:
         """7b: alert rows and subscriptions of the whole batch, each in one transaction."""
         recorded = [item for item in items if isinstance(item, Recorded)]
         self._store.open_alert_batch(_new_alerts(recorded))
+        self._store.requests.open(requests.opened(recorded))  # notices, information requests
+        self._store.requests.answer(requests.answers(recorded))
         answered = [item.msg.stored_at for item in items if not isinstance(item, Retry)]
         self._store.subscriptions.add(  # only first disclosures: no write in steady state
             (
@@ -96,6 +105,7 @@ class AlertRouting:
                 for item in recorded
                 for d in item.routed.deliveries
                 if d.ref.recipient not in item.routed.decided.subscribers
+                and d.ref.recipient is not Agency.PSA  # the Authority follows no offender
             ),
             max(answered, default=datetime.now(UTC)),
         )

@@ -1,8 +1,9 @@
 """The oversight console under /console, for privacy officers, auditors and administrators:
 the risk-reduction review queue with the review action, the accounting of disclosures per
 offender, the oversight statistics with charts (SVG drawn here, nothing from a CDN), and
-CSV exports of each. The Post Sentence Authority (`psa`) signs in to the statistics only;
-the MAP chair (`map_chair`) to the statistics and the CSP register (broker/http/console_csp.py).
+CSV exports of each. The Post Sentence Authority (`psa`) signs in to the statistics only
+(and its own overdue notices and requests: broker/http/console_requests.py); the MAP chair
+(`map_chair`) to the statistics and the CSP register (broker/http/console_csp.py).
 Server-rendered like the inbox (broker/http/pages.py: cookie session scoped to /console,
 CSRF, strict CSP, no JavaScript).
 
@@ -79,7 +80,7 @@ def _flash_key(found: Problem) -> str:
     return by_status.get(found.status, "invalid")
 
 
-def _console_error(pages: Pages) -> ErrorPage:
+def console_error(pages: Pages) -> ErrorPage:
     """Signed out: the sign-in page; a refused post: back to the queue with the message;
     a page that failed: a page of its own saying so (no redirect loop)."""
 
@@ -106,7 +107,7 @@ class Console:
         self.pages = Pages(SITE)
 
     def router(self) -> APIRouter:
-        logged = logged_route(audit_access(self.store), _console_error(self.pages))
+        logged = logged_route(audit_access(self.store), console_error(self.pages))
         router = APIRouter(prefix=CONSOLE, include_in_schema=False, route_class=logged)
         router.add_api_route("/login", self.login_page, methods=["GET"])
         router.add_api_route("/login", self.login, methods=["POST"])

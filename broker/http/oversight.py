@@ -8,7 +8,7 @@ the rest of the audit API; every error leaves through the one map (broker/http/e
 """
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,21 @@ from broker.http.audit_models import ERRORS
 from broker.http.errors import ApiError
 from policies import BundleArchive, BundleNotArchivedError, PolicyBundleError, RecordedDecision
 from policies import replay as replay_decision
-from routing import RoutingStore, join_register_figures
+from routing import RequestRegister, RoutingStore, join_register_figures, request_statistics
+
+NO_REGISTER = "this process has no request register (routing database)"
+
+
+def with_requests(
+    figures: dict[str, Any], requests: RequestRegister | None, period: Period
+) -> dict[str, Any]:
+    """The figures with the request register's (docs/oversight.md, `requests`)."""
+    if requests is None:
+        missing = {"notices_issued_and_answered": NO_REGISTER}
+        return {**figures, "not_computable": {**figures["not_computable"], **missing}}
+    counted = request_statistics(requests, period.start, period.end, datetime.now(UTC))
+    rest = {k: v for k, v in figures.items() if k != "not_computable"}
+    return {**rest, "requests": counted, "not_computable": figures["not_computable"]}
 
 COUNTERS = frozenset({Role.PSA, Role.MAP_CHAIR, Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN})
 VICTORIA = ZoneInfo("Australia/Melbourne")  # a review is overdue from the day after, there
@@ -31,13 +45,14 @@ EXPLAINERS = frozenset({Role.PRIVACY_OFFICER, Role.AUDITOR, Role.ADMIN})
 def oversight_statistics(
     store: AuditStore, routing: RoutingStore | None, period: Period, today: date | None = None
 ) -> dict[str, Any]:
-    """The log's figures, with the CSP and breach registers' joined in when this process
-    has them (without, those figures stay under `not_computable`)."""
+    """The log's figures, with the CSP, breach and request registers' joined in when this
+    process has them (without, those figures stay under `not_computable`)."""
     figures = statistics(store, period)
     if routing is None:
-        return figures
+        return with_requests(figures, None, period)
     day = today or datetime.now(VICTORIA).date()
-    return join_register_figures(figures, routing.register_figures(period.start, period.end, day))
+    joined = join_register_figures(figures, routing.register_figures(period.start, period.end, day))
+    return with_requests(joined, routing.requests, period)
 
 
 def oversight_router(

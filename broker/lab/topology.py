@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import audit
 from broker.errors import ConfigError, TransportError
-from broker.home import AGENCY_NAMES, Home
+from broker.home import AGENCY_NAMES, MAP_AGENCY_NAMES, Home
 from broker.lab.processes import Proc, s284_command, wait_http_ok
 from broker.lab.render import loopback_nodes, render_cluster
 from broker.nats.client import Connection
@@ -129,7 +129,7 @@ class Lab:
         await wait_http_ok(f"{self.http_url}/readyz", self.api)
         await self._wait_directory()
         if self.options.agency_processes:
-            self.agencies = [self._agency(agency) for agency in AGENCY_NAMES]
+            self.agencies = [self._agency(agency) for agency in MAP_AGENCY_NAMES]
             for proc in self.agencies:
                 await proc.start()
 

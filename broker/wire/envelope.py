@@ -28,12 +28,20 @@ SCHEMA_VERSION: Literal[1] = 1
 
 
 class Agency(StrEnum):
-    """The four Multi-Agency Panel members that exchange information."""
+    """The parties that exchange information: the four Multi-Agency Panel members, and the
+    Post Sentence Authority (`psa`), which issues notices and information requests and
+    receives only the answers to its own (docs/notices.md). Where code means "the four MAP
+    agencies" (adapters, demo, lab agency processes, routing contacts) it says
+    `MAP_AGENCIES`; the wire, the directory, NATS accounts and receipts key on `Agency`."""
 
     POLICE = "police"
     CORRECTIONS = "corrections"
     DFFH = "dffh"
     HEALTH = "health"
+    PSA = "psa"
+
+
+MAP_AGENCIES: tuple[Agency, ...] = (Agency.POLICE, Agency.CORRECTIONS, Agency.DFFH, Agency.HEALTH)
 
 
 class Kind(StrEnum):
@@ -46,6 +54,9 @@ class Kind(StrEnum):
     ORDER_BREACH = "order.breach"
     NEEDS_NOTIFICATION = "needs.notification"
     CONCERN_REPORT = "concern.report"
+    PSA_NOTICE = "psa.notice"
+    INFO_REQUEST = "info.request"
+    INFO_RESPONSE = "info.response"
 
 
 class Purpose(StrEnum):
