@@ -51,7 +51,7 @@ from broker.errors import ReasonCode, Refusal, TransportError
 from broker.gateway import outbox, steps
 from broker.gateway.checkpoints import Checkpointer
 from broker.gateway.observer import NO_OBSERVER, GatewayObserver, timed_step
-from broker.gateway.receipts import answer, answered_agency, outcome_fields
+from broker.gateway.receipts import answer, answered_agency, answered_subject, outcome_fields
 from broker.gateway.records import disclosures, refused
 from broker.gateway.refusals import RefusalCounter
 from broker.gateway.routing import AlertRouting
@@ -79,7 +79,6 @@ from broker.nats.config import (
     GATEWAY_CONSUMER,
     deliver_subject,
     ingress_streams,
-    receipt_subject,
 )
 from broker.nats.fanin import FanIn
 from broker.nats.transport import Inbound, Transport
@@ -190,9 +189,9 @@ class Gateway:
     # -- steps 1-6: one message at a time -----------------------------------------------
 
     def _frame(self, item: Arrived) -> Framed:
-        agency = steps.ingress_agency(item.msg.subject)
+        agency, provider = steps.ingress_party(item.msg.subject)
         limit = self._settings.max_frame_bytes
-        return Framed(item.msg, steps.check_frame(agency, item.msg.data, limit))
+        return Framed(item.msg, steps.check_frame(agency, item.msg.data, limit, provider))
 
     def _authenticate(self, item: Framed) -> Authenticated:
         claims = steps.authenticate(item.frame, self._directory)
@@ -216,6 +215,9 @@ class Gateway:
     def _open(self, item: Fresh) -> Opened:
         steps.check_msg_id(item.msg.headers, item.claims)  # after 3: a replay says replay
         content = steps.open_payload(item.claims, self._identity)
+        provider = steps.ingress_party(item.msg.subject)[1]  # step 2 bound the key to it
+        services = self._engine_now().role_services()
+        steps.check_service_role(content.envelope, provider, self._directory, services)
         return Opened(item.msg, item.agency, item.claims, content)
 
     @timed_step("decide")
@@ -346,7 +348,7 @@ class Gateway:
             self._log_outcome(item, receipt)
         if agency is None:
             return None
-        subject = receipt_subject(agency.value, receipt.message_id or "unknown")
+        subject = answered_subject(item, agency, receipt.message_id or "unknown")
         signed = sign_receipt(receipt, self._identity)
         return subject, signed, f"receipt:{attempt_key(item.msg)}"
 
