@@ -99,7 +99,7 @@ def test_ingress_subjects_name_the_party():
     """The gateway reads the sending party from the subject the NATS account allowed."""
     assert ingress_party("s284.ingress.dffh") == (Agency.DFFH, None)
     assert ingress_party("s284.ingress.p.dffh.hearth-housing") == (Agency.DFFH, HEARTH)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a provider identity"):
         ingress_party("s284.ingress.p.nowhere.hearth-housing")
 
 

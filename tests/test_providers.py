@@ -16,9 +16,11 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
+from click.testing import CliRunner
 from nats.aio.client import Client
 
 from audit import AuditStore
+from broker.cli.main import cli
 from broker.funded import admit_provider
 from broker.home import AgencyHome, Home
 from broker.nats.config import (
@@ -33,6 +35,7 @@ from broker.nats.config import (
 from broker.nats.server import NatsServer
 from broker.nats.tls import client_context
 from broker.runtime import gateway_running, provision
+from broker.sdk import AgencyClient
 from broker.settings import Settings
 from broker.wire.envelope import Agency, Envelope, Receipt, Sender
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory
@@ -159,7 +162,8 @@ async def test_provider_message_is_recorded_as_the_provider_and_answered_to_it(
     funded: Funded,
 ) -> None:
     """The provider's progress report, sent on its own subject with its own key and a role of
-    its service, is disclosed to DFFH; the log names the provider beside its funder, and the
+    its service, is disclosed to DFFH, whose SDK verifies the provider's signature and names
+    it; the log (and `s284 audit accounting`) names the provider beside its funder; the
     receipt reaches the provider, not DFFH."""
     directory = funded.directory()
     subject = provider_ingress_subject(HEARTH)
@@ -174,6 +178,14 @@ async def test_provider_message_is_recorded_as_the_provider_and_answered_to_it(
     assert record["sender_provider"] == "dffh/hearth-housing"
     assert record["recipient_agency"] == "dffh"
     assert await _receipt(funded.funder, "dffh", directory) is None  # DFFH never sees it
+    async with await AgencyClient.from_agency_home(funded.funder.path) as dffh:
+        delivered = [item async for item in dffh.inbox(idle_timeout=3.0)]
+    assert [(d.envelope.id, d.provider) for d in delivered] == [(sent, "dffh/hearth-housing")]
+    shown = CliRunner().invoke(
+        cli, ["audit", "accounting", "S284-000777", "--db", funded.settings.database_url]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "dffh (dffh/hearth-housing) -> dffh  csp_service_delivery" in shown.output
 
 
 async def test_a_provider_key_on_the_funders_subject_is_refused(funded: Funded) -> None:
