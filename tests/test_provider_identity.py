@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from audit._records import AuditRecord, canonical_record
+from broker.cli.main import cli
 from broker.errors import ConfigError, Refusal, RegistrationError
 from broker.funded import admit_provider
 from broker.gateway.steps import check_service_role, ingress_party
@@ -144,3 +146,34 @@ def test_records_name_the_provider_only_when_one_sent():
     )
     assert mine["sender_provider"] == "dffh/hearth-housing"
     assert {k: v for k, v in mine.items() if k != "sender_provider"} == plain
+
+
+def test_provider_init_and_admit_from_the_command_line(tmp_path: Path):
+    """`s284 provider init` on the provider's side, `s284 provider admit` on the operator's:
+    each says what it made and what to do next; a bad slug is a ConfigError (one clear line
+    from the CLI's error map) and creates nothing."""
+    home = Home(tmp_path / "home")
+    home.init(4222)
+    runner = CliRunner()
+    made = runner.invoke(
+        cli,
+        ["provider", "init", "--funder", "corrections", "--provider", "mbcp-north",
+         "--service", "perpetrator_intervention", "--dir", str(tmp_path / "mbcp")],
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert "provider corrections/mbcp-north (perpetrator_intervention)" in made.output
+    request = tmp_path / "mbcp" / "registration-1.json"
+    admitted = runner.invoke(cli, ["provider", "admit", "--home", str(home.path), str(request)])
+    assert admitted.exit_code == 0, admitted.output
+    assert "own NATS account P_CORRECTIONS_MBCP-NORTH" in admitted.output
+    mbcp = ProviderId(Agency.CORRECTIONS, "mbcp-north")
+    assert home.providers() == {mbcp: "perpetrator_intervention"}
+    bad = runner.invoke(
+        cli,
+        ["provider", "init", "--funder", "dffh", "--provider", "Bad Slug", "--service",
+         "housing", "--dir", str(tmp_path / "bad")],
+    )  # fmt: skip
+    # a ConfigError: the CLI's one error map prints it as one line and exits 1
+    assert isinstance(bad.exception, ConfigError)
+    assert "is not a provider identity" in str(bad.exception)
+    assert not (tmp_path / "bad").exists()
