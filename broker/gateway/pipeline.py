@@ -8,7 +8,8 @@ message's way as `Refused` or `Retry`; the pure checks are in broker/gateway/ste
     2 authenticate  Framed -> Authenticated    signed by a key bound to that agency
     3 replay        Authenticated -> Fresh     within the window; id not seen on another seq
     4 open          Fresh -> Opened            Nats-Msg-Id is the signed id; decrypt; the
-                                               envelope agrees with the claims
+                                               envelope agrees with the claims; a
+                                               funded service's role fits its key
     5 decide        Opened -> Decided          s 284 per recipient; 5b subscribers' copies
     6 minimise      Decided -> Minimised       per recipient, only what its purpose needs
     8a seal         Minimised -> Sealed        re-seal per recipient (before the commit, so

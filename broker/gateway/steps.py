@@ -3,10 +3,11 @@ trusted object or raises a `Refusal` with a reason code. broker/gateway/pipeline
 the steps in order and wraps these results in its stage records (stages.py).
 
     1 check_frame       size and shape of the frame, agency from the subject
-    2 authenticate      signature by a key bound to that agency
+    2 authenticate      signature by a key bound to that agency (or funded service)
     3 check_replay      message id not seen before; created-at within the window
     3b check_msg_id     the Nats-Msg-Id JetStream de-duplicated on is the signed message id
     4 open_payload      decrypt and validate the envelope
+    4b check_service_role  a funded service's role only from its own key (the directory's)
     5 decide            the s 284 decision for every recipient
     5b decide_pushes    subscribers to the offender get updates too, where policy permits
     6 minimise          per recipient, only the fields its purpose needs
