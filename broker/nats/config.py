@@ -9,6 +9,9 @@ confirmation subjects and of the JetStream API subjects of its own consumers. A 
 subject an agency sets is resolved back in its own account, where no stream listens. In
 the BROKER account the gateway may publish and consume but not create, change, delete or
 purge; only the admin identity (used by provisioning, never by the running gateway) may.
+Each admitted funded service has an account of its own too, with its own ingress subject and
+receipts (broker/wire/providers.py). Over the ~400-line norm by a few lines: the whole
+account layout stays in one module, since nats-server reads it as one document.
 """
 
 from __future__ import annotations
