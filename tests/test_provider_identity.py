@@ -28,7 +28,8 @@ from broker.wire.directory import (
 )
 from broker.wire.envelope import Agency, Envelope, Sender
 from broker.wire.keys import Identity, KeyDirectory
-from broker.wire.providers import ProviderId
+from broker.wire.providers import SERVICE_ROLES, ProviderId, ServiceType
+from policies import load_bundle
 
 HEARTH = ProviderId(Agency.DFFH, "hearth-housing")
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -177,3 +178,10 @@ def test_provider_init_and_admit_from_the_command_line(tmp_path: Path):
     assert isinstance(bad.exception, ConfigError)
     assert "is not a provider identity" in str(bad.exception)
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_sdks_default_provider_roles_are_the_bundles():
+    """Each service type's default SDK role is a role of that service in the bundle, and
+    every service type has one."""
+    services = load_bundle().role_services()
+    assert {SERVICE_ROLES[s]: s.value for s in ServiceType} == services

@@ -191,6 +191,27 @@ async def test_provider_message_is_recorded_as_the_provider_and_answered_to_it(
     assert "dffh (dffh/hearth-housing) -> dffh  csp_service_delivery" in shown.output
 
 
+async def test_the_providers_system_uses_the_sdk_from_its_own_home(funded: Funded) -> None:
+    """`AgencyClient.from_agency_home` on the provider's home: it sends as its funder's
+    funded service in its service's role by default, publishes on its own subject and gets
+    its receipt; the broker kept the receipt on the provider's consumer too."""
+    async with await AgencyClient.from_agency_home(funded.provider.path) as hearth:
+        assert hearth.agency is Agency.DFFH
+        receipt = await hearth.send(
+            kind="service.progress",
+            purpose="csp_service_delivery",
+            offender="S284-000777",
+            order_status="supervision_order",
+            to=["dffh"],
+            payload={"attended": True, "session": 5},
+        )
+        assert (receipt.status, receipt.reason) == ("accepted", None)
+        assert [r.message_id for r in await hearth.stored_receipts()] == [receipt.message_id]
+    [record] = [r for r in _records(funded, receipt.message_id) if r["event"] == "disclosed"]
+    assert record["sender_provider"] == "dffh/hearth-housing"
+    assert record["inputs"]["sender_role"] == "housing_provider"
+
+
 async def test_a_provider_key_on_the_funders_subject_is_refused(funded: Funded) -> None:
     """DFFH's system publishing a frame signed with the provider's key (a key that leaked)
     on DFFH's subject is refused `auth.provider_mismatch`, and DFFH is told."""

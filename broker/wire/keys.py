@@ -254,6 +254,10 @@ class Keyring:
     def name(self) -> str:
         return self.generations[-1].name
 
+    @property
+    def service(self) -> str | None:
+        return self.generations[-1].service
+
     def signer(self, directory: KeyDirectory) -> Identity:
         now = datetime.now(UTC)
         for ident in reversed(self.generations):

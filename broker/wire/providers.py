@@ -39,6 +39,18 @@ class ServiceType(StrEnum):
     MENTAL_HEALTH = "mental_health"
 
 
+# The role a provider's system sends in by default (the SDK's), one per service type; each
+# is a role with that `service` in policies/bundle/relevant_persons.yaml (a test holds the
+# two in step).
+SERVICE_ROLES: dict[str, str] = {
+    ServiceType.PERPETRATOR_INTERVENTION: "pi_practitioner",
+    ServiceType.HOUSING: "housing_provider",
+    ServiceType.DISABILITY: "disability_provider",
+    ServiceType.AOD: "aod_provider",
+    ServiceType.MENTAL_HEALTH: "mental_health_provider",
+}
+
+
 @dataclass(frozen=True, order=True)
 class ProviderId:
     """`<funder>/<slug>`: a funded service under the agency that funds it."""
@@ -104,6 +116,7 @@ def check_binding(identity: str, service: str | None) -> None:
 
 __all__ = [
     "PROVIDER_TOKEN",
+    "SERVICE_ROLES",
     "ProviderId",
     "ServiceType",
     "check_binding",
