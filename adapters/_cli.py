@@ -150,19 +150,22 @@ def _agency_group(agency: Agency) -> click.Group:
 @click.option("--config", type=_CONFIG, required=True, help="The adapter's config file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def _counts(config: Path, as_json: bool) -> None:
-    """New perpetrator-intervention cases per month and program, from the attendance exports
-    in the source folder (the counting rule: adapters/counting.py)."""
+    """New perpetrator-intervention cases per month, provider and program, from the
+    attendance exports in the source folder (the rule, with its one-hour minimum of a
+    service: adapters/counting.py)."""
     from adapters.corrections import new_case_counts_in  # noqa: PLC0415
 
     counts = new_case_counts_in(_load(config, Agency.CORRECTIONS).source)
     rows: list[dict[str, Any]] = [
-        {"month": m, "program": p, "new_cases": n} for (m, p), n in counts.items()
+        {"month": m, "provider": who, "program": p, "new_cases": n}
+        for (m, who, p), n in counts.items()
     ]
     for row in rows:
         click.echo(
             json.dumps(row)
             if as_json
-            else f"{row['month']}  {row['program']:<5} {row['new_cases']}"
+            else f"{row['month']}  {row['provider'] or '-':<24} {row['program']:<5} "
+            f"{row['new_cases']}"
         )
 
 

@@ -246,8 +246,10 @@ _MAPPERS: dict[str, Any] = {
 _EVENT_TYPES = ("order_status", "csp", "breach")
 
 
-def new_case_counts_in(folder: Path) -> dict[tuple[str, str], int]:
-    """New cases per (month, program) over every attendance export in `folder`.
+def new_case_counts_in(folder: Path) -> dict[tuple[str, str, str], int]:
+    """New cases per (month, provider, program) over every attendance export in `folder`:
+    the export's `provider` column (empty if it has none) and, where it has one,
+    `duration_minutes` (a contact under an hour is not service: adapters/counting.py).
 
     Rows that cannot be read are skipped here; the adapter quarantines them.
     """
@@ -263,11 +265,22 @@ def new_case_counts_in(folder: Path) -> dict[tuple[str, str], int]:
                         _program(row),
                         _date(row, "session_date"),
                         row["case_status"] == "closed",
+                        provider=str(row.get("provider") or ""),
+                        minutes=_minutes(row),
                     )
                 )
             except Unmappable:
                 continue
     return new_case_counts(contacts)
+
+
+def _minutes(row: dict[str, Any]) -> int | None:
+    raw = str(row.get("duration_minutes") or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise Unmappable("record.bad_value", "duration_minutes must be whole minutes")
+    return int(raw)
 
 
 # -- synthetic data ------------------------------------------------------------------------

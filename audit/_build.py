@@ -62,6 +62,7 @@ class About:
     message_id: str | None = None
     ingress_seq: int | None = None
     sender_agency: str | None = None
+    sender_provider: str | None = None  # a funded service `<funder>/<slug>`, set by its key
     sender_person: str | None = field(default=None, repr=False)
     offender: str | None = field(default=None, repr=False)
     kind: str | None = None

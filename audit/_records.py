@@ -111,6 +111,7 @@ class AuditRecord:
     message_id: str | None = None
     ingress_seq: int | None = None
     sender_agency: str | None = None
+    sender_provider: str | None = None  # a funded service's identity: only when one sent it
     sender_person: str | None = None
     recipient_agency: str | None = None
     recipient_contact: str | None = None
@@ -209,6 +210,8 @@ def canonical_record(
         "node": record.node,
         "personal": hashlib.sha256(salt + personal_json).hexdigest(),  # personal_commitment
     }
+    if record.sender_provider is not None:  # present only when set: older bytes unchanged
+        canonical["sender_provider"] = record.sender_provider
     if record.inputs is not None:  # version 1 records (no inputs) keep their exact form
         canonical["v"] = INPUTS_VERSION
         canonical["inputs"] = record.inputs.as_dict()

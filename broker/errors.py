@@ -22,6 +22,8 @@ class ReasonCode(StrEnum):
     ENVELOPE_MISMATCH = "envelope.mismatch"
     AUTH_UNKNOWN_KEY = "auth.unknown_key"
     AUTH_KEY_AGENCY_MISMATCH = "auth.key_agency_mismatch"
+    AUTH_PROVIDER_MISMATCH = "auth.provider_mismatch"
+    AUTH_SERVICE_ROLE = "auth.service_role"
     AUTH_BAD_SIGNATURE = "auth.bad_signature"
     AUTH_KEY_REVOKED = "auth.key_revoked"
     AUTH_KEY_EXPIRED = "auth.key_expired"

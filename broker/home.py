@@ -1,6 +1,7 @@
 """The deployment home (the broker's keys, the signed key directory, NATS config and
 credentials, the database) and the agency homes (each agency's own private keys). Owner-only
-(broker/filemodes.py). Over the ~400-line norm by a few lines: one class per kind of home.
+(broker/filemodes.py). Over the ~400-line norm: one class per kind of home (a funded
+service's home is an AgencyHome; admitting one is broker/funded.py).
 
 Created on first start, reused afterwards. Secrets are files readable only by their
 owner and are never printed. The broker's home holds no agency private key: the embedded
@@ -39,6 +40,7 @@ from broker.wire.directory import (
 )
 from broker.wire.envelope import MAP_AGENCIES, Agency
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory, Keyring
+from broker.wire.providers import ProviderId
 
 log = structlog.get_logger("s284.home")
 
@@ -117,13 +119,26 @@ class AgencyHome:
     def agency(self) -> str:
         return str(_read_json(self.path / "agency.json", "agency home")["agency"])
 
+    @property
+    def service(self) -> str | None:
+        """A funded service's type (`s284 provider init`); None in an agency's home."""
+        service = _read_json(self.path / "agency.json", "agency home").get("service")
+        return None if service is None else str(service)
+
     @classmethod
-    def create(cls, path: Path, agency: str) -> tuple[AgencyHome, Path]:
-        """`s284 agency init`: new keys here, and the registration request to send."""
+    def create(
+        cls, path: Path, agency: str, service: str | None = None
+    ) -> tuple[AgencyHome, Path]:
+        """`s284 agency init` (or `s284 provider init`, with the provider's identity
+        `<funder>/<slug>` and its service type): new keys here, and the request to send."""
         if (path / "agency.json").exists():
             raise ConfigError(f"{path} already holds an agency's keys; use `s284 agency rotate`")
+        Identity.generate(agency, service)  # a provider without a service fails before mkdir
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (path / "agency.json").write_text(json.dumps({"s284_agency_home": 1, "agency": agency}))
+        about: dict[str, Any] = {"s284_agency_home": 1, "agency": agency}
+        if service is not None:
+            about["service"] = service
+        (path / "agency.json").write_text(json.dumps(about))
         home = cls(path)
         return home, home._new_generation(agency, 1)
 
@@ -132,7 +147,7 @@ class AgencyHome:
         return self._new_generation(self.agency, len(self._generation_files()) + 1)
 
     def _new_generation(self, agency: str, generation: int) -> Path:
-        ident = Identity.generate(agency)
+        ident = Identity.generate(agency, self.service)
         self.keys_dir.mkdir(mode=0o700, exist_ok=True)
         ident.save(self.keys_dir / f"{generation:04d}.private.jwks.json")
         request = self.request_path(generation)
@@ -224,6 +239,23 @@ class Home:
 
     def creds_path(self, user: str) -> Path:
         return self.path / "nats" / "creds" / f"{user}.json"
+
+    @property
+    def providers_path(self) -> Path:
+        """The admitted funded services (`s284 provider admit`): identity and service."""
+        return self.path / "nats" / "providers.json"
+
+    @property
+    def render_path(self) -> Path:
+        """What the NATS config was rendered with, so admitting a provider re-renders it."""
+        return self.path / "nats" / "render.json"
+
+    def providers(self) -> dict[ProviderId, str]:
+        """Each admitted provider and its service type (none: {})."""
+        if not self.providers_path.is_file():
+            return {}
+        listed = _read_json(self.providers_path, "providers")
+        return {ProviderId.parse(k): str(v) for k, v in listed.items()}
 
     @property
     def admin_creds_path(self) -> Path:
@@ -334,6 +366,8 @@ class Home:
         self.jetstream_dir.mkdir(parents=True, exist_ok=True)
         config = render_config(nats_port, self.jetstream_dir, hashes, tls, options)
         _write_private(self.nats_conf, config)
+        render = {"port": nats_port, "options": dataclasses.asdict(options)}
+        _write_private(self.render_path, json.dumps(render))
 
     def _init_directory(self, gateway: Identity, nats_url: str) -> None:
         """Version 1: the gateway's keys and the four embedded agencies, each created in its

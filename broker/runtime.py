@@ -139,6 +139,7 @@ async def provision(settings: Settings) -> None:
         await conn.ensure_streams(
             StreamLimits(settings.max_frame_bytes, settings.ack_wait_s, settings.max_deliver),
             AGENCY_NAMES,
+            tuple(sorted(home.providers())),
         )
     finally:
         await conn.close()

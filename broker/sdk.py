@@ -54,6 +54,8 @@ from broker.nats.config import (
     deliver_consumer,
     ingress_subject,
     notice_consumer,
+    provider_ingress_subject,
+    provider_receipt_subject,
     receipt_consumer,
     receipt_subject,
 )
@@ -64,6 +66,7 @@ from broker.wire.directory import DirectoryVerifier, offer
 from broker.wire.envelope import Agency, Envelope, Kind, Purpose, Receipt, Sender
 from broker.wire.keys import DirectoryHolder, Identity, KeyDirectory, Keyring
 from broker.wire.notices import NoticeContent, open_notice
+from broker.wire.providers import SERVICE_ROLES, provider_of
 from broker.wire.sealing import VerifiedDelivery, open_delivery, seal_ingress, verify_receipt
 
 log = structlog.get_logger("s284.sdk")
@@ -123,6 +126,7 @@ class AgencyClient:
             directory if isinstance(directory, DirectoryHolder) else DirectoryHolder(directory)
         )
         self._sender = sender
+        self._provider = provider_of(self._keys.name)  # a funded service's own client
         self._pickup = pickup
         self._waiting: dict[str, asyncio.Future[Receipt]] = {}
         self._early: OrderedDict[str, Receipt] = OrderedDict()
@@ -154,15 +158,18 @@ class AgencyClient:
         pickup: DirectoryPickup | None = None,
     ) -> AgencyClient:
         """A client on a connected transport, listening for its receipts; it closes `conn`."""
-        agency = Agency(identity.name)
+        provider = provider_of(identity.name)
+        agency = provider.funder if provider else Agency(identity.name)
+        role = SERVICE_ROLES[identity.service] if provider and identity.service else "system"
         client = cls(
             conn,
             identity,
             directory,
-            sender or Sender(agency=agency, unit="hq", person_id="system", role="system"),
+            sender or Sender(agency=agency, unit="hq", person_id="system", role=role),
             pickup,
         )
-        await conn.subscribe(receipt_subject(agency.value, ">"), client._on_receipt)
+        receipts = provider_receipt_subject(provider, ">") if provider else None
+        await conn.subscribe(receipts or receipt_subject(agency.value, ">"), client._on_receipt)
         await client.refresh_directory(force=True)
         return client
 
@@ -243,6 +250,13 @@ class AgencyClient:
     def agency(self) -> Agency:
         return self._sender.agency
 
+    @property
+    def _ingress_subject(self) -> str:
+        """The agency's subject, or a funded service's own (its funder is `agency`)."""
+        if self._provider is not None:
+            return provider_ingress_subject(self._provider)
+        return ingress_subject(self.agency.value)
+
     def envelope(
         self,
         *,
@@ -279,12 +293,12 @@ class AgencyClient:
 
     async def publish_frame(self, frame: bytes, message_id: str) -> None:
         """Publish an already sealed frame (JetStream de-duplicates on the message id)."""
-        await self._conn.publish(ingress_subject(self.agency.value), frame, message_id)
+        await self._conn.publish(self._ingress_subject, frame, message_id)
 
     async def publish_unchecked(self, frame: bytes, headers: dict[str, str]) -> None:
         """Publish arbitrary bytes on this agency's ingress subject, bypassing the SDK's
         checks: for exercising the gateway with a misbehaving sender (demo, tests)."""
-        await self._conn.publish_raw(ingress_subject(self.agency.value), frame, headers)
+        await self._conn.publish_raw(self._ingress_subject, frame, headers)
 
     async def send(
         self,
@@ -342,7 +356,8 @@ class AgencyClient:
         connected; a system restarting after a crash reads here the answers to messages it
         published before the crash, instead of sending them again.
         """
-        consumer = self._conn.pull(STREAM_RECEIPTS, receipt_consumer(self.agency.value))
+        user = self._provider.user if self._provider else self.agency.value
+        consumer = self._conn.pull(STREAM_RECEIPTS, receipt_consumer(user))
         found: list[Receipt] = []
         while msgs := await consumer.fetch(256, timeout=idle_timeout):
             for msg in msgs:

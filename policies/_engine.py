@@ -236,6 +236,9 @@ class CedarPolicyEngine:
     def reviews(self, policy_id: str) -> bool:
         return self._bundle.rules.rules[policy_id].review
 
+    def role_services(self) -> dict[str, str]:
+        return {s.role: s.service for s in self._bundle.staff if s.service}
+
     def listed_roles(self, agency: str) -> tuple[str, ...]:
         return tuple(s.role for s in self._bundle.staff if s.agency == agency)
 

@@ -70,6 +70,9 @@ class EngineHolder:
     def decide(self, request: PolicyRequest) -> Decision:
         return self._engine.decide(request)
 
+    def role_services(self) -> dict[str, str]:
+        return self._engine.role_services()
+
     def minimise(
         self, payload: dict[str, Any], request: PolicyRequest
     ) -> tuple[dict[str, Any], list[str]]:

@@ -93,3 +93,7 @@ class PolicyEngine(Protocol):
     def minimise(
         self, payload: dict[str, Any], request: PolicyRequest
     ) -> tuple[dict[str, Any], list[str]]: ...
+
+    def role_services(self) -> dict[str, str]:
+        """Each funded service's role and its service type (relevant_persons.yaml)."""
+        ...

@@ -100,7 +100,7 @@ def test_config_for_another_agency_is_refused(tmp_path, cli):
 
 
 def test_counts_command(tmp_path, cli):
-    """`s284 adapter corrections counts` prints new cases per month and program."""
+    """`s284 adapter corrections counts` prints new cases per month, provider and program."""
     config = _config(tmp_path, tmp_path / "home", "corrections")
     source = tmp_path / "corrections/in"
     source.mkdir(parents=True)
@@ -110,7 +110,8 @@ def test_counts_command(tmp_path, cli):
     )
     done = cli("adapter", "corrections", "counts", "--config", str(config), "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"month": "2026-05", "program": "ICM", "new_cases": 1}
+    expected = {"month": "2026-05", "provider": "P", "program": "ICM", "new_cases": 1}
+    assert json.loads(done.stdout) == expected
 
 
 @pytest.mark.parametrize("agency", ["police", "corrections", "dffh", "health"])

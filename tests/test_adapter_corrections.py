@@ -64,9 +64,95 @@ COUNTING_TABLE = [
     ("name", "contacts", "expected"), COUNTING_TABLE, ids=[r[0] for r in COUNTING_TABLE]
 )
 def test_new_case_counting_rule(name, contacts, expected):
-    """The monthly new-case count per program follows the counting rule: `name`."""
-    rows = [Contact(c, p, D(d), closed) for c, p, d, closed in contacts]
+    """The monthly new-case count per program follows the counting rule: `name` (one
+    provider, contacts of unknown length)."""
+    rows = [Contact(c, p, D(d), closed, provider="P") for c, p, d, closed in contacts]
+    assert new_case_counts(rows) == {(m, "P", p): n for (m, p), n in expected.items()}, name
+
+
+# (provider, client, program, day, minutes, closes) -> counts per (month, provider, program)
+PROVIDER_TABLE = [
+    (
+        "the same client at two providers is a new case at each",
+        [("north", "A", "MBCP", "2026-03-02", 120, False),
+         ("south", "A", "MBCP", "2026-03-16", 120, False)],
+        {("2026-03", "north", "MBCP"): 1, ("2026-03", "south", "MBCP"): 1},
+    ),
+    (
+        "service at another provider does not keep a case open",
+        [("north", "A", "MBCP", "2026-01-05", 90, False),
+         ("south", "A", "MBCP", "2026-03-01", 90, False),
+         ("north", "A", "MBCP", "2026-04-06", 90, False)],
+        {("2026-01", "north", "MBCP"): 1, ("2026-03", "south", "MBCP"): 1,
+         ("2026-04", "north", "MBCP"): 1},
+    ),
+    (
+        "a contact under an hour opens no case",
+        [("north", "A", "ICM", "2026-02-03", 59, False)],
+        {},
+    ),
+    (
+        "exactly one hour is a service",
+        [("north", "A", "ICM", "2026-02-03", 60, False)],
+        {("2026-02", "north", "ICM"): 1},
+    ),
+    (
+        "a short contact does not reset the three-month clock",
+        [("north", "A", "ICM", "2026-01-10", 60, False),
+         ("north", "A", "ICM", "2026-03-01", 20, False),
+         ("north", "A", "ICM", "2026-04-10", 60, False)],
+        {("2026-01", "north", "ICM"): 1, ("2026-04", "north", "ICM"): 1},
+    ),
+    (
+        "a short contact does not close the case",
+        [("north", "A", "ICM", "2026-01-10", 60, False),
+         ("north", "A", "ICM", "2026-01-20", 15, True),
+         ("north", "A", "ICM", "2026-02-10", 60, False)],
+        {("2026-01", "north", "ICM"): 1},
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "contacts", "expected"), PROVIDER_TABLE, ids=[r[0] for r in PROVIDER_TABLE]
+)
+def test_new_cases_per_provider_with_the_one_hour_rule(name, contacts, expected):
+    """Cases are counted per provider ("from this service provider") and only contacts of
+    an hour or more are service: `name`."""
+    rows = [
+        Contact(c, prog, D(d), closes, provider=who, minutes=mins)
+        for who, c, prog, d, mins, closes in contacts
+    ]
     assert new_case_counts(rows) == expected, name
+
+
+def test_a_hand_counted_history_of_two_providers(tmp_path):
+    """An attendance export of two providers over five months, counted by hand:
+    north: CCS-1 opens in Jan (90 min); a 30-minute call in Feb is not service, so the
+    clock runs from 10 Jan and 12 Apr (past 10 Apr) is a new case. CCS-2 opens in Feb; a
+    missed session in Mar changes nothing; 2 Apr continues its case.
+    south: CCS-1 opens in Mar (its own case); closes in Mar; returns in May: a new case.
+    So: 2026-01 north 1, 2026-02 north 1, 2026-03 south 1, 2026-04 north 1, 2026-05 south 1."""
+    (tmp_path / "attendance-2026.csv").write_text(
+        "record_id,provider,program,client_id,incident_id,session_date,attended,case_status,"
+        "duration_minutes\n"
+        "1,north,MBCP,CCS-1,I1,2026-01-10,Y,open,90\n"
+        "2,north,MBCP,CCS-1,I1,2026-02-14,Y,open,30\n"
+        "3,north,MBCP,CCS-1,I1,2026-04-12,Y,open,120\n"
+        "4,north,MBCP,CCS-2,I2,2026-02-02,Y,open,120\n"
+        "5,north,MBCP,CCS-2,I2,2026-03-02,N,open,0\n"
+        "6,north,MBCP,CCS-2,I2,2026-04-02,Y,open,120\n"
+        "7,south,MBCP,CCS-1,I1,2026-03-03,Y,open,60\n"
+        "8,south,MBCP,CCS-1,I1,2026-03-17,Y,closed,60\n"
+        "9,south,MBCP,CCS-1,I1,2026-05-05,Y,open,75\n"
+    )
+    assert new_case_counts_in(tmp_path) == {
+        ("2026-01", "north", "MBCP"): 1,
+        ("2026-02", "north", "MBCP"): 1,
+        ("2026-03", "south", "MBCP"): 1,
+        ("2026-04", "north", "MBCP"): 1,
+        ("2026-05", "south", "MBCP"): 1,
+    }
 
 
 def test_add_months_clamps_to_month_end():
@@ -84,7 +170,8 @@ def test_counts_from_attendance_exports(tmp_path):
         "3,P,MBCP,CCS-1,I1,2026-03-05,Y,open\n"
         "4,P,ICM,CCS-2,I9,2026-03-06,N,open\n"
     )
-    assert new_case_counts_in(tmp_path) == {("2026-01", "MBCP"): 1, ("2026-03", "MBCP"): 1}
+    expected = {("2026-01", "P", "MBCP"): 1, ("2026-03", "P", "MBCP"): 1}
+    assert new_case_counts_in(tmp_path) == expected
 
 
 # -- through the broker --------------------------------------------------------------------

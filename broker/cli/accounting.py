@@ -43,11 +43,17 @@ def accounting_cmd(
     for row in rows:
         confirmed = f"confirmed {row['confirmed_at']}" if row["confirmed_at"] else "UNCONFIRMED"
         click.echo(
-            f"{row['occurred_at']}  {row['record_id']}  {row['sender_agency']} -> "
+            f"{row['occurred_at']}  {row['record_id']}  {_sender(row)} -> "
             f"{row['recipient_agency']}  {row['purpose']}  delivered, {confirmed}"
         )
     unconfirmed = sum(1 for row in rows if not row["confirmed_at"])
     click.echo(f"{len(rows)} disclosure(s) about {offender}, {unconfirmed} not confirmed")
+
+
+def _sender(row: dict[str, Any]) -> str:
+    """The sending agency, and the funded service that sent it in the agency's name."""
+    provider = row.get("sender_provider")
+    return f"{row['sender_agency']} ({provider})" if provider else str(row["sender_agency"])
 
 
 def _all(url: str, viewer: Viewer, offender: str, limit: int) -> list[dict[str, Any]]:

@@ -52,10 +52,15 @@ def _change(home_path: Path | None, make: Callable[[KeyDirectory, datetime], Key
     )
 
 
-def _registration(path: Path) -> keydir.Registration:
+def _registration(path: Path, home: Path | None = None) -> keydir.Registration:
+    """An agency's request; with `home`, also an admitted funded service's (to rotate)."""
     reg = read_request(path)
-    if reg.identity not in AGENCY_NAMES:
-        raise RegistrationError(f"{reg.identity!r} is not an agency ({', '.join(AGENCY_NAMES)})")
+    admitted = {p.identity for p in Home(home).providers()} if home else set()
+    if reg.identity not in AGENCY_NAMES and reg.identity not in admitted:
+        raise RegistrationError(
+            f"{reg.identity!r} is not an agency ({', '.join(AGENCY_NAMES)}) nor an admitted "
+            "funded service (admit one with `s284 provider admit`)"
+        )
     return reg
 
 
@@ -85,7 +90,7 @@ def add(home: Path | None, request: Path) -> None:
 def rotate(home: Path | None, request: Path, overlap: str) -> None:
     """Admit an agency's new keys (`s284 agency rotate`); its old keys verify what was
     signed before their not_after = now + overlap, then are refused (auth.key_expired)."""
-    reg, window = _registration(request), _overlap(overlap)
+    reg, window = _registration(request, home or Settings().home), _overlap(overlap)
     _change(home, lambda cur, now: keydir.rotate(cur, reg, now, window))
 
 

@@ -32,6 +32,7 @@ from broker.cli.explain import explain
 from broker.cli.guards import restore_guards
 from broker.cli.lab import lab
 from broker.cli.policy import policy
+from broker.cli.provider import provider
 from broker.cli.requests import psa
 from broker.cli.routing import csp, routing
 from broker.cli.signer import signer
@@ -473,6 +474,7 @@ cli.add_command(csp)
 cli.add_command(psa)
 cli.add_command(agency)
 cli.add_command(directory)
+cli.add_command(provider)
 cli.add_command(witness)
 cli.add_command(signer)
 cli.add_command(stats)

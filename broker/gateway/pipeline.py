@@ -8,7 +8,8 @@ message's way as `Refused` or `Retry`; the pure checks are in broker/gateway/ste
     2 authenticate  Framed -> Authenticated    signed by a key bound to that agency
     3 replay        Authenticated -> Fresh     within the window; id not seen on another seq
     4 open          Fresh -> Opened            Nats-Msg-Id is the signed id; decrypt; the
-                                               envelope agrees with the claims
+                                               envelope agrees with the claims; a
+                                               funded service's role fits its key
     5 decide        Opened -> Decided          5a a notice's or request's deadline, an
                                                answer's request (requests.py); s 284 per
                                                recipient; 5b subscribers' copies
@@ -53,7 +54,7 @@ from broker.errors import ReasonCode, Refusal, TransportError
 from broker.gateway import outbox, requests, steps
 from broker.gateway.checkpoints import Checkpointer
 from broker.gateway.observer import NO_OBSERVER, GatewayObserver, timed_step
-from broker.gateway.receipts import answer, answered_agency, outcome_fields
+from broker.gateway.receipts import answer, answered_agency, answered_subject, outcome_fields
 from broker.gateway.records import disclosures, refused
 from broker.gateway.refusals import RefusalCounter
 from broker.gateway.routing import AlertRouting
@@ -81,7 +82,6 @@ from broker.nats.config import (
     GATEWAY_CONSUMER,
     deliver_subject,
     ingress_streams,
-    receipt_subject,
 )
 from broker.nats.fanin import FanIn
 from broker.nats.transport import Inbound, Transport
@@ -192,9 +192,9 @@ class Gateway:
     # -- steps 1-6: one message at a time -----------------------------------------------
 
     def _frame(self, item: Arrived) -> Framed:
-        agency = steps.ingress_agency(item.msg.subject)
+        agency, provider = steps.ingress_party(item.msg.subject)
         limit = self._settings.max_frame_bytes
-        return Framed(item.msg, steps.check_frame(agency, item.msg.data, limit))
+        return Framed(item.msg, steps.check_frame(agency, item.msg.data, limit, provider))
 
     def _authenticate(self, item: Framed) -> Authenticated:
         claims = steps.authenticate(item.frame, self._directory)
@@ -218,6 +218,9 @@ class Gateway:
     def _open(self, item: Fresh) -> Opened:
         steps.check_msg_id(item.msg.headers, item.claims)  # after 3: a replay says replay
         content = steps.open_payload(item.claims, self._identity)
+        provider = steps.ingress_party(item.msg.subject)[1]  # step 2 bound the key to it
+        services = self._engine_now().role_services()
+        steps.check_service_role(content.envelope, provider, self._directory, services)
         return Opened(item.msg, item.agency, item.claims, content)
 
     @timed_step("decide")
@@ -350,7 +353,7 @@ class Gateway:
             self._log_outcome(item, receipt)
         if agency is None:
             return None
-        subject = receipt_subject(agency.value, receipt.message_id or "unknown")
+        subject = answered_subject(item, agency, receipt.message_id or "unknown")
         signed = sign_receipt(receipt, self._identity)
         return subject, signed, f"receipt:{attempt_key(item.msg)}"
 

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from broker.gateway.stages import Delivery, Recorded, Refused
+from broker.gateway.steps import ingress_party
+from broker.nats.config import provider_receipt_subject, receipt_subject
 from broker.wire.envelope import Agency, DeliveryRef, Receipt
 
 
@@ -42,6 +44,18 @@ def _marked(named: Iterable[Agency], deliveries: Iterable[Delivery]) -> list[Del
 def answered_agency(item: Recorded | Refused) -> Agency | None:
     """Whose receipt subject the answer goes to (None: the subject named no agency)."""
     return item.agency if isinstance(item, Refused) else item.routed.decided.opened.agency
+
+
+def answered_subject(item: Recorded | Refused, agency: Agency, message_ref: str) -> str:
+    """The receipt subject: a funded service's own when its subject carried the frame (NATS
+    accounts make that subject the sender's), so its funder never reads its receipts."""
+    try:
+        provider = ingress_party(item.msg.subject)[1]
+    except ValueError:
+        provider = None
+    if provider is not None:
+        return provider_receipt_subject(provider, message_ref)
+    return receipt_subject(agency.value, message_ref)
 
 
 def outcome_fields(item: Recorded | Refused, receipt: Receipt) -> dict[str, object]:

@@ -164,15 +164,32 @@ def _subject_agency(msg: Inbound) -> Agency | None:
         return None
 
 
+def _subject_provider(msg: Inbound) -> str | None:
+    """The funded service whose subject carried the frame (its NATS account is the only one
+    that can publish there), recorded as the sender beside its funder."""
+    try:
+        provider = steps.ingress_party(msg.subject)[1]
+    except ValueError:
+        return None
+    return provider.identity if provider else None
+
+
 def _about(msg: Inbound, claims: IngressClaims | None, env: Envelope | None) -> records.About:
+    provider = _subject_provider(msg)
     if claims is None:
-        return records.About(ingress_seq=msg.stream_seq)
+        return records.About(ingress_seq=msg.stream_seq, sender_provider=provider)
     if env is None:
-        return records.About(claims.id, msg.stream_seq, payload_digest=payload_digest(claims))
+        return records.About(
+            claims.id,
+            msg.stream_seq,
+            sender_provider=provider,
+            payload_digest=payload_digest(claims),
+        )
     return records.About(
         message_id=claims.id,
         ingress_seq=msg.stream_seq,
         sender_agency=env.sender.agency.value,
+        sender_provider=provider,
         sender_person=env.sender.person_id,
         offender=env.offender,
         kind=env.kind.value,

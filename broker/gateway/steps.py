@@ -3,10 +3,11 @@ trusted object or raises a `Refusal` with a reason code. broker/gateway/pipeline
 the steps in order and wraps these results in its stage records (stages.py).
 
     1 check_frame       size and shape of the frame, agency from the subject
-    2 authenticate      signature by a key bound to that agency
+    2 authenticate      signature by a key bound to that agency (or funded service)
     3 check_replay      message id not seen before; created-at within the window
     3b check_msg_id     the Nats-Msg-Id JetStream de-duplicated on is the signed message id
     4 open_payload      decrypt and validate the envelope
+    4b check_service_role  a funded service's role only from its own key (the directory's)
     5 decide            the s 284 decision for every recipient
     5b decide_pushes    subscribers to the offender get updates too, where policy permits
     6 minimise          per recipient, only the fields its purpose needs
@@ -21,11 +22,12 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from broker.errors import CryptoError, KeyUnusableError, ReasonCode, Refusal
+from broker.errors import ConfigError, CryptoError, KeyUnusableError, ReasonCode, Refusal
 from broker.wire.bounds import DOCUMENT_MAX_DEPTH, check_json
 from broker.wire.envelope import Agency, Envelope, IngressClaims, Kind, SealedContent
 from broker.wire.jose import jwe_decrypt, jwe_unverified_header, jws_unverified_header, jws_verify
 from broker.wire.keys import Identity, KeyDirectory
+from broker.wire.providers import PROVIDER_TOKEN, ProviderId, provider_of
 from broker.wire.sealing import TYP_INGRESS
 from policies import Decision, PolicyEngine, PolicyRequest
 
@@ -35,18 +37,41 @@ _M = TypeVar("_M", IngressClaims, SealedContent)
 
 @dataclass(frozen=True)
 class Frame:
-    """Step 1's output: a JWS-shaped token that arrived on a known agency's subject."""
+    """Step 1's output: a JWS-shaped token that arrived on a known agency's subject (or on
+    the subject of a funded service of that agency: `provider`)."""
 
     agency: Agency
     token: str
+    provider: ProviderId | None = None
+
+    @property
+    def identity(self) -> str:
+        """Whose key must sign what arrived on this subject."""
+        return self.provider.identity if self.provider else self.agency.value
 
 
 def ingress_agency(subject: str) -> Agency:
-    """NATS permissions make the subject the authenticated sending agency."""
-    return Agency(subject.removeprefix(_INGRESS_PREFIX))  # the stream admits only ingress.*
+    """NATS permissions make the subject the authenticated sending agency (for a funded
+    service's subject, its funder)."""
+    return ingress_party(subject)[0]
 
 
-def check_frame(agency: Agency, data: bytes, max_bytes: int) -> Frame:
+def ingress_party(subject: str) -> tuple[Agency, ProviderId | None]:
+    """`s284.ingress.<agency>` or `s284.ingress.p.<funder>.<slug>` (ValueError otherwise):
+    NATS accounts make the subject the authenticated sender."""
+    tokens = subject.removeprefix(_INGRESS_PREFIX).split(".")
+    if len(tokens) == 3 and tokens[0] == PROVIDER_TOKEN:  # noqa: PLR2004 - p.<funder>.<slug>
+        try:
+            provider = ProviderId.parse(f"{tokens[1]}/{tokens[2]}")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return provider.funder, provider
+    return Agency(".".join(tokens)), None
+
+
+def check_frame(
+    agency: Agency, data: bytes, max_bytes: int, provider: ProviderId | None = None
+) -> Frame:
     if len(data) > max_bytes:
         raise Refusal(
             ReasonCode.FRAME_TOO_LARGE,
@@ -58,7 +83,7 @@ def check_frame(agency: Agency, data: bytes, max_bytes: int) -> Frame:
         raise Refusal(ReasonCode.FRAME_MALFORMED, "the frame is not a JWS compact token") from None
     if token.count(".") != 2:  # noqa: PLR2004 - JWS compact has three segments
         raise Refusal(ReasonCode.FRAME_MALFORMED, "the frame is not a JWS compact token")
-    return Frame(agency, token)
+    return Frame(agency, token, provider)
 
 
 def authenticate(frame: Frame, directory: KeyDirectory) -> IngressClaims:
@@ -76,11 +101,8 @@ def _authenticated(frame: Frame, header: dict[str, Any], directory: KeyDirectory
     entry = directory.signing_key(header["kid"])
     if entry is None:
         raise Refusal(ReasonCode.AUTH_UNKNOWN_KEY, "the signing key id is not in the directory")
-    if entry.identity != frame.agency.value:
-        raise Refusal(
-            ReasonCode.AUTH_KEY_AGENCY_MISMATCH,
-            f"the signing key belongs to {entry.identity}, not to {frame.agency.value}",
-        )
+    if entry.identity != frame.identity:
+        _mismatch(entry.identity, frame)
     if header.get("typ") != TYP_INGRESS:
         raise Refusal(ReasonCode.FRAME_MALFORMED, f"typ must be {TYP_INGRESS}")
     try:
@@ -92,6 +114,47 @@ def _authenticated(frame: Frame, header: dict[str, Any], directory: KeyDirectory
         raise Refusal(ReasonCode.ENVELOPE_MISMATCH, "claims name another agency than the subject")
     entry.require_valid_at(claims.created_at)
     return claims
+
+
+def _mismatch(owner: str, frame: Frame) -> None:
+    """A key used on another party's subject. A funded service's key on its funder's subject,
+    the funder's on the service's, or one service's on another's: its own code, so neither
+    can ever pass for the other."""
+    if frame.provider is None and provider_of(owner) is None:
+        raise Refusal(
+            ReasonCode.AUTH_KEY_AGENCY_MISMATCH,
+            f"the signing key belongs to {owner}, not to {frame.agency.value}",
+        )
+    raise Refusal(
+        ReasonCode.AUTH_PROVIDER_MISMATCH,
+        f"the signing key belongs to {owner}, but the subject is {frame.identity}'s: a funded "
+        "service signs with its own key on its own subject, its funder with the agency's",
+    )
+
+
+def check_service_role(
+    env: Envelope, provider: ProviderId | None, directory: KeyDirectory, services: dict[str, str]
+) -> None:
+    """A funded service's role (`services`: role -> service type, from the policy bundle)
+    may be used only by a provider key of that service type, and a provider sends only in
+    a role of its own service: the directory's word on the key, never the sender's."""
+    role_service = services.get(env.sender.role)
+    held = _service_of(provider, directory)
+    if role_service == held:
+        return
+    who = provider.identity if provider else env.sender.agency.value
+    if held is None:
+        detail = f"role {env.sender.role} is a {role_service} service's; {who} is no such service"
+    else:
+        detail = f"{who} is registered as a {held} service; role {env.sender.role} is not one"
+    raise Refusal(ReasonCode.AUTH_SERVICE_ROLE, detail)
+
+
+def _service_of(provider: ProviderId | None, directory: KeyDirectory) -> str | None:
+    if provider is None:
+        return None
+    keys = directory.current(provider.identity, "sig")
+    return keys[0].service if keys else None
 
 
 def check_replay(

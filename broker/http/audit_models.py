@@ -30,6 +30,7 @@ class RecordOut(BaseModel):
     correlation_id: str | None = None
     ingress_agency: str
     sender_agency: str | None = None
+    sender_provider: str | None = None  # a funded service's identity, when one sent it
     recipient_agency: str | None = None
     kind: str | None = None
     purpose: str | None = None

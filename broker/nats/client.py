@@ -36,6 +36,7 @@ from broker.nats.config import Credentials, inbox_prefix
 from broker.nats.login import connect_failure, login_options, tls_context
 from broker.nats.streams import ConsumerSpec, StreamSpec, consumer_specs, stream_specs
 from broker.nats.transport import Inbound, StreamLimits
+from broker.wire.providers import ProviderId
 
 __all__ = ["Connection", "Inbound", "PullConsumer", "StreamLimits", "raw_jetstream_baseline"]
 
@@ -385,14 +386,16 @@ class Connection:
             return 1
         return replicas_for(len(info.get("connect_urls") or []))
 
-    async def ensure_streams(self, limits: StreamLimits, agencies: list[str]) -> None:
+    async def ensure_streams(
+        self, limits: StreamLimits, agencies: list[str], providers: tuple[ProviderId, ...] = ()
+    ) -> None:
         """Create or update every stream and durable consumer (idempotent). Needs the admin
         identity: the gateway's own user may not create or change streams."""
         try:
             replicas = self.replicas()
             for stream in stream_specs(limits, agencies, replicas):
                 await self._stream(stream)
-            for consumer in consumer_specs(limits, agencies, replicas):
+            for consumer in consumer_specs(limits, agencies, replicas, providers):
                 await self._consumer(consumer)
         except (nats.errors.Error, nats.js.errors.Error) as exc:
             raise TransportError(
@@ -427,7 +430,7 @@ class Connection:
         config = api.ConsumerConfig(
             durable_name=spec.durable,
             ack_policy=api.AckPolicy.EXPLICIT,
-            filter_subject=spec.filter_subject,
+            filter_subject=spec.filter_subject or None,  # "": every subject of the stream
             ack_wait=spec.ack_wait_s,
             max_deliver=spec.max_deliver,
             max_ack_pending=spec.max_ack_pending,

@@ -9,6 +9,9 @@ confirmation subjects and of the JetStream API subjects of its own consumers. A 
 subject an agency sets is resolved back in its own account, where no stream listens. In
 the BROKER account the gateway may publish and consume but not create, change, delete or
 purge; only the admin identity (used by provisioning, never by the running gateway) may.
+Each admitted funded service has an account of its own too, with its own ingress subject and
+receipts (broker/wire/providers.py). Over the ~400-line norm by a few lines: the whole
+account layout stays in one module, since nats-server reads it as one document.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pydantic import SecretStr
 from broker.nats.tls import TlsFiles
 from broker.wire.envelope import Agency
 from broker.wire.keys import GATEWAY
+from broker.wire.providers import PROVIDER_TOKEN, ProviderId
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,20 @@ def account(agency: str) -> str:
 
 def ingress_subject(agency: str) -> str:
     return f"s284.ingress.{agency}"
+
+
+def provider_ingress_subject(provider: ProviderId) -> str:
+    """`s284.ingress.p.<funder>.<slug>`: held in the funder's ingress stream."""
+    return f"s284.ingress.{provider.token}"
+
+
+def provider_ingress_family(agency: str) -> str:
+    """Every provider subject a funder's ingress stream captures."""
+    return f"s284.ingress.{PROVIDER_TOKEN}.{agency}.*"
+
+
+def provider_receipt_subject(provider: ProviderId, message_ref: str) -> str:
+    return f"s284.receipt.{provider.token}.{message_ref}"
 
 
 def ingress_stream(agency: str) -> str:
@@ -169,6 +187,57 @@ def agency_consumers(agency: str) -> list[AgencyConsumer]:
     ]
 
 
+def provider_consumers(provider: ProviderId) -> list[AgencyConsumer]:
+    """A provider reads its own receipts and the public directory; nothing is delivered to
+    it (no recipient is a provider), so it has no delivery, alert or notice consumer."""
+    user = provider.user
+    receipts = f"s284.receipt.{provider.token}.>"
+    return [
+        AgencyConsumer(STREAM_RECEIPTS, receipt_consumer(user), receipts),
+        AgencyConsumer(STREAM_DIRECTORY, directory_consumer(user), DIRECTORY_SUBJECT),
+    ]
+
+
+def _provider_exports(provider: ProviderId) -> list[dict[str, Any]]:
+    """What the BROKER account offers one provider's account (and only it)."""
+    only = [provider.account]
+    exports: list[dict[str, Any]] = [
+        {"service": provider_ingress_subject(provider), "accounts": only},
+        {"stream": f"s284.receipt.{provider.token}.>", "accounts": only},
+        {"service": DIRECTORY_LAST, "accounts": only},
+    ]
+    for consumer in provider_consumers(provider):
+        exports += [
+            {"service": consumer.next_subject, "accounts": only, "response_type": "stream"},
+            {"service": consumer.ack_subjects, "accounts": only},
+        ]
+    return exports
+
+
+def provider_permissions(provider: ProviderId) -> dict[str, Any]:
+    """Inside its own account: its ingress subject, its consumers, the directory."""
+    publish = [provider_ingress_subject(provider), DIRECTORY_LAST]
+    for consumer in provider_consumers(provider):
+        publish += [consumer.next_subject, consumer.ack_subjects]
+    return {
+        "publish": {"allow": publish},
+        "subscribe": {
+            "allow": [f"{inbox_prefix(provider.user)}.>", f"s284.receipt.{provider.token}.>"]
+        },
+    }
+
+
+def _provider_account(
+    provider: ProviderId, users: dict[str, str], mutual_tls: bool
+) -> dict[str, Any]:
+    imports: list[dict[str, Any]] = []
+    for export in _provider_exports(provider):
+        kind = "service" if "service" in export else "stream"
+        imports.append({kind: {"account": BROKER_ACCOUNT, "subject": export[kind]}})
+    login = _login(provider.user, users, mutual_tls)
+    return {"users": [{**login, "permissions": provider_permissions(provider)}], "imports": imports}
+
+
 def _exports(agency: str) -> list[dict[str, Any]]:
     """What the BROKER account offers one agency (and only it)."""
     only = [account(agency)]
@@ -240,7 +309,9 @@ def _login(user: str, users: dict[str, str], mutual_tls: bool) -> dict[str, Any]
     return {"user": f"CN={user}"} if mutual_tls else {"user": user, "password": users[user]}
 
 
-def _broker_account(users: dict[str, str], mutual_tls: bool) -> dict[str, Any]:
+def _broker_account(
+    users: dict[str, str], mutual_tls: bool, providers: tuple[ProviderId, ...] = ()
+) -> dict[str, Any]:
     broker_users: list[dict[str, Any]] = [
         _login(ADMIN, users, mutual_tls),
         {**_login(GATEWAY, users, mutual_tls), "permissions": gateway_permissions()},
@@ -248,13 +319,22 @@ def _broker_account(users: dict[str, str], mutual_tls: bool) -> dict[str, Any]:
     return {
         "jetstream": "enabled",
         "users": broker_users,
-        "exports": [e for a in Agency for e in _exports(a.value)],
+        "exports": [
+            *(e for a in Agency for e in _exports(a.value)),
+            *(e for p in providers for e in _provider_exports(p)),
+        ],
     }
 
 
-def accounts(users: dict[str, str], mutual_tls: bool = False) -> dict[str, Any]:
-    """users: NATS user -> bcrypt hash of its password (admin, gateway, each agency)."""
-    out = {BROKER_ACCOUNT: _broker_account(users, mutual_tls)}
+def accounts(
+    users: dict[str, str], mutual_tls: bool = False, providers: tuple[ProviderId, ...] = ()
+) -> dict[str, Any]:
+    """users: NATS user -> bcrypt hash of its password (admin, gateway, each agency, each
+    admitted provider). Each provider has an account of its own: the funder's users cannot
+    publish on its subject or read its receipts, whatever permissions they are given."""
+    out = {BROKER_ACCOUNT: _broker_account(users, mutual_tls, providers)}
+    for provider in providers:
+        out[provider.account] = _provider_account(provider, users, mutual_tls)
     for agency in (a.value for a in Agency):
         login = _login(agency, users, mutual_tls)
         out[account(agency)] = {
@@ -306,6 +386,7 @@ def render_config(
     options: ServerOptions | None = None,
     server_name: str = "s284-embedded",
     host: str = "127.0.0.1",
+    providers: tuple[ProviderId, ...] = (),
 ) -> str:
     """Loopback unless `host` says otherwise (a cluster node), JetStream on disk (fsync
     before every acknowledgement unless told otherwise), one account per agency, TLS when
@@ -318,7 +399,7 @@ def render_config(
         f"server_name: {json.dumps(server_name)}",
         f"max_payload: {MAX_PAYLOAD}",
         f"jetstream: {json.dumps(_jetstream_block(store_dir, opts.sync_always))}",
-        f"accounts: {json.dumps(accounts(users, opts.mutual_tls), indent=2)}",
+        f"accounts: {json.dumps(accounts(users, opts.mutual_tls, providers), indent=2)}",
     ]
     if opts.monitor_port is not None:
         lines.append(f"http: {json.dumps(f'127.0.0.1:{opts.monitor_port}')}")

@@ -31,10 +31,13 @@ from broker.nats.config import (
     ingress_stream,
     ingress_subject,
     notice_subject,
+    provider_consumers,
+    provider_ingress_subject,
     receipt_subject,
 )
 from broker.wire.envelope import Agency
 from broker.wire.keys import GATEWAY
+from broker.wire.providers import ProviderId
 
 ANY_CONSUMER = ("*", "*")
 
@@ -83,6 +86,19 @@ def agency_permissions(agency: str) -> Permissions:
     )
 
 
+def provider_permissions(provider: ProviderId) -> Permissions:
+    """A funded service: its own ingress subject; its own receipts; the directory."""
+    own = tuple((c.stream, c.durable) for c in provider_consumers(provider))
+    return Permissions(
+        publish=(provider_ingress_subject(provider),),
+        subscribe=(f"{inbox_prefix(provider.user)}.>", f"s284.receipt.{provider.token}.>"),
+        pull=own,
+        ack=own,
+        manage_streams=False,
+        read_last=(STREAM_DIRECTORY,),
+    )
+
+
 def gateway_permissions() -> Permissions:
     return Permissions(
         publish=(
@@ -116,6 +132,9 @@ def admin_permissions() -> Permissions:
 def permissions_for(user: str) -> Permissions:
     if user == ADMIN:
         return admin_permissions()
+    funder, _, slug = user.partition("_")  # a provider's NATS user is <funder>_<slug>
+    if slug:
+        return provider_permissions(ProviderId.parse(f"{funder}/{slug}"))
     return gateway_permissions() if user == GATEWAY else agency_permissions(user)
 
 

@@ -27,11 +27,16 @@ from broker.nats.config import (
     ingress_stream,
     ingress_subject,
     notice_subject,
+    provider_consumers,
+    provider_ingress_family,
     receipt_subject,
 )
 from broker.nats.transport import StreamLimits
+from broker.wire.providers import ProviderId
 
 _DAY = 86_400.0
+INGRESS_ALL = ""  # the gateway's ingress consumers: no filter, the agency's and its providers'
+
 HEADER_ROOM = 64 * 1024  # NATS headers travel inside the frame limit
 
 
@@ -74,7 +79,7 @@ def _stream_specs(limits: StreamLimits, agencies: list[str]) -> list[StreamSpec]
     ingress = [
         StreamSpec(
             ingress_stream(agency),
-            (ingress_subject(agency),),
+            (ingress_subject(agency), provider_ingress_family(agency)),
             work_queue=True,
             max_msg_size=limits.max_frame_bytes + HEADER_ROOM,
             max_age_s=0.0,
@@ -142,19 +147,28 @@ def _family(pattern: str) -> str:
 
 
 def consumer_specs(
-    limits: StreamLimits, agencies: list[str], replicas: int = 1
+    limits: StreamLimits,
+    agencies: list[str],
+    replicas: int = 1,
+    providers: tuple[ProviderId, ...] = (),
 ) -> list[ConsumerSpec]:
-    """The gateway's consumer on each ingress stream, then each agency's own consumers,
-    each replicated like the streams."""
+    """The gateway's consumer on each ingress stream, then each agency's own consumers and
+    each admitted provider's, each replicated like the streams."""
+    own = [
+        ConsumerSpec(c.stream, c.durable, c.filter_subject, limits.ack_wait_s, -1)
+        for p in providers
+        for c in provider_consumers(p)
+    ]
     return [
-        dataclasses.replace(spec, replicas=replicas) for spec in _consumer_specs(limits, agencies)
+        dataclasses.replace(spec, replicas=replicas)
+        for spec in [*_consumer_specs(limits, agencies), *own]
     ]
 
 
 def _consumer_specs(limits: StreamLimits, agencies: list[str]) -> list[ConsumerSpec]:
     specs = [
         ConsumerSpec(
-            ingress_stream(a), GATEWAY_CONSUMER, ingress_subject(a), limits.ack_wait_s,
+            ingress_stream(a), GATEWAY_CONSUMER, INGRESS_ALL, limits.ack_wait_s,
             limits.max_deliver,
         )
         for a in agencies

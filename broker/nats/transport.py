@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from broker.wire.providers import ProviderId
+
 
 @dataclass(frozen=True)
 class StreamLimits:
@@ -106,7 +108,9 @@ class Transport(Protocol):
 
     async def flush(self) -> None: ...
 
-    async def ensure_streams(self, limits: StreamLimits, agencies: list[str]) -> None:
+    async def ensure_streams(
+        self, limits: StreamLimits, agencies: list[str], providers: tuple[ProviderId, ...] = ()
+    ) -> None:
         """Create or update every stream and durable consumer (idempotent; gateway only)."""
         ...
 

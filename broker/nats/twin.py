@@ -32,6 +32,7 @@ from broker.nats.config import MAX_PAYLOAD
 from broker.nats.permissions import Permissions, permissions_for, subject_matches
 from broker.nats.streams import ConsumerSpec, StreamSpec, consumer_specs, stream_specs
 from broker.nats.transport import Inbound, StreamLimits
+from broker.wire.providers import ProviderId
 
 if TYPE_CHECKING:
     from broker.nats.transport import Transport
@@ -144,7 +145,10 @@ class _Consumer:
         while len(out) < batch and self.next_seq <= self.stream.last_seq:
             msg = self.stream.messages.get(self.next_seq)
             self.next_seq += 1
-            if msg is not None and subject_matches(self.spec.filter_subject, msg.subject):
+            wanted = not self.spec.filter_subject or subject_matches(
+                self.spec.filter_subject, msg.subject if msg else ""
+            )
+            if msg is not None and wanted:
                 self.pending[msg.seq] = _Pending()
                 out.append(self._deliver(msg, may_ack))
         return out
@@ -253,14 +257,16 @@ class MemoryNats:
             stream.interrupts += 1
             stream.changed.fire()
 
-    def ensure(self, limits: StreamLimits, agencies: list[str]) -> None:
+    def ensure(
+        self, limits: StreamLimits, agencies: list[str], providers: tuple[ProviderId, ...] = ()
+    ) -> None:
         for spec in stream_specs(limits, agencies):
             old = self._streams.get(spec.name)
             if old is None:
                 self._streams[spec.name] = _Stream(spec)
             else:
                 old.spec = spec
-        for cspec in consumer_specs(limits, agencies):
+        for cspec in consumer_specs(limits, agencies, providers=providers):
             key = (cspec.stream, cspec.durable)
             if key in self._consumers:
                 self._consumers[key].spec = cspec
@@ -368,11 +374,13 @@ class TwinConnection:
         self.check_open()
         await asyncio.sleep(0)  # let call_soon fan-out run, as a round trip would
 
-    async def ensure_streams(self, limits: StreamLimits, agencies: list[str]) -> None:
+    async def ensure_streams(
+        self, limits: StreamLimits, agencies: list[str], providers: tuple[ProviderId, ...] = ()
+    ) -> None:
         self.check_open()
         if not self.permissions.manage_streams:
             raise TransportError(f"{self._user!r} may not manage streams: permissions violation")
-        self.server.ensure(limits, agencies)
+        self.server.ensure(limits, agencies, providers)
 
     async def close(self) -> None:
         self._open = False

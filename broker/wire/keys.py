@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from broker.errors import ConfigError, CryptoError, KeyExpiredError, KeyRevokedError
 from broker.wire.jose import b64u, b64u_decode, okp_jwk, thumbprint
+from broker.wire.providers import check_binding
 
 GATEWAY = "gateway"
 ACTIVE = "active"
@@ -37,10 +38,12 @@ class Identity:
     name: str
     signing: Ed25519PrivateKey
     encryption: X25519PrivateKey
+    service: str | None = None  # a funded service's type (broker/wire/providers.py)
 
     @classmethod
-    def generate(cls, name: str) -> Identity:
-        return cls(name, Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+    def generate(cls, name: str, service: str | None = None) -> Identity:
+        check_binding(name, service)
+        return cls(name, Ed25519PrivateKey.generate(), X25519PrivateKey.generate(), service)
 
     def __repr__(self) -> str:
         return f"Identity(name={self.name!r}, sig_kid={self.sig_kid!r})"
@@ -56,21 +59,10 @@ class Identity:
     def public_jwks(self) -> list[dict[str, Any]]:
         sig = self.signing.public_key()
         enc = self.encryption.public_key()
+        bound = {"s284_identity": self.name} | _service_member(self.service)
         return [
-            {
-                **okp_jwk(sig),
-                "kid": self.sig_kid,
-                "use": "sig",
-                "alg": "EdDSA",
-                "s284_identity": self.name,
-            },
-            {
-                **okp_jwk(enc),
-                "kid": self.enc_kid,
-                "use": "enc",
-                "alg": "ECDH-ES",
-                "s284_identity": self.name,
-            },
+            {**okp_jwk(sig), "kid": self.sig_kid, "use": "sig", "alg": "EdDSA", **bound},
+            {**okp_jwk(enc), "kid": self.enc_kid, "use": "enc", "alg": "ECDH-ES", **bound},
         ]
 
     def private_jwks(self) -> dict[str, Any]:
@@ -80,6 +72,7 @@ class Identity:
         sig_pub, enc_pub = self.public_jwks()
         return {
             "s284_identity": self.name,
+            **_service_member(self.service),
             "keys": [{**sig_pub, "d": raw(self.signing)}, {**enc_pub, "d": raw(self.encryption)}],
         }
 
@@ -98,6 +91,7 @@ class Identity:
                 data["s284_identity"],
                 Ed25519PrivateKey.from_private_bytes(keys["sig"]),
                 X25519PrivateKey.from_private_bytes(keys["enc"]),
+                data.get("s284_service"),
             )
         except (OSError, KeyError, ValueError, TypeError, CryptoError) as exc:
             raise ConfigError(
@@ -116,6 +110,7 @@ class PublicKeyEntry:
     not_before: datetime = _EPOCH
     not_after: datetime | None = None
     status: str = ACTIVE
+    service: str | None = None  # set for a funded service's keys, never for an agency's
 
     @property
     def ed25519(self) -> Ed25519PublicKey:
@@ -132,7 +127,7 @@ class PublicKeyEntry:
     def jwk(self) -> dict[str, Any]:
         alg = "EdDSA" if self.use == "sig" else "ECDH-ES"
         extra = {"kid": self.kid, "use": self.use, "alg": alg, "s284_identity": self.identity}
-        return {**okp_jwk(self.key), **extra}
+        return {**okp_jwk(self.key), **extra, **_service_member(self.service)}
 
     def usable_at(self, when: datetime) -> bool:
         """Active, and not rotated out at `when` (the not_after itself no longer counts)."""
@@ -164,7 +159,15 @@ def entry_from_jwk(jwk: dict[str, Any], **window: Any) -> PublicKeyEntry:
     use = "sig" if isinstance(key, Ed25519PublicKey) else "enc"
     if jwk.get("use", use) != use:
         raise ConfigError(f"key {jwk['kid']!r}: use {jwk.get('use')!r} does not fit {jwk['crv']}")
-    return PublicKeyEntry(jwk["kid"], jwk["s284_identity"], use, key, **window)
+    service = jwk.get("s284_service")
+    check_binding(jwk["s284_identity"], service)  # a provider's key names its service
+    return PublicKeyEntry(jwk["kid"], jwk["s284_identity"], use, key, service=service, **window)
+
+
+def _service_member(service: str | None) -> dict[str, str]:
+    """`s284_service` only when set: an agency's JWKs (and so older directories) keep
+    their exact bytes."""
+    return {} if service is None else {"s284_service": service}
 
 
 @dataclass
@@ -250,6 +253,10 @@ class Keyring:
     @property
     def name(self) -> str:
         return self.generations[-1].name
+
+    @property
+    def service(self) -> str | None:
+        return self.generations[-1].service
 
     def signer(self, directory: KeyDirectory) -> Identity:
         now = datetime.now(UTC)

@@ -34,6 +34,7 @@ from broker.wire.jose import (
     jws_verify,
 )
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory
+from broker.wire.origin import verify_origin
 
 TYP_INGRESS = "s284-ingress+jws"
 TYP_DELIVERY = "s284-delivery+jws"
@@ -132,6 +133,7 @@ class VerifiedDelivery:
     content: DeliveredContent
     contact: str | None = None  # a routed alert: the designated contact it is for
     route_reason: str | None = None  # parked at the duty inbox: the routing reason code
+    provider: str | None = None  # the funded service that signed it (`<funder>/<slug>`)
 
 
 def open_delivery(frame: bytes, me: Identity, directory: KeyDirectory) -> VerifiedDelivery:
@@ -144,12 +146,11 @@ def open_delivery(frame: bytes, me: Identity, directory: KeyDirectory) -> Verifi
             raise CryptoError("delivery is addressed to another agency")
         content = DeliveredContent.model_validate_json(jwe_decrypt(claims.sealed, me.encryption))
         env = content.envelope
-        origin = IngressClaims.model_validate_json(
-            # the gateway's signature vouches the sender's key was good when it accepted
-            verify_by(
-                content.origin, directory, env.sender.agency.value, TYP_INGRESS, revoked_ok=True
-            )
+        # the gateway's signature vouches the sender's key was good when it accepted
+        body, provider = verify_origin(
+            content.origin, directory, env.sender.agency.value, TYP_INGRESS
         )
+        origin = IngressClaims.model_validate_json(body)
     except (UnicodeDecodeError, ValidationError) as exc:
         raise CryptoError("delivery is not a valid sealed delivery") from exc
     if origin.id != env.id or claims.message_id != env.id:
@@ -161,4 +162,5 @@ def open_delivery(frame: bytes, me: Identity, directory: KeyDirectory) -> Verifi
         content.withheld,
         content,
         route_reason=claims.route_reason,
+        provider=provider,
     )
