@@ -17,7 +17,6 @@ from broker.auth import AuthConfig, TokenVerifier
 from broker.http.alerts import alerts_router
 from broker.http.audit import audit_router
 from broker.http.console import Console
-from broker.http.console_requests import RequestsPage
 from broker.http.contacts import GistSource
 from broker.http.directory import directory_router
 from broker.http.docs import install_docs
@@ -64,9 +63,6 @@ def create_app(
         app.include_router(audit_router(deps.audit, deps.auth))
         console = Console(deps.audit, TokenVerifier(deps.auth), deps.routing)
         app.include_router(console.router())
-        if deps.routing is not None:
-            page = RequestsPage(deps.audit, TokenVerifier(deps.auth), deps.routing.requests)
-            app.include_router(page.router())
         app.include_router(witness_router(deps.audit, deps.auth, deps.witnesses))
         app.include_router(oversight_router(deps.audit, deps.auth, deps.bundles, deps.routing))
         if deps.routing is not None:

@@ -40,6 +40,7 @@ from broker.http.access import ErrorPage, audit_access, logged_route
 from broker.http.audit import READERS, REVIEWERS, check_reviewable, review_record, viewer_of
 from broker.http.audit_models import ReviewIn, csv_document, export_rows
 from broker.http.console_csp import CspRegister
+from broker.http.console_requests import RequestsPage
 from broker.http.errors import ApiError, Problem, answer
 from broker.http.oversight import COUNTERS, oversight_statistics
 from broker.http.pages import Flash, Pages, Site, read_form
@@ -121,6 +122,8 @@ class Console:
         router.add_api_route("/logout", self.logout, methods=["POST"])
         if self.routing is not None:  # the CSP register lives in routing's database
             CspRegister(self.routing, self._signed_in_async, self._page).add_to(router)
+            pages = RequestsPage(self.routing.requests, self._signed_in_async, self._page)
+            pages.add_to(router)
         return router
 
     async def _signed_in_async(self, request: Request) -> Principal:
@@ -153,7 +156,10 @@ class Console:
     def _page(self, name: str, request: Request, who: Principal, **ctx: Any) -> HTMLResponse:
         csrf = self.pages.csrf(request.cookies[COOKIE])
         has_csp = self.routing is not None and who.role in CSP_READERS
-        return self.pages.render(name, request, who=who, csrf=csrf, has_csp=has_csp, **ctx)
+        registers = self.routing is not None
+        return self.pages.render(
+            name, request, who=who, csrf=csrf, has_csp=has_csp, has_requests=registers, **ctx
+        )
 
     async def login_page(self, request: Request) -> HTMLResponse:
         return self.pages.render("console_login.html", request)

@@ -9,8 +9,6 @@ field of one, or a payload: the MAP chair has no role on the audit API.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves route annotations at run time.
-import csv
-import io
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -21,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from broker.auth import Principal, require_role
 from broker.http.oversight import VICTORIA
+from broker.http.pages import csv_table
 from broker.http.routing import CSP_READERS
 from routing import RoutingStore
 
@@ -60,7 +59,7 @@ class CspRegister:
             await self._reader(request)
             rows = (await run_in_threadpool(self.tables))[name]
             request.state.results = len(rows)
-            return _csv(TABLES[name], rows, f"s284-csp-{name}-{_today()}.csv")
+            return csv_table(TABLES[name], rows, f"s284-csp-{name}-{_today()}.csv")
 
         return export
 
@@ -103,19 +102,3 @@ class CspRegister:
 
 def _today() -> str:
     return datetime.now(VICTORIA).date().isoformat()
-
-
-def _csv(columns: tuple[str, ...], rows: list[dict[str, Any]], filename: str) -> PlainTextResponse:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    return PlainTextResponse(buffer.getvalue(), media_type="text/csv", headers=headers)
-
-
-def _cell(value: Any) -> Any:
-    """A text a spreadsheet would run as a formula (a leading = + - @) is quoted with '."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value

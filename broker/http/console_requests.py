@@ -4,13 +4,11 @@ notices and information requests past their deadline and unanswered, or every on
 register holds no payload. Who sees which: the Authority its own notices and requests; a
 privacy officer those its agency sent or received; auditors and admins all.
 
-Its own router beside the console's (broker/http/console.py), on the same session,
-cookie, error pages and access log.
+Mounted on the console's router (broker/http/console.py): the same session, cookie,
+error pages and access log.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves route annotations at run time.
-import csv
-import io
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,12 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from audit import AuditStore
-from broker.auth import AuthError, Principal, Role, TokenVerifier
-from broker.http.access import audit_access, logged_route
-from broker.http.console import CONSOLE, COOKIE, SITE, console_error
-from broker.http.oversight import COUNTERS
-from broker.http.pages import Pages
+from broker.auth import Principal, Role
+from broker.http.console_csp import Page, SignedIn
+from broker.http.pages import csv_table
 from routing import RequestRegister, RequestRow, request_summary
 
 COLUMNS = (
@@ -33,52 +28,32 @@ COLUMNS = (
 
 
 class RequestsPage:
-    def __init__(
-        self, store: AuditStore, verifier: TokenVerifier, register: RequestRegister
-    ) -> None:
-        self.store, self.verifier, self.register = store, verifier, register
-        self.pages = Pages(SITE)
+    """GET /console/requests and /console/requests.csv, on the console's session and
+    pages (mounted by broker/http/console.py when the process has the routing database)."""
 
-    def router(self) -> APIRouter:
-        logged = logged_route(audit_access(self.store), console_error(self.pages))
-        router = APIRouter(prefix=CONSOLE, include_in_schema=False, route_class=logged)
-        router.add_api_route("/requests", self.page, methods=["GET"])
+    def __init__(self, register: RequestRegister, signed_in: SignedIn, page: Page) -> None:
+        self.register, self.signed_in, self.page = register, signed_in, page
+
+    def add_to(self, router: APIRouter) -> None:
+        router.add_api_route("/requests", self.requests, methods=["GET"])
         router.add_api_route("/requests.csv", self.export, methods=["GET"])
-        return router
 
-    def _signed_in(self, request: Request) -> Principal:
-        token = request.cookies.get(COOKIE)
-        if not token:
-            raise AuthError(401, "auth.missing_token", "sign in")
-        principal = self.verifier.verify(token)
-        request.state.principal = principal
-        if principal.role not in COUNTERS:
-            raise AuthError(401, "auth.forbidden", "the console is for oversight roles")
-        return principal
-
-    async def page(self, request: Request) -> HTMLResponse:
-        who = await run_in_threadpool(self._signed_in, request)
+    async def requests(self, request: Request) -> HTMLResponse:
+        who = await self.signed_in(request)
         every = request.query_params.get("all") == "1"
         items = await run_in_threadpool(self._items, who, every)
         request.state.results = len(items)
-        csrf = self.pages.csrf(request.cookies[COOKIE])
-        return self.pages.render(
-            "console_requests.html", request, who=who, csrf=csrf, page="requests",
-            rows=items, every=every,
-        )  # fmt: skip
+        return self.page(
+            "console_requests.html", request, who, page="requests", rows=items, every=every
+        )
 
     async def export(self, request: Request) -> PlainTextResponse:
-        who = await run_in_threadpool(self._signed_in, request)
+        who = await self.signed_in(request)
         every = request.query_params.get("all") == "1"
         items = await run_in_threadpool(self._items, who, every)
         request.state.results = len(items)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, COLUMNS)
-        writer.writeheader()
-        writer.writerows(items)
         name = "s284-requests.csv" if every else "s284-overdue-requests.csv"
-        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
-        return PlainTextResponse(buffer.getvalue(), media_type="text/csv", headers=headers)
+        return csv_table(COLUMNS, items, name)
 
     def _items(self, who: Principal, every: bool) -> list[dict[str, Any]]:
         now = datetime.now(UTC)

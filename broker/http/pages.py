@@ -6,8 +6,10 @@ only in this process: a restart just asks for the page again)."""
 
 # No `from __future__ import annotations`: FastAPI resolves route annotations at run time.
 import base64
+import csv
 import hashlib
 import hmac
+import io
 import re
 import secrets
 from collections.abc import Mapping
@@ -18,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from broker.auth import AuthError
@@ -158,3 +160,22 @@ async def read_form(request: Request, max_bytes: int, max_fields: int = 8) -> di
         return dict(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=max_fields))
     except (UnicodeDecodeError, ValueError):
         raise ApiError(400, "request.invalid", "the form cannot be read") from None
+
+
+def csv_table(
+    columns: tuple[str, ...], rows: list[dict[str, Any]], filename: str
+) -> PlainTextResponse:
+    """A page's table as a CSV download: a text a spreadsheet would run as a formula (a
+    leading = + - @) is quoted with ', as in the audit export (broker/http/audit_models.py)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return PlainTextResponse(buffer.getvalue(), media_type="text/csv", headers=headers)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
