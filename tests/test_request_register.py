@@ -210,6 +210,31 @@ async def test_console_lists_overdue_requests_by_role_with_a_csv(env):
     assert "payload" not in exported.text
 
 
+async def test_console_statistics_show_the_request_figures(env):
+    """The console's statistics page says what the API says about notices and requests,
+    and its CSV carries the same figures."""
+    app, token, _ = env
+    march = "?from=2026-03-01&to=2026-03-31"
+    page = await _page(app, token("psa", None), "/console/statistics" + march)
+    exported = await _page(app, token("psa", None), "/console/statistics.csv" + march)
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {token('psa', None)}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        period = {"from": "2026-03-01", "to": "2026-03-31"}
+        answer = await c.get("/api/v1/oversight/statistics", params=period, headers=headers)
+    for key in ("notices", "information_requests"):
+        r = answer.json()["requests"][key]
+        shown = re.search(rf'<dd id="requests-{key}">([^<]+)</dd>', page.text)
+        assert shown, page.text
+        assert shown.group(1).startswith(
+            f"{r['issued']} issued: {r['answered_on_time']} answered on time, "
+            f"{r['answered_late']} late"
+        ), shown.group(1)
+        assert shown.group(1).endswith(f"{r['unanswered']} unanswered ({r['overdue']} overdue)")
+    rows = dict(csv.reader(io.StringIO(exported.text)))
+    assert rows["requests.notices.issued"] == str(answer.json()["requests"]["notices"]["issued"])
+
+
 async def test_console_requests_page_needs_an_oversight_sign_in(env):
     app = env[0]
     transport = httpx.ASGITransport(app=app)

@@ -285,6 +285,7 @@ class Console:
             end=end,
             s=figures,
             minutes=_minutes,
+            duration=_duration,
         )
 
     async def statistics_csv(self, request: Request) -> PlainTextResponse:
@@ -323,6 +324,15 @@ def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(value, dict):
         return [row for k, v in value.items() for row in _flat(v, f"{prefix}{k}.")]
     return [(prefix.rstrip("."), "" if value is None else value)]
+
+
+def _duration(seconds: float) -> str:
+    """How late an answer was, in the largest unit that reads well."""
+    if seconds >= 86400:  # noqa: PLR2004
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 3600:  # noqa: PLR2004
+        return f"{seconds / 3600:.1f} h"
+    return _minutes(seconds)
 
 
 def _minutes(seconds: float) -> str:
