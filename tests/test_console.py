@@ -131,6 +131,24 @@ async def test_a_post_without_the_forms_csrf_token_changes_nothing(env):
     assert _queue(env, "privacy_officer", "health") == before
 
 
+async def test_signing_out_revokes_the_session_on_the_server(env):
+    """After Sign out, a copy of the session cookie (another tab, a stolen copy) opens
+    nothing: the console sends it to the sign-in page, as the inbox does."""
+    token = env.token("privacy_officer", "health")
+    async with _signed_in(env, token) as client:
+        page = await client.get("/console")
+        [csrf] = CSRF.findall(page.text)[:1]
+        out = await client.post("/console/logout", data={"csrf": csrf})
+        assert out.status_code == 303
+        assert out.headers["location"] == "/console/login?flash=signed_out"
+    transport = httpx.ASGITransport(app=env.app)
+    copied = {"s284_console": token}
+    async with httpx.AsyncClient(transport=transport, base_url="http://c", cookies=copied) as c:
+        again = await c.get("/console")
+    assert again.status_code == 303
+    assert again.headers["location"].startswith("/console/login")
+
+
 async def test_an_auditor_sees_the_queue_but_may_not_review(env):
     before = _queue(env, "auditor", None)
     async with _signed_in(env, env.token("auditor", None, "A. Auditor")) as client:

@@ -35,15 +35,15 @@ from audit import (
     record_by_id,
     review_queue,
 )
-from broker.auth import AuthError, Principal, Role, TokenVerifier, require_role
+from broker.auth import Principal, Role, TokenVerifier, require_role
 from broker.http.access import ErrorPage, audit_access, logged_route
 from broker.http.audit import READERS, REVIEWERS, check_reviewable, review_record, viewer_of
 from broker.http.audit_models import ReviewIn, csv_document, export_rows
 from broker.http.console_csp import CspRegister
 from broker.http.console_requests import RequestsPage
-from broker.http.errors import ApiError, Problem, answer
+from broker.http.errors import ApiError, Problem
 from broker.http.oversight import COUNTERS, oversight_statistics
-from broker.http.pages import Flash, Pages, Site, read_form
+from broker.http.pages import Flash, Pages, Session, Site
 from broker.http.routing import CSP_READERS
 from broker.wire.envelope import OFFENDER_PATTERN
 from routing import RoutingStore
@@ -106,11 +106,15 @@ class Console:
     ) -> None:
         self.store, self.verifier, self.routing = store, verifier, routing
         self.pages = Pages(SITE)
+        self.session = Session(
+            self.pages, verifier, COUNTERS, "the console is for oversight roles",
+            "console_login.html", MAX_FORM_BYTES,
+        )  # fmt: skip
 
     def router(self) -> APIRouter:
         logged = logged_route(audit_access(self.store), console_error(self.pages))
         router = APIRouter(prefix=CONSOLE, include_in_schema=False, route_class=logged)
-        router.add_api_route("/login", self.login_page, methods=["GET"])
+        router.add_api_route("/login", self.session.login_page, methods=["GET"])
         router.add_api_route("/login", self.login, methods=["POST"])
         router.add_api_route("", self.reviews, methods=["GET"])
         router.add_api_route("/reviews.csv", self.reviews_csv, methods=["GET"])
@@ -119,39 +123,20 @@ class Console:
         router.add_api_route("/accounting.csv", self.accounting_csv, methods=["GET"])
         router.add_api_route("/statistics", self.statistics, methods=["GET"])
         router.add_api_route("/statistics.csv", self.statistics_csv, methods=["GET"])
-        router.add_api_route("/logout", self.logout, methods=["POST"])
+        router.add_api_route("/logout", self.session.logout, methods=["POST"])
         if self.routing is not None:  # the CSP register lives in routing's database
-            CspRegister(self.routing, self._signed_in_async, self._page).add_to(router)
-            pages = RequestsPage(self.routing.requests, self._signed_in_async, self._page)
+            CspRegister(self.routing, self.session.signed_in, self._page).add_to(router)
+            pages = RequestsPage(self.routing.requests, self.session.signed_in, self._page)
             pages.add_to(router)
         return router
 
-    async def _signed_in_async(self, request: Request) -> Principal:
-        return await run_in_threadpool(self._signed_in, request)
-
     # -- the session ---------------------------------------------------------------------
-
-    def _signed_in(self, request: Request) -> Principal:
-        token = request.cookies.get(COOKIE)
-        if not token:
-            raise AuthError(401, "auth.missing_token", "sign in")
-        principal = self.verifier.verify(token)
-        request.state.principal = principal
-        if principal.role not in COUNTERS:
-            raise AuthError(401, "auth.forbidden", "the console is for oversight roles")
-        return principal
 
     async def _staff(self, request: Request) -> Principal:
         """Records are for privacy officers, auditors and admins, never the Authority."""
-        who = await run_in_threadpool(self._signed_in, request)
+        who = await self.session.signed_in(request)
         require_role(who, READERS)
         return who
-
-    async def _posted(self, request: Request) -> tuple[Principal, dict[str, str]]:
-        who = await run_in_threadpool(self._signed_in, request)
-        form = await read_form(request, MAX_FORM_BYTES)
-        self.pages.check_csrf(request, form)
-        return who, form
 
     def _page(self, name: str, request: Request, who: Principal, **ctx: Any) -> HTMLResponse:
         csrf = self.pages.csrf(request.cookies[COOKIE])
@@ -161,29 +146,14 @@ class Console:
             name, request, who=who, csrf=csrf, has_csp=has_csp, has_requests=registers, **ctx
         )
 
-    async def login_page(self, request: Request) -> HTMLResponse:
-        return self.pages.render("console_login.html", request)
-
     async def login(self, request: Request) -> Response:
-        try:
-            token = (await read_form(request, MAX_FORM_BYTES)).get("token", "").strip()
-            principal = await run_in_threadpool(self.verifier.verify, token)
-            request.state.principal = principal
-            require_role(principal, COUNTERS)
-        except (AuthError, ApiError) as exc:
-            found = answer(exc)
-            flash = Flash(f"Not signed in: {found.detail}.", error=True, code=found.code)
-            return self.pages.render("console_login.html", request, found.status, flash)
-        return self.pages.sign_in(request, token, _landing(principal, self.routing is not None))
-
-    async def logout(self, request: Request) -> Response:
-        await self._posted(request)
-        return self.pages.sign_out()
+        has_csp = self.routing is not None
+        return await self.session.login(request, lambda who: _landing(who, has_csp))
 
     # -- the review queue ----------------------------------------------------------------
 
     async def reviews(self, request: Request) -> Response:
-        who = await run_in_threadpool(self._signed_in, request)
+        who = await self.session.signed_in(request)
         if who.role not in READERS:
             return self.pages.redirect(_landing(who, self.routing is not None))
         page = await run_in_threadpool(review_queue, self.store, viewer_of(who), None, PAGE)
@@ -213,7 +183,7 @@ class Console:
                 return rows
 
     async def review(self, request: Request, record_id: str) -> Response:
-        who, form = await self._posted(request)
+        who, form = await self.session.posted(request)
         require_role(who, REVIEWERS)
         try:
             body = ReviewIn.model_validate(
@@ -273,7 +243,7 @@ class Console:
     # -- statistics ----------------------------------------------------------------------
 
     async def statistics(self, request: Request) -> HTMLResponse:
-        who = await run_in_threadpool(self._signed_in, request)
+        who = await self.session.signed_in(request)
         start, end, period = _period(request)
         figures = await run_in_threadpool(oversight_statistics, self.store, self.routing, period)
         return self._page(
@@ -289,7 +259,7 @@ class Console:
         )
 
     async def statistics_csv(self, request: Request) -> PlainTextResponse:
-        await run_in_threadpool(self._signed_in, request)
+        await self.session.signed_in(request)
         start, end, period = _period(request)
         figures = await run_in_threadpool(oversight_statistics, self.store, self.routing, period)
         buffer = io.StringIO()

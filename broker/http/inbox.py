@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from broker.alerts.actions import AlertActions
-from broker.auth import AuthError, Principal, Role, TokenVerifier, require_role
+from broker.auth import TokenVerifier
 from broker.errors import BrokerError
 from broker.http.access import ErrorPage, log_access, logged_route
 from broker.http.contacts import (
@@ -35,8 +35,8 @@ from broker.http.contacts import (
     overdue,
     own_alerts,
 )
-from broker.http.errors import ApiError, Problem, answer
-from broker.http.pages import Flash, Pages, Site, local_time, read_form
+from broker.http.errors import ApiError, Problem
+from broker.http.pages import Flash, Pages, Session, Site, local_time
 from routing import Alert, RoutingStore
 
 # -- the web inbox ------------------------------------------------------------------------
@@ -149,51 +149,24 @@ class Inbox:
         self.store, self.verifier, self.actions = store, verifier, actions
         self.gist = gist
         self.pages = Pages(SITE)
+        self.session = Session(
+            self.pages, verifier, CONTACTS, "the inbox is for designated contacts",
+            "login.html", MAX_FORM_BYTES,
+        )  # fmt: skip
 
     def router(self) -> APIRouter:
         logged = logged_route(log_access, _inbox_error(self.pages))
         router = APIRouter(prefix=INBOX, include_in_schema=False, route_class=logged)
-        router.add_api_route("/login", self.login_page, methods=["GET"])
-        router.add_api_route("/login", self.login, methods=["POST"])
+        router.add_api_route("/login", self.session.login_page, methods=["GET"])
+        router.add_api_route("/login", self.session.login, methods=["POST"])
         router.add_api_route("", self.inbox, methods=["GET"])
         router.add_api_route("/alerts/{alert_id}/ack", self.acknowledge, methods=["POST"])
         router.add_api_route("/alerts/{alert_id}/reply", self.reply, methods=["POST"])
-        router.add_api_route("/logout", self.logout, methods=["POST"])
+        router.add_api_route("/logout", self.session.logout, methods=["POST"])
         return router
 
-    def _signed_in(self, request: Request) -> Principal:
-        token = request.cookies.get(COOKIE)
-        if not token:
-            raise AuthError(401, "auth.missing_token", "sign in")
-        principal = self.verifier.verify(token)
-        request.state.principal = principal
-        if principal.role is not Role.CONTACT:
-            raise AuthError(401, "auth.forbidden", "the inbox is for designated contacts")
-        return principal
-
-    async def _posted(self, request: Request) -> tuple[Principal, dict[str, str]]:
-        who = await run_in_threadpool(self._signed_in, request)
-        form = await read_form(request, MAX_FORM_BYTES)
-        self.pages.check_csrf(request, form)
-        return who, form
-
-    async def login_page(self, request: Request) -> HTMLResponse:
-        return self.pages.render("login.html", request)
-
-    async def login(self, request: Request) -> Response:
-        try:
-            token = (await read_form(request, MAX_FORM_BYTES)).get("token", "").strip()
-            principal = await run_in_threadpool(self.verifier.verify, token)
-            request.state.principal = principal
-            require_role(principal, CONTACTS)
-        except (AuthError, ApiError) as exc:
-            found = answer(exc)
-            flash = Flash(f"Not signed in: {found.detail}.", error=True, code=found.code)
-            return self.pages.render("login.html", request, found.status, flash)
-        return self.pages.sign_in(request, token)
-
     async def inbox(self, request: Request) -> HTMLResponse:
-        who = await run_in_threadpool(self._signed_in, request)
+        who = await self.session.signed_in(request)
         rows = await run_in_threadpool(self._rows, await own_alerts(self.store, who))
         csrf = self.pages.csrf(request.cookies[COOKIE])
         return self.pages.render("inbox.html", request, who=who, alerts=rows, csrf=csrf)
@@ -213,22 +186,16 @@ class Inbox:
             return None
 
     async def acknowledge(self, request: Request, alert_id: str) -> Response:
-        who, _ = await self._posted(request)
+        who, _ = await self.session.posted(request)
         await check_own(self.store, who, alert_id)
         await self.actions.acknowledge(alert_id, who)
         return self.pages.redirect("", flash="acknowledged")
 
     async def reply(self, request: Request, alert_id: str) -> Response:
-        who, form = await self._posted(request)
+        who, form = await self.session.posted(request)
         text = form.get("text", "").replace("\r\n", "\n").strip()
         if not 0 < len(text) <= MAX_REPLY:
             raise ApiError(422, "request.invalid", f"a reply has 1 to {MAX_REPLY} characters")
         await check_own(self.store, who, alert_id)
         await self.actions.reply(alert_id, who, text)
         return self.pages.redirect("", flash="replied")
-
-    async def logout(self, request: Request) -> Response:
-        await self._posted(request)
-        # Server-side: a copy of the cookie is refused from now on, not just this browser's.
-        await run_in_threadpool(self.verifier.revoke, request.cookies[COOKIE])
-        return self.pages.sign_out()

@@ -12,20 +12,21 @@ import hmac
 import io
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.concurrency import run_in_threadpool
 
-from broker.auth import AuthError
+from broker.auth import AuthError, Principal, Role, TokenVerifier, require_role
 from broker.http.contacts import LOCAL_ZONE
-from broker.http.errors import ApiError
+from broker.http.errors import ApiError, answer
 
 CODE = re.compile(r"[a-z_]+(\.[a-z_]+)+")
 MAX_CODE = 64
@@ -136,6 +137,68 @@ class Pages:
         response = self.redirect("/login", flash="signed_out")
         response.delete_cookie(self.site.cookie, path=self.site.prefix)
         return response
+
+
+class Session:
+    """A site's sign-in: the session cookie's token verified and of a role the site is
+    for (else 401, and the error page sends the visitor to the sign-in form), form posts
+    checked against CSRF, the sign-in form itself."""
+
+    def __init__(
+        self,
+        pages: Pages,
+        verifier: TokenVerifier,
+        roles: frozenset[Role],
+        refusal: str,
+        login_template: str,
+        max_form_bytes: int,
+    ) -> None:
+        self.pages, self.verifier, self.roles = pages, verifier, roles
+        self.refusal, self.login_template, self.max_form = refusal, login_template, max_form_bytes
+
+    def principal(self, request: Request) -> Principal:
+        token = request.cookies.get(self.pages.site.cookie)
+        if not token:
+            raise AuthError(401, "auth.missing_token", "sign in")
+        principal = self.verifier.verify(token)
+        request.state.principal = principal
+        if principal.role not in self.roles:
+            raise AuthError(401, "auth.forbidden", self.refusal)
+        return principal
+
+    async def signed_in(self, request: Request) -> Principal:
+        return await run_in_threadpool(self.principal, request)
+
+    async def posted(self, request: Request) -> tuple[Principal, dict[str, str]]:
+        who = await self.signed_in(request)
+        form = await read_form(request, self.max_form)
+        self.pages.check_csrf(request, form)
+        return who, form
+
+    async def login_page(self, request: Request) -> HTMLResponse:
+        return self.pages.render(self.login_template, request)
+
+    async def login(
+        self, request: Request, landing: Callable[[Principal], str] = lambda _: ""
+    ) -> Response:
+        """The sign-in form's post: a good token of an allowed role sets the cookie and
+        goes to `landing(principal)`; anything else is the form again, saying why."""
+        try:
+            token = (await read_form(request, self.max_form)).get("token", "").strip()
+            principal = await run_in_threadpool(self.verifier.verify, token)
+            request.state.principal = principal
+            require_role(principal, self.roles)
+        except (AuthError, ApiError) as exc:
+            found = answer(exc)
+            flash = Flash(f"Not signed in: {found.detail}.", error=True, code=found.code)
+            return self.pages.render(self.login_template, request, found.status, flash)
+        return self.pages.sign_in(request, token, landing(principal))
+
+    async def logout(self, request: Request) -> Response:
+        await self.posted(request)
+        # Server-side: a copy of the cookie is refused from now on, not just this browser's.
+        await run_in_threadpool(self.verifier.revoke, request.cookies[self.pages.site.cookie])
+        return self.pages.sign_out()
 
 
 def local_time(moment: datetime | str) -> str:
