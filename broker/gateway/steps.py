@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from broker.errors import CryptoError, KeyUnusableError, ReasonCode, Refusal
 from broker.wire.bounds import DOCUMENT_MAX_DEPTH, check_json
 from broker.wire.envelope import Agency, Envelope, IngressClaims, Kind, SealedContent
-from broker.wire.jose import jwe_decrypt, jwe_unverified_header, jws_unverified_header, jws_verify
+from broker.wire.jose import jwe_open, jws_unverified_header, jws_verify
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.sealing import TYP_INGRESS
 from policies import Decision, PolicyEngine, PolicyRequest
@@ -129,8 +129,7 @@ def check_msg_id(headers: dict[str, str], claims: IngressClaims) -> None:
 
 def open_payload(claims: IngressClaims, gateway: Identity) -> SealedContent:
     try:
-        header = jwe_unverified_header(claims.sealed)
-        plaintext = jwe_decrypt(claims.sealed, gateway.encryption)
+        header, plaintext = jwe_open(claims.sealed, gateway.encryption)
     except CryptoError:
         raise Refusal(
             ReasonCode.SEAL_UNDECRYPTABLE,
