@@ -38,6 +38,7 @@ from broker.cli.stats import stats
 from broker.cli.token import token
 from broker.cli.witness import witness
 from broker.errors import ConfigError
+from broker.gateway.tuning import run_server
 from broker.home import AgencyHome, Home
 from broker.runtime import Started, run_embedded, run_gateway
 from broker.runtime import provision as run_provision
@@ -162,7 +163,7 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
             _BACKGROUND.add(task)
             task.add_done_callback(_BACKGROUND.discard)
 
-    sys.exit(_run(run_embedded(settings, announce)))
+    sys.exit(run_server(run_embedded(settings, announce)) or 0)
 
 
 def _check_home_agrees(home_path: Path, nats_port: int | None) -> None:
@@ -191,7 +192,7 @@ def _check_home_agrees(home_path: Path, nats_port: int | None) -> None:
 def gateway(home: Path | None, metrics_port: int | None) -> None:
     """Run one policy gateway worker against an existing deployment (NATS already running,
     streams provisioned: see `s284 provision`). It never reads the admin credentials."""
-    sys.exit(_run(run_gateway(_settings(home, metrics_port=metrics_port))))
+    sys.exit(run_server(run_gateway(_settings(home, metrics_port=metrics_port))) or 0)
 
 
 def _offender_ref(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
