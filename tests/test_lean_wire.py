@@ -141,3 +141,18 @@ def test_libsodium_ephemeral_key_decrypts_with_openssl_x25519() -> None:
     assert header["epk"]["x"] != jose.b64u(jose.raw_public(recipient.public_key()))
     with pytest.raises(CryptoError):
         jose.jwe_open(token, X25519PrivateKey.generate())
+
+
+@pytest.mark.parametrize(
+    "segment",
+    ["ab+c", "ab/c", "abc=", "ab c", "ab\nc", "abcé", "a", "abcde", "ab.c", "YQ==", "\x00\x00"],
+)
+def test_a_segment_outside_unpadded_base64url_is_refused(segment: str) -> None:
+    with pytest.raises(CryptoError):
+        jose.b64u_decode(segment)
+
+
+def test_unpadded_base64url_round_trips() -> None:
+    for n in range(70):
+        data = bytes(range(256))[n : n * 3]
+        assert jose.b64u_decode(jose.b64u(data)) == data

@@ -19,13 +19,11 @@ as `json.dumps(sort_keys=True)` for the ASCII members a header holds).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import hashlib
 import json
 import os
-import re
 import struct
 from typing import Any
 
@@ -42,7 +40,6 @@ from broker.errors import CryptoError
 from broker.wire.bounds import HEADER_MAX_BYTES, HEADER_MAX_DEPTH, check_json
 
 _ENC = "A256GCM"
-_B64U = re.compile(r"[A-Za-z0-9_-]*")
 _CEK_BITS = 256
 _SIG_BYTES = 64
 # RFC 7518 section 4.6.2 OtherInfo for direct key agreement: AlgorithmID is the enc value;
@@ -54,6 +51,7 @@ _KDF_ROUND_1 = struct.pack(">I", 1)  # a 256-bit key is one SHA-256 round of the
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _HEADER_CACHE_MAX_CHARS = 512  # only small headers are remembered (a bound on memory)
 
 
@@ -63,10 +61,16 @@ def b64u(data: bytes) -> str:
 
 
 def b64u_decode(text: str) -> bytes:
-    if not _B64U.fullmatch(text):
+    # strict: only the unpadded base64url alphabet (no '+', '/', '=', whitespace, non-ASCII)
+    try:
+        data = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise CryptoError("segment is not unpadded base64url") from None
+    if b"+" in data or b"/" in data or b"=" in data:
         raise CryptoError("segment is not unpadded base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        padded = data.translate(_FROM_URLSAFE) + b"=" * (-len(data) % 4)
+        return binascii.a2b_base64(padded, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise CryptoError("segment is not base64url") from exc
 
