@@ -63,6 +63,7 @@ def bench(
     s284 bench                  the pipeline (these options)
     s284 bench audit            the disclosure log: append, verify, search
     s284 bench alerts           routed alert latency, send -> the contact's subject
+    s284 bench memory           the gateway's resident memory over a long run
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -116,3 +117,25 @@ def bench_alerts(rate: int, seconds: float, offenders: int, batch: int, as_json:
 
     plan_alerts(rate, seconds)
     sys.exit(_run(run_bench_alerts(rate, seconds, offenders, batch, as_json)))
+
+
+@bench.command("memory")
+@click.option("--messages", "-n", default=100_000, show_default=True, help="Messages to send.")
+@click.option(
+    "--interval", default=2.0, show_default=True, help="Seconds between two RSS samples."
+)
+@click.option(
+    "--warmup",
+    default=0.1,
+    show_default=True,
+    help="Share of the messages before the RSS must stay within ±10 %.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_memory(messages: int, interval: float, warmup: float, as_json: bool) -> None:
+    """Sample the gateway's resident memory over a long run (not a test): first, peak, last,
+    and whether it stayed within ±10 % after the warm-up."""
+    from bench.memory import run_bench_memory  # noqa: PLC0415 - keeps `s284 --help` fast
+
+    if messages < 1 or interval <= 0 or not 0 <= warmup < 1:
+        raise click.UsageError("--messages >= 1, --interval > 0 and 0 <= --warmup < 1")
+    sys.exit(run_bench_memory(messages, interval, warmup, as_json))

@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from bench import procstat
 from bench.progress import Ticker
 from broker.errors import BrokerError
+from broker.gateway.tuning import run_server
 from broker.nats.client import Connection, StreamLimits
 from broker.nats.config import (
     GATEWAY_CONSUMER,
@@ -249,4 +250,5 @@ def _load() -> float:
 
 
 if __name__ == "__main__":
-    asyncio.run(raw_gateway(sys.argv[1], int(sys.argv[2])))
+    # the gateway's own event loop (uvloop unless S284_EVENT_LOOP=asyncio), for a fair yardstick
+    run_server(raw_gateway(sys.argv[1], int(sys.argv[2])))

@@ -40,6 +40,7 @@ from broker.cli.stats import stats
 from broker.cli.token import token
 from broker.cli.witness import witness
 from broker.errors import ConfigError
+from broker.gateway.tuning import run_server
 from broker.home import AgencyHome, Home
 from broker.runtime import Started, run_embedded, run_gateway
 from broker.runtime import provision as run_provision
@@ -164,7 +165,7 @@ def up(home: Path | None, http_port: int | None, nats_port: int | None, demo: bo
             _BACKGROUND.add(task)
             task.add_done_callback(_BACKGROUND.discard)
 
-    sys.exit(_run(run_embedded(settings, announce)))
+    sys.exit(run_server(run_embedded(settings, announce)) or 0)
 
 
 def _check_home_agrees(home_path: Path, nats_port: int | None) -> None:
@@ -205,7 +206,8 @@ def gateway(home: Path | None, metrics_port: int | None, inbox_port: int | None)
     \b
     s284 gateway --home /var/lib/s284 --metrics-port 9284 --inbox-port 8285
     """
-    sys.exit(_run(run_gateway(_settings(home, metrics_port=metrics_port, inbox_port=inbox_port))))
+    settings = _settings(home, metrics_port=metrics_port, inbox_port=inbox_port)
+    sys.exit(run_server(run_gateway(settings)) or 0)
 
 
 def _offender_ref(_ctx: click.Context, _param: click.Parameter, value: str) -> str:

@@ -88,14 +88,14 @@ from broker.nats.transport import Inbound, Transport
 from broker.settings import Settings
 from broker.wire.envelope import (
     Agency,
-    DeliveredContent,
     DeliveryRef,
     DisclosureDecision,
     Receipt,
     delivery_id_for,
 )
 from broker.wire.keys import Identity, KeyDirectory
-from broker.wire.sealing import seal_delivery, sign_receipt
+from broker.wire.lean import delivered_content_json, envelope_json
+from broker.wire.sealing import seal_delivery_json, sign_receipt
 from policies import Decision, EngineHolder, PolicyEngine
 from routing import RequestRow, RoutingUnavailableError
 
@@ -252,21 +252,24 @@ class Gateway:
         return Minimised(item, tuple(shares))
 
     def _seal(self, item: Minimised) -> Sealed:
-        return Sealed(item.decided, tuple(self._sealed(item.decided, s) for s in item.shares))
+        envelope = envelope_json(item.decided.envelope)  # once per message, not per recipient
+        return Sealed(
+            item.decided, tuple(self._sealed(item.decided, s, envelope) for s in item.shares)
+        )
 
-    def _sealed(self, decided: Decided, share: Minimal) -> Delivery:
+    def _sealed(self, decided: Decided, share: Minimal, envelope: bytes) -> Delivery:
         env = decided.envelope
         delivery_id = delivery_id_for(env.id, share.recipient)
-        # Every part was validated on the way in; skip re-validating the envelope per recipient.
-        content = DeliveredContent.model_construct(
-            envelope=env,
-            payload=share.payload,
-            withheld=list(share.withheld),
-            decision=_why(share.decision, decided.engine.version),
-            origin=decided.msg.data.decode("ascii"),
+        # Every part was validated on the way in: the content is joined, not re-validated.
+        content = delivered_content_json(
+            envelope,
+            share.payload,
+            share.withheld,
+            _why(share.decision, decided.engine.version),
+            decided.msg.data.decode("ascii"),
         )
-        frame = seal_delivery(
-            delivery_id, share.recipient, content, self._identity, self._directory
+        frame = seal_delivery_json(
+            delivery_id, share.recipient, env.id, content, self._identity, self._directory
         )
         ref = DeliveryRef(delivery_id=delivery_id, recipient=share.recipient)
         return Delivery(share, ref, deliver_subject(share.recipient.value, env.kind.value), frame)

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from broker.errors import ConfigError, CryptoError, KeyUnusableError, ReasonCode, Refusal
 from broker.wire.bounds import DOCUMENT_MAX_DEPTH, check_json
 from broker.wire.envelope import Agency, Envelope, IngressClaims, Kind, SealedContent
-from broker.wire.jose import jwe_decrypt, jwe_unverified_header, jws_unverified_header, jws_verify
+from broker.wire.jose import jwe_open, jws_unverified_header, jws_verify
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.providers import PROVIDER_TOKEN, ProviderId, provider_of
 from broker.wire.sealing import TYP_INGRESS
@@ -192,8 +192,7 @@ def check_msg_id(headers: dict[str, str], claims: IngressClaims) -> None:
 
 def open_payload(claims: IngressClaims, gateway: Identity) -> SealedContent:
     try:
-        header = jwe_unverified_header(claims.sealed)
-        plaintext = jwe_decrypt(claims.sealed, gateway.encryption)
+        header, plaintext = jwe_open(claims.sealed, gateway.encryption)
     except CryptoError:
         raise Refusal(
             ReasonCode.SEAL_UNDECRYPTABLE,

@@ -34,6 +34,7 @@ from broker.wire.jose import (
     jws_verify,
 )
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory
+from broker.wire.lean import delivery_claims_json
 from broker.wire.origin import verify_origin
 
 TYP_INGRESS = "s284-ingress+jws"
@@ -71,22 +72,26 @@ def seal_delivery(
     directory: KeyDirectory,
 ) -> bytes:
     """What the gateway publishes on s284.deliver.<recipient>.<kind>."""
+    return seal_delivery_json(
+        delivery_id, to, content.envelope.id, _dump(content), gateway, directory
+    )
+
+
+def seal_delivery_json(
+    delivery_id: str,
+    to: Agency,
+    message_id: str,
+    content: bytes,
+    gateway: Identity,
+    directory: KeyDirectory,
+) -> bytes:
+    """`seal_delivery` for content already serialised (broker/wire/lean.py, the gateway's
+    hot path): the same frame."""
     recipient_enc = directory.encryption_key_for(to.value)
-    sealed = jwe_encrypt(
-        _dump(content),
-        recipient_enc.x25519,
-        recipient_enc.kid,
-        {"s284_id": delivery_id},
-    )
+    sealed = jwe_encrypt(content, recipient_enc.x25519, recipient_enc.kid, {"s284_id": delivery_id})
     # Every field is made here (the id, the clock, our own JWE): nothing to validate.
-    claims = DeliveryClaims.model_construct(
-        delivery_id=delivery_id,
-        message_id=content.envelope.id,
-        created_at=datetime.now(UTC),
-        to=to,
-        sealed=sealed,
-    )
-    return jws_sign(_dump(claims), gateway.signing, gateway.sig_kid, TYP_DELIVERY).encode("ascii")
+    claims = delivery_claims_json(delivery_id, message_id, datetime.now(UTC), to, sealed)
+    return jws_sign(claims, gateway.signing, gateway.sig_kid, TYP_DELIVERY).encode("ascii")
 
 
 def with_route_reason(frame: bytes, reason: str, gateway: Identity) -> bytes:
