@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from audit import _build
+from audit import _append, _build
 from audit import _merkle as merkle
 from audit._access import AccessEntry, access_head, append_access
 from audit._errors import AuditError, ProofError, StoreUnavailableError
@@ -44,9 +44,6 @@ from audit._records import (
     AuditRecord,
     Event,
     SeenMessage,
-    canonical_json,
-    canonical_record,
-    new_salt,
 )
 from audit._schema import (
     PG_TRIGGERS,
@@ -203,34 +200,14 @@ class AuditStore:
             if fresh:
                 self._write(conn, size, fresh)
             if seen:
-                conn.execute(
-                    self._insert(seen_messages),
-                    [{"message_id": s.message_id, "ingress_seq": s.ingress_seq} for s in seen],
-                )
+                _append.write_seen(conn, [(s.message_id, s.ingress_seq) for s in seen])
             conn.commit()
         return AppendResult(size, size + len(fresh))
 
     def _write(self, conn: Connection, size: int, records: list[AuditRecord]) -> None:
-        recorded_at = datetime.now(UTC)
-        rows, personal, leaves = [], [], []
-        for seq, record in enumerate(records, start=size):
-            salt = new_salt()
-            fields = canonical_json(record.personal())  # committed to and stored: once
-            canonical = canonical_json(
-                canonical_record(record, seq, recorded_at, salt, personal_json=fields)
-            )
-            leaf = merkle.leaf_hash(canonical)
-            leaves.append(leaf)
-            rows.append(_log_row(record, seq, recorded_at, canonical, leaf))
-            personal.append(_personal_row(record, seq, salt, fields))
         positions = merkle.frontier_positions(size)
         frontier = _Nodes(conn).get_nodes(positions)
-        nodes = merkle.completed_nodes(size, leaves, [frontier[p] for p in positions])
-        conn.execute(audit_log.insert(), rows)
-        conn.execute(audit_personal.insert(), personal)
-        conn.execute(
-            audit_nodes.insert(), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes]
-        )
+        _append.write(conn, size, records, [frontier[p] for p in positions])
 
     # -- reading ---------------------------------------------------------------
 
@@ -473,43 +450,6 @@ def _unrecorded(conn: Connection, records: Sequence[AuditRecord]) -> list[AuditR
         for key in conn.execute(query).scalars():
             batch.pop(key, None)
     return list(batch.values())
-
-
-def _log_row(
-    record: AuditRecord, seq: int, recorded_at: datetime, canonical: bytes, leaf: bytes
-) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "record_id": record.record_id,
-        "dedupe_key": record.dedupe_key,
-        "event": record.event,
-        "occurred_at": record.occurred_at.astimezone(UTC),
-        "recorded_at": recorded_at,
-        "message_id": record.message_id,
-        "correlation_id": record.correlation_id,
-        "ingress_agency": record.ingress_agency,
-        "sender_agency": record.sender_agency,
-        "recipient_agency": record.recipient_agency,
-        "kind": record.kind,
-        "purpose": record.purpose,
-        "decision": record.decision,
-        "reason_code": record.reason_code,
-        "policy_ids": json.dumps(list(record.policy_ids)),
-        "review_required": record.review_required,
-        "restricted": record.restricted,
-        "refers_to": record.refers_to,
-        "canonical": canonical.decode(),
-        "leaf_hash": leaf,
-    }
-
-
-def _personal_row(record: AuditRecord, seq: int, salt: bytes, fields: bytes) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "salt": salt,
-        "fields": fields.decode(),
-        "offender": record.offender,
-    }
 
 
 def _expiry_record(

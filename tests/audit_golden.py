@@ -33,8 +33,9 @@ from audit._schema import audit_checkpoints, audit_log, audit_nodes, audit_perso
 ORIGIN = "s284.test/golden"
 KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"s284 golden key").digest())
 T0 = datetime(2026, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
-# Modules that take `new_salt` and `datetime` for the append path.
-PATCHED = ("audit._store",)
+# Where the store draws salts and reads the clock (before the lean append: audit._store).
+SALTS = ("audit._append",)
+CLOCKS = ("audit._store", "audit._append")
 
 AGENCIES = ("corrections", "police", "health", "dffh")
 PURPOSES = ("offender_management", "risk_reduction", "consent", "authorised_by_law", "reports")
@@ -65,8 +66,9 @@ def fixed_inputs() -> Iterator[None]:
     salts = (hashlib.sha256(b"salt %d" % i).digest() for i in range(1_000_000))
     _Clock.calls = 0
     with contextlib.ExitStack() as stack:
-        for module in PATCHED:
+        for module in SALTS:
             stack.enter_context(mock.patch(f"{module}.new_salt", side_effect=lambda: next(salts)))
+        for module in CLOCKS:
             stack.enter_context(mock.patch(f"{module}.datetime", _Clock))
         yield
 
