@@ -2,8 +2,8 @@
 
 Synchronous by design: the gateway calls it from a worker thread, one transaction per
 batch, and acknowledges NATS only after `append` returns. Appends are serialised (an
-advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite) because each needs the tree's
-right edge; several gateway workers may share one database. (Over the ~400-line norm:
+advisory lock per log on PostgreSQL, BEGIN IMMEDIATE on SQLite) because each needs the
+tree's right edge; several gateway workers may share one database. (Over the ~400-line norm:
 the one store class; queries, access log, records and the tree live in their own modules.)
 """
 
@@ -57,7 +57,15 @@ from audit._schema import (
     seen_messages,
 )
 
-_PG_APPEND_LOCK = 284_284  # pg_advisory_xact_lock key: one appender at a time
+# pg_advisory_xact_lock key: one appender at a time *per log*. Advisory locks are
+# database-wide, so the key names the log's schema (where `audit_log` resolves on the
+# search_path, or, before it exists, the schema it will be created in): two logs in two
+# schemas of one database do not wait for each other. 284_284 in the high 32 bits.
+PG_APPEND_LOCK_KEY = (
+    "(CAST(284284 AS bigint) << 32) | CAST(coalesce("
+    "(SELECT relnamespace FROM pg_class WHERE oid = to_regclass('audit_log')), "
+    "to_regnamespace(current_schema())::oid, CAST(0 AS oid)) AS bigint)"
+)
 _CHUNK = 500  # bound on bound parameters per IN (...) query
 
 
@@ -421,7 +429,7 @@ def _unavailable_as_audit_error() -> Iterator[None]:
 
 def _take_append_lock(conn: Connection, dialect: str) -> None:
     if dialect == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_APPEND_LOCK})
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_APPEND_LOCK_KEY})")
     else:
         conn.info["s284_write"] = True
         conn.begin()
