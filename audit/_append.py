@@ -28,10 +28,13 @@ import orjson
 from sqlalchemy import Connection, Table
 
 from audit import _merkle as merkle
+from audit._errors import AuditError
 from audit._records import AuditRecord, canonical_json, canonical_record, new_salt
 from audit._schema import audit_log, audit_nodes, audit_personal, seen_messages
 
 _SORTED = orjson.OPT_SORT_KEYS
+_CHUNK = 500  # bound parameters per IN (...)
+_RFC3339_LENGTH = len("2026-01-01T00:00:00.000000Z")
 
 
 def fast_canonical_json(value: Any) -> bytes:
@@ -56,9 +59,8 @@ def write(
     for seq, record in enumerate(records, start=size):
         salt = new_salt()
         fields = fast_canonical_json(record.personal())  # committed to and stored: once
-        canonical = fast_canonical_json(
-            canonical_record(record, seq, recorded_at, salt, personal_json=fields)
-        )
+        members = canonical_record(record, seq, recorded_at, salt, personal_json=fields)
+        canonical = fast_canonical_json(members)
         leaf = merkle.leaf_hash(canonical)
         leaves.append(leaf)
         log_rows.append(
@@ -67,7 +69,7 @@ def write(
                 record.record_id,
                 record.dedupe_key,
                 record.event,
-                _stored_time(record.occurred_at.astimezone(UTC), sqlite),
+                _stored_occurred(record, members["occurred_at"], sqlite),
                 recorded,
                 record.message_id,
                 record.correlation_id,
@@ -91,6 +93,39 @@ def write(
     conn.exec_driver_sql(_insert_sql(conn, audit_log), log_rows)
     conn.exec_driver_sql(_insert_sql(conn, audit_personal), personal_rows)
     conn.exec_driver_sql(_insert_sql(conn, audit_nodes), nodes)
+
+
+def frontier(conn: Connection, size: int) -> list[bytes]:
+    """The hashes at `frontier_positions(size)`, in order: one indexed lookup each, in one
+    statement (at most 63 of them)."""
+    positions = merkle.frontier_positions(size)
+    if not positions:
+        return []
+    marker = _marker(conn.dialect.paramstyle)
+    one = f"SELECT level, idx, hash FROM audit_nodes WHERE level = {marker} AND idx = {marker}"  # noqa: S608
+    found = {
+        (level, idx): bytes(digest)
+        for level, idx, digest in conn.exec_driver_sql(
+            " UNION ALL ".join([one] * len(positions)),
+            tuple(v for position in positions for v in position),
+        )
+    }
+    missing = [p for p in positions if p not in found]
+    if missing:
+        raise AuditError(f"the log's tree is missing stored node(s) {missing[:3]}")
+    return [found[p] for p in positions]
+
+
+def recorded_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
+    """Which of `keys` (at most `_CHUNK` at a time) are dedupe keys already in the log."""
+    found: set[str] = set()
+    marker = _marker(conn.dialect.paramstyle)
+    for i in range(0, len(keys), _CHUNK):
+        chunk = tuple(keys[i : i + _CHUNK])
+        markers = ", ".join([marker] * len(chunk))
+        sql = f"SELECT dedupe_key FROM audit_log WHERE dedupe_key IN ({markers})"  # noqa: S608
+        found.update(key for (key,) in conn.exec_driver_sql(sql, chunk))
+    return found
 
 
 def write_seen(conn: Connection, seen: Sequence[tuple[str, int]]) -> None:
@@ -132,11 +167,16 @@ for _table in (audit_log, audit_personal, audit_nodes, seen_messages):
         raise RuntimeError(f"audit._append does not write every column of {_table.name}")
 
 
-@lru_cache(maxsize=16)
-def _insert_sql_for(table: str, paramstyle: str, ignore_conflicts: bool) -> str:
+def _marker(paramstyle: str) -> str:
     marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(paramstyle)
     if marker is None:  # pragma: no cover - SQLite and psycopg are the two drivers
-        raise RuntimeError(f"no lean insert for the {paramstyle!r} parameter style")
+        raise RuntimeError(f"no lean statement for the {paramstyle!r} parameter style")
+    return marker
+
+
+@lru_cache(maxsize=16)
+def _insert_sql_for(table: str, paramstyle: str, ignore_conflicts: bool) -> str:
+    marker = _marker(paramstyle)
     columns = _COLUMNS[table]
     sql = (
         f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - our own names
@@ -154,6 +194,14 @@ def _stored_time(value: datetime, sqlite: bool) -> datetime | str:
     if sqlite:
         return value.replace(tzinfo=None).isoformat(" ", "microseconds")
     return value
+
+
+def _stored_occurred(record: AuditRecord, text: str, sqlite: bool) -> datetime | str:
+    """`_stored_time` of the record's UTC occurred_at, from its canonical text when that
+    has the usual shape (`YYYY-MM-DDTHH:MM:SS.ffffffZ`: the same digits)."""
+    if sqlite and len(text) == _RFC3339_LENGTH:
+        return f"{text[:10]} {text[11:26]}"
+    return _stored_time(record.occurred_at.astimezone(UTC), sqlite)
 
 
 def _stored_bool(value: bool, sqlite: bool) -> bool | int:

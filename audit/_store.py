@@ -213,9 +213,7 @@ class AuditStore:
         return AppendResult(size, size + len(fresh))
 
     def _write(self, conn: Connection, size: int, records: list[AuditRecord]) -> None:
-        positions = merkle.frontier_positions(size)
-        frontier = _Nodes(conn).get_nodes(positions)
-        _append.write(conn, size, records, [frontier[p] for p in positions])
+        _append.write(conn, size, records, _append.frontier(conn, size))
 
     # -- reading ---------------------------------------------------------------
 
@@ -450,13 +448,8 @@ def _size(conn: Connection) -> int:
 
 def _unrecorded(conn: Connection, records: Sequence[AuditRecord]) -> list[AuditRecord]:
     batch = {r.dedupe_key: r for r in records}  # also collapses duplicates in one batch
-    keys = list(batch)
-    for i in range(0, len(keys), _CHUNK):
-        query = select(audit_log.c.dedupe_key).where(
-            audit_log.c.dedupe_key.in_(keys[i : i + _CHUNK])
-        )
-        for key in conn.execute(query).scalars():
-            batch.pop(key, None)
+    for key in _append.recorded_keys(conn, list(batch)):
+        batch.pop(key, None)
     return list(batch.values())
 
 
