@@ -2,10 +2,8 @@
 
 The same bytes as before, with less CPU per record:
 
-* canonical JSON by orjson (sorted keys, compact, UTF-8: byte for byte the stdlib form
-  docs/audit-format.md describes, checked on every character of the BMP and by
-  tests/test_audit_golden.py); any value orjson refuses goes through the stdlib encoder,
-  which then writes the same bytes or fails as it always did;
+* canonical JSON by orjson (`audit._fastjson`: byte for byte the stdlib form
+  docs/audit-format.md describes);
 * each record's personal fields encoded once, its leaf hashed once;
 * every row a plain tuple in the table's column order, inserted by one `executemany` of
   a statement written once per dialect (`exec_driver_sql`): no per-row parameter
@@ -24,25 +22,16 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Table
 
+from audit import _fastjson
 from audit import _merkle as merkle
 from audit._errors import AuditError
-from audit._records import AuditRecord, canonical_json, canonical_record, new_salt
+from audit._records import AuditRecord, canonical_record, new_salt
 from audit._schema import audit_log, audit_nodes, audit_personal, seen_messages
 
-_SORTED = orjson.OPT_SORT_KEYS
 _CHUNK = 500  # bound parameters per IN (...)
 _RFC3339_LENGTH = len("2026-01-01T00:00:00.000000Z")
-
-
-def fast_canonical_json(value: Any) -> bytes:
-    """`canonical_json(value)`, the same bytes, several times faster."""
-    try:
-        return orjson.dumps(value, option=_SORTED)
-    except orjson.JSONEncodeError:  # e.g. a lone surrogate: the stdlib's verdict stands
-        return canonical_json(value)
 
 
 def write(
@@ -58,9 +47,9 @@ def write(
     leaves: list[bytes] = []
     for seq, record in enumerate(records, start=size):
         salt = new_salt()
-        fields = fast_canonical_json(record.personal())  # committed to and stored: once
+        fields = _fastjson.dumps(record.personal())  # committed to and stored: once
         members = canonical_record(record, seq, recorded_at, salt, personal_json=fields)
-        canonical = fast_canonical_json(members)
+        canonical = _fastjson.dumps(members)
         leaf = merkle.leaf_hash(canonical)
         leaves.append(leaf)
         log_rows.append(
