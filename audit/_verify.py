@@ -287,6 +287,8 @@ def _check_projection(stored: StoredRecord, data: dict[str, Any]) -> None:
 @lru_cache(maxsize=4)  # a batch's records share one recorded_at
 def _as_rfc3339(value: datetime) -> str:
     # SQLite hands back naive datetimes; the store writes UTC only.
+    if value.tzinfo is None and value.year >= 1000:  # noqa: PLR2004 - rfc3339's own test
+        return value.isoformat(timespec="microseconds") + "Z"  # rfc3339's text, directly
     return rfc3339(value.replace(tzinfo=UTC) if value.tzinfo is None else value)
 
 
