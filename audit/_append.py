@@ -31,7 +31,6 @@ from audit._records import AuditRecord, canonical_record, new_salt
 from audit._schema import audit_log, audit_nodes, audit_personal, seen_messages
 
 _CHUNK = 500  # bound parameters per IN (...)
-_PAGE = 1000  # rows per multi-row INSERT on PostgreSQL (21 columns: 21,000 parameters)
 _RFC3339_LENGTH = len("2026-01-01T00:00:00.000000Z")
 
 
@@ -80,9 +79,9 @@ def write(
         )
         personal_rows.append((seq, salt, fields.decode(), record.offender))
     nodes = merkle.completed_nodes(size, leaves, frontier)
-    _insert(conn, audit_log, log_rows)
-    _insert(conn, audit_personal, personal_rows)
-    _insert(conn, audit_nodes, nodes)
+    conn.exec_driver_sql(_insert_sql(conn, audit_log), log_rows)
+    conn.exec_driver_sql(_insert_sql(conn, audit_personal), personal_rows)
+    conn.exec_driver_sql(_insert_sql(conn, audit_nodes), nodes)
 
 
 def frontier(conn: Connection, size: int) -> list[bytes]:
@@ -120,7 +119,7 @@ def recorded_keys(conn: Connection, keys: Sequence[str]) -> set[str]:
 
 def write_seen(conn: Connection, seen: Sequence[tuple[str, int]]) -> None:
     """(message_id, ingress_seq) pairs; a message id already there keeps its first seq."""
-    _insert(conn, seen_messages, seen, ignore_conflicts=True)
+    conn.exec_driver_sql(_insert_sql(conn, seen_messages, ignore_conflicts=True), list(seen))
 
 
 # The column order of each table's tuples above; a changed schema fails here, loudly.
@@ -164,39 +163,19 @@ def _marker(paramstyle: str) -> str:
     return marker
 
 
-@lru_cache(maxsize=256)
-def _insert_sql_for(table: str, paramstyle: str, rows: int, ignore_conflicts: bool) -> str:
+@lru_cache(maxsize=16)
+def _insert_sql_for(table: str, paramstyle: str, ignore_conflicts: bool) -> str:
     marker = _marker(paramstyle)
     columns = _COLUMNS[table]
-    values = f"({', '.join([marker] * len(columns))})"
     sql = (
         f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - our own names
-        f"VALUES {', '.join([values] * rows)}"
+        f"VALUES ({', '.join([marker] * len(columns))})"
     )
     return f"{sql} ON CONFLICT DO NOTHING" if ignore_conflicts else sql
 
 
-def _insert(
-    conn: Connection,
-    table: Table,
-    rows: Sequence[tuple[Any, ...]],
-    *,
-    ignore_conflicts: bool = False,
-) -> None:
-    """SQLite: one `executemany` (a prepared statement stepped per row, in process).
-    PostgreSQL: multi-row `VALUES` statements of up to `_PAGE` rows, as SQLAlchemy's own
-    "insertmanyvalues" did: one statement per page on the server, not one per row."""
-    if not rows:
-        return
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(
-            _insert_sql_for(table.name, conn.dialect.paramstyle, 1, ignore_conflicts), list(rows)
-        )
-        return
-    for i in range(0, len(rows), _PAGE):
-        page = rows[i : i + _PAGE]
-        sql = _insert_sql_for(table.name, conn.dialect.paramstyle, len(page), ignore_conflicts)
-        conn.exec_driver_sql(sql, tuple(value for row in page for value in row))
+def _insert_sql(conn: Connection, table: Table, *, ignore_conflicts: bool = False) -> str:
+    return _insert_sql_for(table.name, conn.dialect.paramstyle, ignore_conflicts)
 
 
 def _stored_time(value: datetime, sqlite: bool) -> datetime | str:
