@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 FORMAT_VERSION = 1
@@ -159,6 +160,10 @@ def rfc3339(value: datetime) -> str:
     return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+# A batch's records share one recorded_at: its text once per batch, not once per record.
+_batch_time = lru_cache(maxsize=4)(rfc3339)
+
+
 def new_salt() -> bytes:
     return secrets.token_bytes(SALT_BYTES)
 
@@ -187,7 +192,7 @@ def canonical_record(
         "record_id": record.record_id,
         "event": record.event,
         "occurred_at": rfc3339(record.occurred_at),
-        "recorded_at": rfc3339(recorded_at),
+        "recorded_at": _batch_time(recorded_at),
         "message_id": record.message_id,
         "correlation_id": record.correlation_id,
         "ingress_agency": record.ingress_agency,

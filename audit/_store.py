@@ -2,8 +2,8 @@
 
 Synchronous by design: the gateway calls it from a worker thread, one transaction per
 batch, and acknowledges NATS only after `append` returns. Appends are serialised (an
-advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite) because each needs the tree's
-right edge; several gateway workers may share one database. (Over the ~400-line norm:
+advisory lock per log on PostgreSQL, BEGIN IMMEDIATE on SQLite) because each needs the
+tree's right edge; several gateway workers may share one database. (Over the ~400-line norm:
 the one store class; queries, access log, records and the tree live in their own modules.)
 """
 
@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from audit import _build
+from audit import _append, _build
 from audit import _merkle as merkle
 from audit._access import AccessEntry, access_head, append_access
 from audit._errors import AuditError, ProofError, StoreUnavailableError
@@ -44,9 +44,6 @@ from audit._records import (
     AuditRecord,
     Event,
     SeenMessage,
-    canonical_json,
-    canonical_record,
-    new_salt,
 )
 from audit._schema import (
     PG_TRIGGERS,
@@ -60,7 +57,15 @@ from audit._schema import (
     seen_messages,
 )
 
-_PG_APPEND_LOCK = 284_284  # pg_advisory_xact_lock key: one appender at a time
+# pg_advisory_xact_lock key: one appender at a time *per log*. Advisory locks are
+# database-wide, so the key names the log's schema (where `audit_log` resolves on the
+# search_path, or, before it exists, the schema it will be created in): two logs in two
+# schemas of one database do not wait for each other. 284_284 in the high 32 bits.
+PG_APPEND_LOCK_KEY = (
+    "(CAST(284284 AS bigint) << 32) | CAST(coalesce("
+    "(SELECT relnamespace FROM pg_class WHERE oid = to_regclass('audit_log')), "
+    "to_regnamespace(current_schema())::oid, CAST(0 AS oid)) AS bigint)"
+)
 _CHUNK = 500  # bound on bound parameters per IN (...) query
 
 
@@ -203,34 +208,12 @@ class AuditStore:
             if fresh:
                 self._write(conn, size, fresh)
             if seen:
-                conn.execute(
-                    self._insert(seen_messages),
-                    [{"message_id": s.message_id, "ingress_seq": s.ingress_seq} for s in seen],
-                )
+                _append.write_seen(conn, [(s.message_id, s.ingress_seq) for s in seen])
             conn.commit()
         return AppendResult(size, size + len(fresh))
 
     def _write(self, conn: Connection, size: int, records: list[AuditRecord]) -> None:
-        recorded_at = datetime.now(UTC)
-        rows, personal, leaves = [], [], []
-        for seq, record in enumerate(records, start=size):
-            salt = new_salt()
-            fields = canonical_json(record.personal())  # committed to and stored: once
-            canonical = canonical_json(
-                canonical_record(record, seq, recorded_at, salt, personal_json=fields)
-            )
-            leaf = merkle.leaf_hash(canonical)
-            leaves.append(leaf)
-            rows.append(_log_row(record, seq, recorded_at, canonical, leaf))
-            personal.append(_personal_row(record, seq, salt, fields))
-        positions = merkle.frontier_positions(size)
-        frontier = _Nodes(conn).get_nodes(positions)
-        nodes = merkle.completed_nodes(size, leaves, [frontier[p] for p in positions])
-        conn.execute(audit_log.insert(), rows)
-        conn.execute(audit_personal.insert(), personal)
-        conn.execute(
-            audit_nodes.insert(), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes]
-        )
+        _append.write(conn, size, records, _append.frontier(conn, size))
 
     # -- reading ---------------------------------------------------------------
 
@@ -444,7 +427,7 @@ def _unavailable_as_audit_error() -> Iterator[None]:
 
 def _take_append_lock(conn: Connection, dialect: str) -> None:
     if dialect == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_APPEND_LOCK})
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_APPEND_LOCK_KEY})")
     else:
         conn.info["s284_write"] = True
         conn.begin()
@@ -465,51 +448,9 @@ def _size(conn: Connection) -> int:
 
 def _unrecorded(conn: Connection, records: Sequence[AuditRecord]) -> list[AuditRecord]:
     batch = {r.dedupe_key: r for r in records}  # also collapses duplicates in one batch
-    keys = list(batch)
-    for i in range(0, len(keys), _CHUNK):
-        query = select(audit_log.c.dedupe_key).where(
-            audit_log.c.dedupe_key.in_(keys[i : i + _CHUNK])
-        )
-        for key in conn.execute(query).scalars():
-            batch.pop(key, None)
+    for key in _append.recorded_keys(conn, list(batch)):
+        batch.pop(key, None)
     return list(batch.values())
-
-
-def _log_row(
-    record: AuditRecord, seq: int, recorded_at: datetime, canonical: bytes, leaf: bytes
-) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "record_id": record.record_id,
-        "dedupe_key": record.dedupe_key,
-        "event": record.event,
-        "occurred_at": record.occurred_at.astimezone(UTC),
-        "recorded_at": recorded_at,
-        "message_id": record.message_id,
-        "correlation_id": record.correlation_id,
-        "ingress_agency": record.ingress_agency,
-        "sender_agency": record.sender_agency,
-        "recipient_agency": record.recipient_agency,
-        "kind": record.kind,
-        "purpose": record.purpose,
-        "decision": record.decision,
-        "reason_code": record.reason_code,
-        "policy_ids": json.dumps(list(record.policy_ids)),
-        "review_required": record.review_required,
-        "restricted": record.restricted,
-        "refers_to": record.refers_to,
-        "canonical": canonical.decode(),
-        "leaf_hash": leaf,
-    }
-
-
-def _personal_row(record: AuditRecord, seq: int, salt: bytes, fields: bytes) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "salt": salt,
-        "fields": fields.decode(),
-        "offender": record.offender,
-    }
 
 
 def _expiry_record(

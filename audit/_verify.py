@@ -23,6 +23,7 @@ meaningless once one is wrong.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from audit import _fastjson
 from audit import _merkle as merkle
 from audit._cosign_store import (
     CosignatureRefusedError,
@@ -44,6 +46,9 @@ from audit._note import NoteVerifier, open_checkpoint
 from audit._records import canonical_json, personal_commitment, rfc3339
 from audit._store import AuditStore, CheckpointRow, StoredRecord
 
+# Records are parsed and re-encoded by orjson (`audit._fastjson`); where that finds a
+# difference, the stdlib parses and encodes again and its answer is the verdict: orjson
+# reads an integer beyond 64 bits as a float, which a canonical record may hold.
 # json.loads without its per-call checks and lookups (a BOM still fails to parse).
 _parse = json.JSONDecoder().decode
 
@@ -231,7 +236,7 @@ def _checked_leaf(stored: StoredRecord, expected_seq: int) -> bytes:
     if seq != expected_seq:
         raise _Failed(Problem("record.missing", f"record {expected_seq} is missing", expected_seq))
     try:
-        data: dict[str, Any] = _parse(stored.canonical)
+        data: dict[str, Any] = _fastjson.loads(stored.canonical)
     except ValueError:
         raise _Failed(Problem("record.unparseable", f"record {seq} is not JSON", seq)) from None
     if data.get("seq") != seq:
@@ -244,7 +249,13 @@ def _checked_leaf(stored: StoredRecord, expected_seq: int) -> bytes:
         )
     encoded = stored.canonical.encode()
     leaf = merkle.leaf_hash(encoded)
-    if canonical_json(data) != encoded or leaf != stored.leaf_hash:
+    if _fastjson.dumps(data) != encoded:  # the fast path's doubt: the stdlib decides
+        data = _parse(stored.canonical)
+        if canonical_json(data) != encoded:
+            raise _Failed(
+                Problem("record.altered", f"record {seq} no longer hashes to its stored leaf", seq)
+            )
+    if leaf != stored.leaf_hash:
         raise _Failed(
             Problem("record.altered", f"record {seq} no longer hashes to its stored leaf", seq)
         )
@@ -256,7 +267,8 @@ def _checked_leaf(stored: StoredRecord, expected_seq: int) -> bytes:
 def _check_projection(stored: StoredRecord, data: dict[str, Any]) -> None:
     row = stored.projection
     differs = [name for name in _PLAIN_COLUMNS if row[name] != data.get(name)]
-    if _parse(row["policy_ids"]) != data.get("policy_ids"):
+    ids, column = data.get("policy_ids"), row["policy_ids"]
+    if _fastjson.loads(column) != ids and _parse(column) != ids:
         differs.append("policy_ids")
     differs += [
         name for name in ("occurred_at", "recorded_at") if _as_rfc3339(row[name]) != data[name]
@@ -275,14 +287,20 @@ def _check_projection(stored: StoredRecord, data: dict[str, Any]) -> None:
 @lru_cache(maxsize=4)  # a batch's records share one recorded_at
 def _as_rfc3339(value: datetime) -> str:
     # SQLite hands back naive datetimes; the store writes UTC only.
+    if value.tzinfo is None and value.year >= 1000:  # noqa: PLR2004 - rfc3339's own test
+        return value.isoformat(timespec="microseconds") + "Z"  # rfc3339's text, directly
     return rfc3339(value.replace(tzinfo=UTC) if value.tzinfo is None else value)
 
 
 def _check_personal(stored: StoredRecord, data: dict[str, Any]) -> None:
     if stored.salt is None or stored.personal is None:
         return  # erased by retention: the commitment stays, nothing to compare
-    fields = _parse(stored.personal)
-    if personal_commitment(stored.salt, fields) != data.get("personal"):
+    committed = data.get("personal")
+    fast = hashlib.sha256(stored.salt + _fastjson.dumps(_fastjson.loads(stored.personal)))
+    if (
+        fast.hexdigest() != committed  # the fast path's doubt: the stdlib decides
+        and personal_commitment(stored.salt, _parse(stored.personal)) != committed
+    ):
         raise _Failed(
             Problem(
                 "record.personal_altered",
