@@ -62,7 +62,6 @@ class About:
     message_id: str | None = None
     ingress_seq: int | None = None
     sender_agency: str | None = None
-    sender_provider: str | None = None  # a funded service `<funder>/<slug>`, set by its key
     sender_person: str | None = field(default=None, repr=False)
     offender: str | None = field(default=None, repr=False)
     kind: str | None = None
@@ -73,6 +72,8 @@ class About:
     restricted: bool = False
     correlation_id: str | None = None
     payload_digest: str | None = None
+    # a funded service `<funder>/<slug>`, set by its key (last: callers pass the rest by position)
+    sender_provider: str | None = None
 
 
 @dataclass(frozen=True)

@@ -250,18 +250,20 @@ async def run_gateway(settings: Settings) -> None:
     /metrics (a worker has no API, and a probe and a scrape need somewhere to go); with
     `inbox_port` the contacts' web inbox and alert API, served where the alert flow runs."""
     stop = stop_event_on_signals()
+    # a listener that may not bind as asked (off loopback without TLS) says so before start
+    metrics_host, inbox_host = settings.metrics_host, settings.inbox_host
+    metrics_tls = None if settings.metrics_port is None else http_tls(settings, metrics_host)
+    inbox_tls = None if settings.inbox_port is None else http_tls(settings, inbox_host)
     async with gateway_running(settings, stop) as running:
         tune_gc()
         gateway = running.gateway
         checks = {"gateway": lambda: gateway.state.ready, "audit": gateway.store_ok}
         listeners = []
-        if settings.metrics_port is not None:
+        if settings.metrics_port is not None and metrics_tls is not None:
             app = create_app(checks, metrics=running.scrape)
-            tls = http_tls(settings, settings.metrics_host)
-            listeners.append(
-                _serve_until(app, settings.metrics_host, settings.metrics_port, tls, stop)
-            )
-        if settings.inbox_port is not None:
+            port = settings.metrics_port
+            listeners.append(_serve_until(app, settings.metrics_host, port, metrics_tls, stop))
+        if settings.inbox_port is not None and inbox_tls is not None:
             home = Home(settings.home)
             inbox = create_inbox_app(
                 checks,
@@ -272,9 +274,8 @@ async def run_gateway(settings: Settings) -> None:
                     running.routing, home, lambda: running.directory
                 ),
             )
-            tls = http_tls(settings, settings.inbox_host)
             port = settings.inbox_port
-            listeners.append(_serve_until(inbox, settings.inbox_host, port, tls, stop))
+            listeners.append(_serve_until(inbox, settings.inbox_host, port, inbox_tls, stop))
         if listeners:
             await asyncio.gather(*listeners)
         else:

@@ -9,6 +9,7 @@ import asyncio
 
 from audit import AuditStore
 from broker.gateway.pipeline import Gateway
+from broker.home import AGENCY_NAMES
 from broker.nats.config import ADMIN, STREAM_DLQ
 from broker.nats.transport import StreamLimits
 from broker.wire.keys import GATEWAY
@@ -30,6 +31,9 @@ class _BrokenForOneKind:
     def minimise(self, payload, request):
         return self._engine.minimise(payload, request)
 
+    def role_services(self) -> dict[str, str]:
+        return self._engine.role_services()
+
 
 async def test_poison_message_is_dead_lettered_and_refused(twin_deployment):
     """After max_deliver attempts the sender gets internal.dead_letter, the frame is on
@@ -38,7 +42,7 @@ async def test_poison_message_is_dead_lettered_and_refused(twin_deployment):
     home = twin_deployment.home
     admin = twin_deployment.connect(ADMIN)  # provisioning is the admin identity's
     await admin.ensure_streams(
-        StreamLimits(settings.max_frame_bytes, 3.0, 2), ["police", "corrections", "dffh", "health"]
+        StreamLimits(settings.max_frame_bytes, 3.0, 2), AGENCY_NAMES  # every party's ingress
     )
     await admin.close()
     conn = twin_deployment.connect(GATEWAY)
