@@ -370,8 +370,9 @@ class Home:
         _write_private(self.render_path, json.dumps(render))
 
     def _init_directory(self, gateway: Identity, nats_url: str) -> None:
-        """Version 1: the gateway's keys and the four embedded agencies, each created in its
-        own agency home and admitted from its registration request, as an operator would."""
+        """Version 1: the gateway's keys and the embedded parties (the four agencies and the
+        Authority), each created in its own home and admitted from its registration
+        request, as an operator would."""
         key = DirectoryKey.generate()
         _write_private(self.directory_key_path, json.dumps(key.private_jwk()))
         self.directory_public_path.write_text(json.dumps(key.public_jwk(), indent=2))

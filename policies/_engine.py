@@ -103,6 +103,7 @@ class CedarPolicyEngine:
         self._listed = frozenset(staff_uid(s.agency, s.role) for s in bundle.staff)
         self._memo = DecisionMemo()  # this bundle's decisions; a reload makes a new engine
         self._shares: dict[tuple[str, str, str], frozenset[str] | None] = {}
+        self._role_services = {s.role: s.service for s in bundle.staff if s.service}
 
     @property
     def version(self) -> str:
@@ -237,7 +238,9 @@ class CedarPolicyEngine:
         return self._bundle.rules.rules[policy_id].review
 
     def role_services(self) -> dict[str, str]:
-        return {s.role: s.service for s in self._bundle.staff if s.service}
+        """Funded services' roles -> service type, worked out once per bundle (the gateway
+        asks for every message); callers must not change it."""
+        return self._role_services
 
     def listed_roles(self, agency: str) -> tuple[str, ...]:
         return tuple(s.role for s in self._bundle.staff if s.agency == agency)

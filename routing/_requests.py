@@ -67,20 +67,11 @@ class OpenRequest:
 
 
 @dataclass(frozen=True)
-class RequestRow:
+class RequestRow(OpenRequest):
     """A request in the register, with its answer if any."""
 
-    request_id: str
-    recipient: str
-    kind: str
-    purpose: str
-    offender: str
-    from_agency: str
-    from_unit: str
-    issued_at: datetime
-    respond_by: datetime
-    answered_at: datetime | None
-    response_id: str | None
+    answered_at: datetime | None = None
+    response_id: str | None = None
 
     def overdue(self, now: datetime) -> bool:
         return self.answered_at is None and self.respond_by < now

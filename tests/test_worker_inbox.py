@@ -12,29 +12,14 @@ import json
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import _wait_ready, free_port, s284
+from tests.test_web_inbox_e2e import TABLE, _send
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
-
-TABLE = Path(__file__).parent.parent / "docs" / "examples" / "routing-table.yaml"
-
-
-def _send(home: Path, tmp_path: Path, *args: str, payload: dict[str, str]) -> dict:
-    body = tmp_path / "payload.json"
-    body.write_text(json.dumps(payload))
-    result = s284(
-        "send", "--home", str(home), "--as", "corrections", "--offender", "S284-000930",
-        "--to", "police", "--purpose", "offender_management", "--person", "cm-0042",
-        "--payload", str(body), *args,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    return dict(json.loads(result.stdout))
-
 
 def test_a_gateway_worker_serves_the_contacts_inbox(deployment, tmp_path):
     """A contact lists the alert routed to them and acknowledges it through the worker's
