@@ -25,6 +25,9 @@ message's way as `Refused` or `Retry`; the pure checks are in broker/gateway/ste
                     ack awaited
     9 answer        ack ingress, then the signed receipt to the sender
 
+Steps 8-9 of one batch overlap steps 1-7b of the next (`Gateway.run`): they wait on
+nats-server's fsyncs while the next batch uses the CPU; batches still publish in order.
+
 A bug in a per-message step retries that message (`Retry`), and after `max_deliver`
 attempts dead-letters it (`DeadLettered`: refused `internal.dead_letter`). Nothing is
 delivered before its record is committed; a crash anywhere leads to a redelivery that
@@ -145,33 +148,62 @@ class Gateway:
         return self._store.ping()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Fetch, check, decide, seal and record one batch while the batch before it is
+        still being published and answered (steps 8-9 wait on nats-server's fsyncs, steps
+        1-7 mostly on the CPU): at most one batch is in its tail, and a batch publishes only
+        after the one before it has published and answered, so the order on every subject
+        is the order of the batches."""
         consumer = FanIn([self._conn.pull(s, GATEWAY_CONSUMER) for s in ingress_streams()])
         log.info("gateway_started", policy_version=self._policy.version)
+        tail: asyncio.Task[None] | None = None
         while not stop.is_set():
             self.state.ready = self._conn.is_connected
             msgs = await consumer.fetch(self._settings.fetch_batch, timeout=1.0)
             if msgs:
-                await self._process_safely(msgs)
+                tail = await self._process_safely(msgs, tail)
+            if tail is not None and tail.done():
+                await tail
+                tail = None
             await self._commit_counted()
+        await _finished(tail)
         await consumer.close()
         await self._commit_counted(final=True)
         self.state.ready = False
         log.info("gateway_stopped", processed=self.state.processed, refused=self.state.refused)
 
-    async def _process_safely(self, msgs: list[Inbound]) -> None:
+    async def _process_safely(
+        self, msgs: list[Inbound], before: asyncio.Task[None] | None
+    ) -> asyncio.Task[None] | None:
+        """Steps 1-7b of this batch now; its steps 8-9 as a task that starts once the batch
+        `before` it has finished them. A store outage naks the batch and waits for the
+        store; a failed publish naks the batch's messages (JetStream redelivers them and the
+        re-run is idempotent)."""
         try:
-            await self.process_batch(msgs)
+            items = await self.prepare_batch(msgs)
         except (StoreUnavailableError, RoutingUnavailableError) as exc:
             self.state.ready = False
             log.error("audit_unavailable", batch=len(msgs), error=type(exc).__name__)  # noqa: TRY400 - no traceback needed
             await self._nak_all(msgs, delay=2.0)
             await self._wait_for_store()
+            return before
+        return asyncio.create_task(self._deliver_after(before, msgs, items))
+
+    async def _deliver_after(
+        self, before: asyncio.Task[None] | None, msgs: list[Inbound], items: list[Item]
+    ) -> None:
+        await _finished(before)
+        try:
+            await self.deliver_batch(items)
         except TransportError as exc:
             log.warning("delivery_publish_failed", batch=len(msgs), error=str(exc)[:200])
             await self._nak_all(msgs, delay=1.0)
 
     async def process_batch(self, msgs: list[Inbound]) -> None:
         """Steps 1-9 for one batch, in order."""
+        await self.deliver_batch(await self.prepare_batch(msgs))
+
+    async def prepare_batch(self, msgs: list[Inbound]) -> list[Item]:
+        """Steps 1-7b: everything up to the commit of the batch's records."""
         items: list[Item] = [Arrived(msg) for msg in msgs]
         items = self._each(items, Arrived, self._frame)  # 1
         items = self._each(items, Framed, self._authenticate)  # 2
@@ -186,6 +218,10 @@ class Gateway:
         items = await self._record(items)  # 7
         if self._alerts is not None:  # 7b
             await asyncio.to_thread(self._alerts.committed, items)
+        return items
+
+    async def deliver_batch(self, items: list[Item]) -> None:
+        """Steps 8-9: publish what step 7 committed, then ack and answer."""
         await self._publish(items)  # 8
         await self._answer([item for item in items if isinstance(item, Recorded | Refused)])  # 9
 
@@ -429,6 +465,12 @@ class Gateway:
         while not await asyncio.to_thread(self._store.ping):  # noqa: ASYNC110 - polling a DB
             await asyncio.sleep(1.0)
         log.info("audit_available")
+
+
+async def _finished(task: asyncio.Task[None] | None) -> None:
+    """Wait for a batch's tail (steps 8-9); its own errors are handled inside it."""
+    if task is not None:
+        await task
 
 
 def _seen(item: Routed) -> SeenMessage:
