@@ -9,12 +9,12 @@ often cycles are searched for. So, once started: collect, freeze what exists (st
 objects are never scanned again), and search for cycles less often. Memory stays bounded:
 cycles are still collected, just in larger, rarer sweeps.
 
-But rarer is not enough over a long run (bench/README.md, "Memory over 100,000 messages"):
-with a 50,000 generation 0 the full collection that frees older cycles came so seldom that
-the RSS grew about 300 bytes per message, and the pages glibc's allocator had freed stayed
-resident. So every HOUSEKEEPING_S seconds a full collection (the frozen start-up heap is
-not scanned: ~10 ms) and malloc_trim(0) (~1 ms), on a timer of the event loop, so the
-sweep needs no hook in the message path.
+But over a long run rarer let the RSS creep (bench/README.md, "Memory over 100,000
+messages"): with a 50,000 generation 0 the full collection that frees older cycles came
+seldom, and pages glibc's allocator had freed stayed resident. So every HOUSEKEEPING_S
+seconds a full collection (the frozen start-up heap is not scanned: ~10 ms) and
+malloc_trim(0) (~1 ms): together a lower level, and memory that goes back down. On a
+timer of the event loop, so the sweep needs no hook in the message path.
 
 And the event loop such a process runs on (`run_server`): uvloop where it is installed.
 """
@@ -81,7 +81,7 @@ def housekeep(trim: Callable[[], object] | None = None) -> int:
 
 def start_housekeeping(loop: asyncio.AbstractEventLoop, period: float) -> asyncio.TimerHandle:
     """Sweep every `period` seconds on `loop` for as long as it runs (a timer, not a task:
-    nothing to cancel at shutdown). Returns the first timer (tests cancel it)."""
+    nothing to cancel at shutdown). Returns the first timer."""
     trim = _malloc_trim()
 
     def sweep() -> None:
