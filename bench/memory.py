@@ -8,6 +8,7 @@ every receipt. Meanwhile the gateway's VmRSS is read from /proc every `interval`
 The first `warmup` share of the messages fills what is meant to fill (the decision memo,
 the header caches, the database's page cache, a larger generation 0); after it, every
 sample must stay within ±10 % of the RSS at the end of the warm-up.
+Each sample also splits the RSS by kind of mapping (`mappings`), which names what grows.
 """
 
 from __future__ import annotations
