@@ -8,6 +8,7 @@ every receipt. Meanwhile the gateway's VmRSS is read from /proc every `interval`
 The first `warmup` share of the messages fills what is meant to fill (the decision memo,
 the header caches, the database's page cache, a larger generation 0); after it, every
 sample must stay within ±10 % of the RSS at the end of the warm-up.
+Each sample also splits the RSS by kind of mapping (`mappings`), which names what grows.
 """
 
 from __future__ import annotations
@@ -40,6 +41,40 @@ class Sample:
     answered: int  # receipts so far
     rss: int  # bytes, the gateway process
     load_1m: float
+    heap: int | None = None  # resident bytes of the [heap] mapping (glibc's main arena)
+    anon: int | None = None  # resident anonymous bytes elsewhere (mmap'd arenas, Rust, ...)
+    file: int | None = None  # resident file-backed bytes (libraries, SQLite's WAL index)
+    threads: int | None = None
+
+
+def mappings(pid: int) -> tuple[int, int, int, int] | None:
+    """Which kind of mapping holds the RSS, from /proc/<pid>/smaps: heap, other anonymous,
+    file-backed; and the thread count. Growth in [heap] names the C allocator's main heap
+    (fragmentation, or memory not given back), growth in other anonymous memory mmap'd
+    arenas or an extension's own allocator, growth in file-backed memory a mapped file."""
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text(encoding="utf-8", errors="replace")
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return None
+    heap = anon = file = 0
+    name, is_anon = "", False
+    for line in text.splitlines():
+        field = line.split(maxsplit=1)[0]
+        if not field.endswith(":"):  # a mapping's header: address perms offset dev inode [path]
+            parts = line.split(maxsplit=5)
+            name = parts[5].strip() if len(parts) > 5 else ""  # noqa: PLR2004
+            is_anon = parts[4] == "0" if len(parts) > 4 else True  # noqa: PLR2004
+        elif field == "Rss:":
+            kib = int(line.split()[1]) * 1024
+            if name == "[heap]":
+                heap += kib
+            elif is_anon:
+                anon += kib
+            else:
+                file += kib
+    threads = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("Threads:")), 0)
+    return heap, anon, file, threads
 
 
 @dataclass(frozen=True)
@@ -122,13 +157,19 @@ def render(report: MemoryReport) -> str:
         rss,
         f"  {flat_verdict(report)}",
         "",
-        "receipts    seconds   RSS MiB   load 1m",
+        "receipts    seconds   RSS MiB   load 1m   [heap]  other anon  file-backed  threads",
     ]
     lines += [
         f"{s.answered:>8,}  {s.seconds:>9.0f}  {s.rss / 2**20:>8.1f}  {s.load_1m:>8.2f}"
+        f"  {_opt_mib(s.heap):>7}  {_opt_mib(s.anon):>10}  {_opt_mib(s.file):>11}"
+        f"  {'' if s.threads is None else s.threads:>7}"
         for s in _tenths(report.samples)
     ]
     return "\n".join(lines)
+
+
+def _opt_mib(nbytes: int | None) -> str:
+    return "" if nbytes is None else f"{nbytes / 2**20:.1f}"
 
 
 def _tenths(samples: Sequence[Sample]) -> list[Sample]:
@@ -156,7 +197,9 @@ async def _sampling(
     def sample() -> None:
         rss = procstat.rss_bytes(running.gateway_pids[:1])
         if rss is not None:
-            into.append(Sample(time.perf_counter() - start, seen.n, rss, os.getloadavg()[0]))
+            now, load = time.perf_counter() - start, os.getloadavg()[0]
+            kinds = mappings(running.gateway_pids[0])
+            into.append(Sample(now, seen.n, rss, load, *(kinds or (None,) * 4)))
 
     async def every() -> None:
         while True:
