@@ -30,6 +30,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -287,9 +288,12 @@ class AuditStore:
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def iter_stored(self, batch: int = 20_000) -> Iterator[StoredRecord]:
-        """Every row in seq order, with its personal fields if not erased (for verify)."""
-        after = -1
+    def iter_stored(
+        self, batch: int = 20_000, start: int = 0, stop: int | None = None
+    ) -> Iterator[StoredRecord]:
+        """Every row in seq order (from `start`, before `stop`), with its personal fields
+        if not erased (for verify)."""
+        after = start - 1
         columns = [c for c in audit_log.c if c.name not in {"canonical", "leaf_hash"}]
         names = [c.name for c in columns]
         n = len(columns)  # rows are (*columns, canonical, leaf_hash, salt, fields)
@@ -304,6 +308,7 @@ class AuditStore:
                 )
                 .outerjoin(audit_personal, audit_personal.c.seq == audit_log.c.seq)
                 .where(audit_log.c.seq > after)
+                .where(audit_log.c.seq < stop if stop is not None else true())
                 .order_by(audit_log.c.seq)
                 .limit(batch)
             )

@@ -23,17 +23,12 @@ meaningless once one is wrong.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any
 
-from audit import _fastjson
 from audit import _merkle as merkle
+from audit import _verify_parallel as parallel
 from audit._cosign_store import (
     CosignatureRefusedError,
     WitnessPolicy,
@@ -43,39 +38,11 @@ from audit._cosign_store import (
 from audit._errors import AuditError, NoteError
 from audit._integrity import Finding, IntegrityCheck
 from audit._note import NoteVerifier, open_checkpoint
-from audit._records import canonical_json, personal_commitment, rfc3339
-from audit._store import AuditStore, CheckpointRow, StoredRecord
+from audit._store import AuditStore, CheckpointRow
+from audit._verify_record import Failed as _Failed
+from audit._verify_record import Problem, checked_leaf
 
-# Records are parsed and re-encoded by orjson (`audit._fastjson`); where that finds a
-# difference, the stdlib parses and encodes again and its answer is the verdict: orjson
-# reads an integer beyond 64 bits as a float, which a canonical record may hold.
-# json.loads without its per-call checks and lookups (a BOM still fails to parse).
-_parse = json.JSONDecoder().decode
-
-# Search columns whose value must equal the canonical member of the same name.
-_PLAIN_COLUMNS = (
-    "record_id",
-    "event",
-    "message_id",
-    "correlation_id",
-    "ingress_agency",
-    "sender_agency",
-    "recipient_agency",
-    "kind",
-    "purpose",
-    "decision",
-    "reason_code",
-    "review_required",
-    "restricted",
-    "refers_to",
-)
-
-
-@dataclass(frozen=True)
-class Problem:
-    code: str
-    detail: str
-    seq: int | None = None
+__all__ = ["Problem", "VerifyReport", "verify_log"]
 
 
 @dataclass
@@ -93,20 +60,16 @@ class VerifyReport:
         return self.problem is None
 
 
-class _Failed(Exception):  # noqa: N818 - internal control flow, carries the first problem
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(problem.detail)
-        self.problem = problem
-
-
 def verify_log(
     store: AuditStore,
     verifier: NoteVerifier,
     extra: Sequence[str] = (),
     witnesses: WitnessPolicy | None = None,
+    workers: int | None = None,
 ) -> VerifyReport:
     """`extra`: checkpoints held elsewhere (e.g. by an agency) to check as well;
-    `witnesses`: whose stored cosignatures count (1b)."""
+    `witnesses`: whose stored cosignatures count (1b); `workers`: processes for step 2
+    (None: one per core for a large log in a file or a server, else none)."""
     report = VerifyReport()
     started = time.perf_counter()
     try:
@@ -115,7 +78,7 @@ def verify_log(
             _add_witnessed(store, witnesses, verifier.name, checkpoints, report)  # 1b
         report.checkpoints = len(checkpoints)
         integrity = IntegrityCheck()
-        builder = _rebuild(store, checkpoints, report, integrity)  # 2, 3
+        builder = _rebuild(store, checkpoints, report, integrity, workers)  # 2, 3
         _check_coverage(checkpoints, builder.size)  # 4
         _check_stored_tree(store, builder)  # 5
         report.root = builder.root()
@@ -159,19 +122,40 @@ def _rebuild(
     checkpoints: dict[int, bytes],
     report: VerifyReport,
     integrity: IntegrityCheck,
+    workers: int | None,
 ) -> merkle.TreeBuilder:
     builder = merkle.TreeBuilder()
     batch = _NodeBatch(store, builder)
     if 0 in checkpoints:
         _check_root(builder, checkpoints[0], report)
-    for stored in store.iter_stored():
-        leaf = _checked_leaf(stored, builder.size)  # 2
-        integrity.see(stored)
+
+    def add(leaf: bytes) -> None:
         builder.append(leaf)
         batch.add(leaf)
         report.records += 1
         if builder.size in checkpoints:
             _check_root(builder, checkpoints[builder.size], report)  # 3
+
+    ranges = parallel.checked_ranges(store, workers)
+    if ranges is None:
+        for stored in store.iter_stored():
+            leaf = checked_leaf(stored, builder.size)  # 2
+            integrity.see(stored)
+            add(leaf)
+    else:
+        # Each range's records were checked (2) elsewhere, in order; everything that
+        # depends on the records before them happens here, in the serial order: the
+        # first problem reported is the one the serial verifier reports.
+        try:
+            for part in ranges:
+                for stored in part.seen:
+                    integrity.see(stored)  # only read by `check`, at the end
+                for leaf in part.leaves():
+                    add(leaf)
+                if part.problem is not None:
+                    raise _Failed(part.problem)
+        finally:
+            ranges.close()  # a problem found: the other ranges' work is cancelled
     batch.check()
     return builder
 
@@ -229,85 +213,6 @@ def _check_root(builder: merkle.TreeBuilder, signed: bytes, report: VerifyReport
             )
         )
     report.checked_sizes.append(builder.size)
-
-
-def _checked_leaf(stored: StoredRecord, expected_seq: int) -> bytes:
-    seq = stored.seq
-    if seq != expected_seq:
-        raise _Failed(Problem("record.missing", f"record {expected_seq} is missing", expected_seq))
-    try:
-        data: dict[str, Any] = _fastjson.loads(stored.canonical)
-    except ValueError:
-        raise _Failed(Problem("record.unparseable", f"record {seq} is not JSON", seq)) from None
-    if data.get("seq") != seq:
-        raise _Failed(
-            Problem(
-                "record.out_of_place",
-                f"record {seq} says it is record {data.get('seq')}: inserted or reordered",
-                seq,
-            )
-        )
-    encoded = stored.canonical.encode()
-    leaf = merkle.leaf_hash(encoded)
-    if _fastjson.dumps(data) != encoded:  # the fast path's doubt: the stdlib decides
-        data = _parse(stored.canonical)
-        if canonical_json(data) != encoded:
-            raise _Failed(
-                Problem("record.altered", f"record {seq} no longer hashes to its stored leaf", seq)
-            )
-    if leaf != stored.leaf_hash:
-        raise _Failed(
-            Problem("record.altered", f"record {seq} no longer hashes to its stored leaf", seq)
-        )
-    _check_projection(stored, data)
-    _check_personal(stored, data)
-    return leaf
-
-
-def _check_projection(stored: StoredRecord, data: dict[str, Any]) -> None:
-    row = stored.projection
-    differs = [name for name in _PLAIN_COLUMNS if row[name] != data.get(name)]
-    ids, column = data.get("policy_ids"), row["policy_ids"]
-    if _fastjson.loads(column) != ids and _parse(column) != ids:
-        differs.append("policy_ids")
-    differs += [
-        name for name in ("occurred_at", "recorded_at") if _as_rfc3339(row[name]) != data[name]
-    ]
-    if differs:
-        names = ", ".join(differs)
-        raise _Failed(
-            Problem(
-                "record.altered",
-                f"record {stored.seq}: column(s) {names} differ from the hashed record",
-                stored.seq,
-            )
-        )
-
-
-@lru_cache(maxsize=4)  # a batch's records share one recorded_at
-def _as_rfc3339(value: datetime) -> str:
-    # SQLite hands back naive datetimes; the store writes UTC only.
-    if value.tzinfo is None and value.year >= 1000:  # noqa: PLR2004 - rfc3339's own test
-        return value.isoformat(timespec="microseconds") + "Z"  # rfc3339's text, directly
-    return rfc3339(value.replace(tzinfo=UTC) if value.tzinfo is None else value)
-
-
-def _check_personal(stored: StoredRecord, data: dict[str, Any]) -> None:
-    if stored.salt is None or stored.personal is None:
-        return  # erased by retention: the commitment stays, nothing to compare
-    committed = data.get("personal")
-    fast = hashlib.sha256(stored.salt + _fastjson.dumps(_fastjson.loads(stored.personal)))
-    if (
-        fast.hexdigest() != committed  # the fast path's doubt: the stdlib decides
-        and personal_commitment(stored.salt, _parse(stored.personal)) != committed
-    ):
-        raise _Failed(
-            Problem(
-                "record.personal_altered",
-                f"record {stored.seq}: personal fields differ from their commitment",
-                stored.seq,
-            )
-        )
 
 
 def _check_coverage(checkpoints: dict[int, bytes], size: int) -> None:

@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import random
+import resource
 import shutil
 import tempfile
 import time
@@ -199,10 +200,15 @@ class AppendFigures:
     first_store_seconds: float
     checkpoints: int
     checkpoint_seconds: float
+    store_cpu_seconds: float = 0.0  # this process's CPU inside append (/proc, via rusage)
 
     @property
     def rate(self) -> float:
         return _rate(self.records, self.store_seconds)
+
+    @property
+    def cpu_us_per_record(self) -> float:
+        return 1e6 * self.store_cpu_seconds / self.records if self.records else 0.0
 
     @property
     def first_rate(self) -> float:
@@ -215,6 +221,11 @@ class VerifyFigures:
     checkpoints: int
     seconds: float
     problem: str | None
+    cpu_seconds: float = 0.0  # this process and its verify workers (/proc, via rusage)
+
+    @property
+    def cpu_us_per_record(self) -> float:
+        return 1e6 * self.cpu_seconds / self.records if self.records else 0.0
 
     @property
     def rate(self) -> float:
@@ -245,9 +256,15 @@ class AuditBenchReport:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if self.append is not None:
-            data["append"].update(rate=self.append.rate, first_rate=self.append.first_rate)
+            data["append"].update(
+                rate=self.append.rate,
+                first_rate=self.append.first_rate,
+                cpu_us_per_record=self.append.cpu_us_per_record,
+            )
         if self.verify is not None:
-            data["verify"]["rate"] = self.verify.rate
+            data["verify"].update(
+                rate=self.verify.rate, cpu_us_per_record=self.verify.cpu_us_per_record
+            )
         return data
 
 
@@ -270,13 +287,15 @@ def _progress(text: str) -> None:
 
 def append_log(store: AuditStore, total: int, key: Ed25519PrivateKey) -> AppendFigures:
     synthetic, appended, store_s, cp_s, checkpoints = Synthetic(), 0, 0.0, 0.0, 0
+    cpu_s = 0.0
     first: tuple[int, float] | None = None
     started = time.perf_counter()
     while appended < total:
         records, seen = synthetic.batch(BATCH_MESSAGES)
-        before, t = appended, time.perf_counter()
+        before, t, cpu = appended, time.perf_counter(), _cpu_seconds()
         appended += store.append(records[: total - appended], seen).added
         store_s += time.perf_counter() - t
+        cpu_s += _cpu_seconds() - cpu
         if appended // CHECKPOINT_EVERY > before // CHECKPOINT_EVERY or appended == total:
             cp_s += _timed(lambda: checkpoint(store, ORIGIN, key))
             checkpoints += 1
@@ -284,7 +303,17 @@ def append_log(store: AuditStore, total: int, key: Ed25519PrivateKey) -> AppendF
             _progress(f"  appended {appended:>9,}: {_rate(appended, store_s):,.0f} records/s")
     wall = time.perf_counter() - started
     first = first or (appended, store_s)
-    return AppendFigures(appended, store_s, wall, *first, checkpoints, cp_s)
+    return AppendFigures(appended, store_s, wall, *first, checkpoints, cp_s, cpu_s)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that have ended (verify's
+    workers): what /proc counts, unlike wall-clock time on a shared machine."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _timed(call: Callable[[], object]) -> float:
@@ -298,9 +327,11 @@ def _timed(call: Callable[[], object]) -> float:
 
 def verify(store: AuditStore, key: Ed25519PrivateKey) -> VerifyFigures:
     verifier = NoteVerifier.from_public_key(ORIGIN, key.public_key())
+    cpu = _cpu_seconds()
     report = verify_log(store, verifier)
+    cpu = _cpu_seconds() - cpu
     problem = None if report.problem is None else f"{report.problem.code}: {report.problem.detail}"
-    return VerifyFigures(report.records, report.checkpoints, report.seconds, problem)
+    return VerifyFigures(report.records, report.checkpoints, report.seconds, problem, cpu)
 
 
 # -- 3 search -------------------------------------------------------------------------
@@ -458,6 +489,7 @@ def render_table(report: AuditBenchReport) -> str:
                 f" append; {a.wall_seconds:.1f} s wall with generation and {a.checkpoints}"
                 f" checkpoints, {a.checkpoint_seconds:.1f} s)"
             ),
+            f"  CPU in append: {a.cpu_us_per_record:,.1f} µs/record",
         ]
         if report.database_bytes:
             size = report.database_bytes
@@ -470,6 +502,7 @@ def render_table(report: AuditBenchReport) -> str:
                 f"verify (audit.verify_log): {v.records:,} records, {v.checkpoints} checkpoints"
                 f" in {v.seconds:.1f} s = {v.rate:,.0f} records/s; {verdict}"
             ),
+            f"  CPU: {v.cpu_us_per_record:,.1f} µs/record (with the worker processes)",
         ]
     lines += ["", f"search, first page of {PAGE} ({QUERY_RUNS} runs each; ms)"]
     lines.append(f"  {'filter':<28} {'viewer':<24} {'rows':>5} {'p50':>8} {'p95':>8} {'p99':>8}")
