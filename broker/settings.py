@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
     db_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in home")
     policy_bundle: Path | None = Field(
         default=None, description="s 284 policy bundle directory; default: the one shipped"
+    )
+    delivery_profile: Literal[1, 2] = Field(
+        default=2,
+        description="JOSE profile the gateway seals deliveries with: 2 (JWE alg "
+        "ECDH-ES+A256KW, one ephemeral key per recipient per batch) or 1 (ECDH-ES, one per "
+        "delivery) for recipients whose software opens only v1 (docs/wire-format.md 2.3)",
     )
     max_frame_bytes: int = MIB
     http_max_body_bytes: int = Field(

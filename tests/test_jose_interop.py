@@ -348,7 +348,9 @@ def test_jws_with_characters_outside_base64url_is_refused(me):
 @pytest.mark.parametrize(
     ("alg", "enc", "key_kind"),
     [
-        ("ECDH-ES+A256KW", "A256GCM", "x25519"),
+        ("ECDH-ES+A128KW", "A256GCM", "x25519"),
+        ("ECDH-ES+A192KW", "A256GCM", "x25519"),
+        ("ECDH-ES+A256KW", "A128GCM", "x25519"),
         ("ECDH-ES", "A128GCM", "x25519"),
         ("ECDH-ES", "A256CBC-HS512", "x25519"),
         ("RSA-OAEP-256", "A256GCM", "rsa"),
@@ -357,8 +359,8 @@ def test_jws_with_characters_outside_base64url_is_refused(me):
     ],
 )
 def test_jwe_with_another_alg_or_enc_is_refused(me, alg, enc, key_kind):
-    """Only alg ECDH-ES (direct) with enc A256GCM is accepted; key wrapping, other content
-    encryptions, RSA and shared-key JWEs are refused."""
+    """Only alg ECDH-ES (v1) or ECDH-ES+A256KW (v2) with enc A256GCM is accepted; other key
+    wrap sizes, other content encryptions, RSA and shared-key JWEs are refused."""
     key = {
         "x25519": lambda: _jwk(me, "enc", private=False),
         "rsa": lambda: jwk.JWK.generate(kty="RSA", size=2048),
