@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,8 +59,10 @@ class Settings(BaseSettings):
     policy_bundle: Path | None = Field(
         default=None, description="s 284 policy bundle directory; default: the one shipped"
     )
-    delivery_profile: Literal[1, 2] = Field(
+    delivery_profile: int = Field(
         default=2,
+        ge=1,
+        le=2,
         description="JOSE profile the gateway seals deliveries with: 2 (JWE alg "
         "ECDH-ES+A256KW, one ephemeral key per recipient per batch) or 1 (ECDH-ES, one per "
         "delivery) for recipients whose software opens only v1 (docs/wire-format.md 2.3)",

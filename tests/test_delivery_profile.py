@@ -1,0 +1,67 @@
+"""`Settings.delivery_profile` on the running gateway (on the in-memory twin of NATS): the
+gateway accepts a sender's profile-1 (ECDH-ES) ingress and seals each delivery in the
+profile the operator chose, and the recipient's SDK opens either; a sender may also seal
+its ingress in profile 2 (docs/wire-format.md section 2.3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from broker.nats.config import STREAM_DELIVER
+from broker.sdk import AgencyClient
+from broker.settings import Settings
+from broker.wire.envelope import Agency, delivery_id_for
+from broker.wire.jose import b64u_decode, jwe_unverified_header
+from tests.twin import TwinDeployment
+
+
+async def _send(dep: TwinDeployment) -> str:
+    sender = await dep.client("corrections")
+    try:
+        receipt = await sender.send(
+            kind="risk.update", purpose="offender_management", offender="S284-000123",
+            to=["police"], payload={"risk_level": "high", "summary": "synthetic"},
+        )  # fmt: skip
+    finally:
+        await sender.close()
+    assert receipt.accepted
+    assert receipt.message_id is not None
+    return receipt.message_id
+
+
+async def _drain(client: AgencyClient) -> list[str]:
+    return [item.delivery_id async for item in client.inbox(idle_timeout=0.3)]
+
+
+def _sealed_header(frame: bytes) -> dict[str, object]:
+    claims = json.loads(b64u_decode(frame.decode("ascii").split(".")[1]))
+    return jwe_unverified_header(claims["sealed"])
+
+
+@pytest.mark.parametrize(("profile", "alg"), [(1, "ECDH-ES"), (2, "ECDH-ES+A256KW")])
+async def test_deliveries_are_sealed_in_the_configured_profile(twin_deployment, profile, alg):
+    """A v1 ingress is accepted; police's delivery carries the configured JWE alg and its
+    SDK opens it."""
+    dep = twin_deployment
+    settings = dep.settings.model_copy(update={"delivery_profile": profile})
+    async with dep.gateway(settings=settings):
+        mid = await _send(dep)
+        police = await dep.client("police")
+        try:
+            assert await _drain(police) == [delivery_id_for(mid, Agency.POLICE)]
+        finally:
+            await police.close()
+    frame = dep.nats.last_message(STREAM_DELIVER, "s284.deliver.police.>")
+    assert frame is not None
+    assert _sealed_header(frame)["alg"] == alg
+
+
+def test_the_default_profile_is_2(monkeypatch):
+    """Recipients on this SDK open both profiles, so the default is the cheaper one; the
+    environment selects profile 1."""
+    monkeypatch.delenv("S284_DELIVERY_PROFILE", raising=False)
+    assert Settings().delivery_profile == 2
+    monkeypatch.setenv("S284_DELIVERY_PROFILE", "1")
+    assert Settings().delivery_profile == 1
