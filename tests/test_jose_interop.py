@@ -3,7 +3,8 @@
 What this proves for an agency integrating with its own JOSE library: tokens the broker
 makes are standard JWS (EdDSA/Ed25519) and JWE (ECDH-ES/X25519, A256GCM) that another
 library verifies and decrypts; tokens another library makes in that profile are accepted;
-anything outside the profile, or tampered with, is refused with CryptoError.
+anything outside the profile, or tampered with, is refused with CryptoError. Profile 2
+(ECDH-ES+A256KW) is held to jwcrypto the same way in tests/test_jose_profile_v2.py.
 """
 
 from __future__ import annotations
