@@ -9,11 +9,23 @@ import json
 
 import pytest
 
+from broker.errors import ReasonCode, Refusal
+from broker.gateway import steps
 from broker.nats.config import STREAM_DELIVER
 from broker.sdk import AgencyClient
 from broker.settings import Settings
-from broker.wire.envelope import Agency, delivery_id_for
-from broker.wire.jose import b64u_decode, jwe_unverified_header
+from broker.wire.envelope import (
+    Agency,
+    Envelope,
+    IngressClaims,
+    Kind,
+    Purpose,
+    SealedContent,
+    Sender,
+    delivery_id_for,
+)
+from broker.wire.jose import KeyWrapper, b64u, b64u_decode, jwe_encrypt, jwe_unverified_header
+from broker.wire.keys import GATEWAY, Identity
 from tests.twin import TwinDeployment
 
 
@@ -65,3 +77,46 @@ def test_the_default_profile_is_2(monkeypatch):
     assert Settings().delivery_profile == 2
     monkeypatch.setenv("S284_DELIVERY_PROFILE", "1")
     assert Settings().delivery_profile == 1
+
+
+def _ingress_claims(gateway: Identity, alg_profile: int) -> tuple[IngressClaims, SealedContent]:
+    env = Envelope(
+        sender=Sender(agency=Agency.CORRECTIONS, unit="north", person_id="E1", role="cm"),
+        kind=Kind.RISK_UPDATE,
+        purpose=Purpose.OFFENDER_MANAGEMENT,
+        offender="S284-000123",
+        recipients=[Agency.POLICE],
+    )
+    content = SealedContent(envelope=env, payload={"risk_level": "high"})
+    plain = content.model_dump_json().encode()
+    key, kid = gateway.encryption.public_key(), gateway.enc_kid
+    sealed = (
+        jwe_encrypt(plain, key, kid, {"s284_id": env.id})
+        if alg_profile == 1
+        else KeyWrapper(key, kid).encrypt(plain, env.id)
+    )
+    claims = IngressClaims(
+        id=env.id, created_at=env.created_at, agency=env.sender.agency, sealed=sealed
+    )
+    return claims, content
+
+
+@pytest.mark.parametrize("profile", [1, 2])
+def test_the_gateway_opens_a_senders_ingress_in_either_profile(profile):
+    """Step 4 opens a sender's payload sealed in profile 1 (what the SDK sends) or 2."""
+    gateway = Identity.generate(GATEWAY)
+    claims, content = _ingress_claims(gateway, profile)
+    assert steps.open_payload(claims, gateway) == content
+
+
+def test_the_gateway_refuses_an_ingress_with_a_tampered_wrapped_key():
+    """A profile-2 ingress whose wrapped key was altered is `seal.undecryptable`."""
+    gateway = Identity.generate(GATEWAY)
+    claims, _ = _ingress_claims(gateway, 2)
+    parts = claims.sealed.split(".")
+    wrapped = bytearray(b64u_decode(parts[1]))
+    wrapped[0] ^= 1
+    parts[1] = b64u(bytes(wrapped))
+    with pytest.raises(Refusal) as refused:
+        steps.open_payload(claims.model_copy(update={"sealed": ".".join(parts)}), gateway)
+    assert refused.value.code == ReasonCode.SEAL_UNDECRYPTABLE
