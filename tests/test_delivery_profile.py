@@ -70,6 +70,20 @@ async def test_deliveries_are_sealed_in_the_configured_profile(twin_deployment, 
     assert _sealed_header(frame)["alg"] == alg
 
 
+async def test_each_batch_makes_its_own_ephemeral_key(twin_deployment):
+    """Two messages sent one after the other (each waits for its receipt, so they are two
+    gateway batches): police's two profile-2 deliveries carry different `epk`s."""
+    dep = twin_deployment
+    epks = []
+    async with dep.gateway():
+        for _ in range(2):
+            await _send(dep)  # the delivery is published before the receipt
+            frame = dep.nats.last_message(STREAM_DELIVER, "s284.deliver.police.>")
+            assert frame is not None
+            epks.append(_sealed_header(frame)["epk"])
+    assert epks[0] != epks[1]
+
+
 def test_the_default_profile_is_2(monkeypatch):
     """Recipients on this SDK open both profiles, so the default is the cheaper one; the
     environment selects profile 1."""
