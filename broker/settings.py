@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     policy_bundle: Path | None = Field(
         default=None, description="s 284 policy bundle directory; default: the one shipped"
     )
+    delivery_profile: int = Field(
+        default=2,
+        ge=1,
+        le=2,
+        description="JOSE profile the gateway seals deliveries with: 2 (JWE alg "
+        "ECDH-ES+A256KW, one ephemeral key per recipient per batch) or 1 (ECDH-ES, one per "
+        "delivery) for recipients whose software opens only v1 (docs/wire-format.md 2.3)",
+    )
     max_frame_bytes: int = MIB
     http_max_body_bytes: int = Field(
         default=MIB, ge=1, description="HTTP request bodies over this are refused (413) unread"

@@ -3,7 +3,8 @@
 What this proves for an agency integrating with its own JOSE library: tokens the broker
 makes are standard JWS (EdDSA/Ed25519) and JWE (ECDH-ES/X25519, A256GCM) that another
 library verifies and decrypts; tokens another library makes in that profile are accepted;
-anything outside the profile, or tampered with, is refused with CryptoError.
+anything outside the profile, or tampered with, is refused with CryptoError. Profile 2
+(ECDH-ES+A256KW) is held to jwcrypto the same way in tests/test_jose_profile_v2.py.
 """
 
 from __future__ import annotations
@@ -348,7 +349,9 @@ def test_jws_with_characters_outside_base64url_is_refused(me):
 @pytest.mark.parametrize(
     ("alg", "enc", "key_kind"),
     [
-        ("ECDH-ES+A256KW", "A256GCM", "x25519"),
+        ("ECDH-ES+A128KW", "A256GCM", "x25519"),
+        ("ECDH-ES+A192KW", "A256GCM", "x25519"),
+        ("ECDH-ES+A256KW", "A128GCM", "x25519"),
         ("ECDH-ES", "A128GCM", "x25519"),
         ("ECDH-ES", "A256CBC-HS512", "x25519"),
         ("RSA-OAEP-256", "A256GCM", "rsa"),
@@ -357,8 +360,8 @@ def test_jws_with_characters_outside_base64url_is_refused(me):
     ],
 )
 def test_jwe_with_another_alg_or_enc_is_refused(me, alg, enc, key_kind):
-    """Only alg ECDH-ES (direct) with enc A256GCM is accepted; key wrapping, other content
-    encryptions, RSA and shared-key JWEs are refused."""
+    """Only alg ECDH-ES (v1) or ECDH-ES+A256KW (v2) with enc A256GCM is accepted; other key
+    wrap sizes, other content encryptions, RSA and shared-key JWEs are refused."""
     key = {
         "x25519": lambda: _jwk(me, "enc", private=False),
         "rsa": lambda: jwk.JWK.generate(kty="RSA", size=2048),

@@ -25,7 +25,13 @@ from broker.wire.envelope import (
 )
 from broker.wire.keys import GATEWAY, Identity, KeyDirectory
 from broker.wire.lean import delivered_content_json, delivery_claims_json, envelope_json
-from broker.wire.sealing import open_delivery, seal_delivery, seal_delivery_json, seal_ingress
+from broker.wire.sealing import (
+    DeliverySealer,
+    open_delivery,
+    seal_delivery,
+    seal_delivery_json,
+    seal_ingress,
+)
 
 PAYLOADS: list[dict[str, Any]] = [
     {},
@@ -100,12 +106,14 @@ def test_the_lean_delivery_opens_like_the_model_one() -> None:
     content = DeliveredContent(
         envelope=ENVELOPE, payload=PAYLOADS[3], withheld=[], decision=DECISIONS[0], origin=origin
     )
-    lean = delivered_content_json(
-        envelope_json(ENVELOPE), PAYLOADS[3], (), DECISIONS[0], origin
-    )
+    lean = delivered_content_json(envelope_json(ENVELOPE), PAYLOADS[3], (), DECISIONS[0], origin)
+    v2 = DeliverySealer(gateway, directory, 2)  # JOSE profile v2: the same content inside
     for frame in (
         seal_delivery("d.police", Agency.POLICE, content, gateway, directory),
         seal_delivery_json("d.police", Agency.POLICE, ENVELOPE.id, lean, gateway, directory),
+        seal_delivery("d.police", Agency.POLICE, content, gateway, directory, profile=2),
+        v2.seal("d.police", Agency.POLICE, ENVELOPE.id, lean),
+        v2.seal("d.police", Agency.POLICE, ENVELOPE.id, lean),
     ):
         opened = open_delivery(frame, recipient, directory)
         assert opened.content == content

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
 from jwcrypto import jwe, jwk, jws
 
 from broker.errors import CryptoError, ReasonCode, Refusal
@@ -64,9 +65,11 @@ def _jwcrypto_verify(token: str, key: jwk.JWK) -> tuple[dict[str, Any], dict[str
     return obj.jose_header, json.loads(obj.payload)
 
 
-def _jwcrypto_decrypt(token: str, key: jwk.JWK) -> tuple[dict[str, Any], dict[str, Any]]:
+def _jwcrypto_decrypt(
+    token: str, key: jwk.JWK, alg: str = "ECDH-ES"
+) -> tuple[dict[str, Any], dict[str, Any]]:
     obj = jwe.JWE()
-    obj.allowed_algs = ["ECDH-ES", "A256GCM"]
+    obj.allowed_algs = [alg, "A256GCM"]
     obj.deserialize(token, key=key)
     return obj.jose_header, json.loads(obj.payload)
 
@@ -304,6 +307,51 @@ def test_broker_sdk_opens_the_documented_delivery(tmp_path):
         open_delivery(frame, _identity("corrections", tmp_path), _directory())
 
 
+def test_profile_2_delivery_opens_in_jwcrypto_and_the_sdk(tmp_path):
+    """The documented profile-2 delivery: jwcrypto, restricted to ECDH-ES+A256KW/A256GCM,
+    opens it with police's key alone to the same content; the SDK opens it as police."""
+    dlv = EXAMPLE["delivery_v2"]
+    _, claims = _jwcrypto_verify(dlv["frame"], _public_jwk(GATEWAY, "sig"))
+    assert claims == dlv["claims"]
+    jwe_header, content = _jwcrypto_decrypt(
+        claims["sealed"], _private_jwk("police", "enc"), "ECDH-ES+A256KW"
+    )
+    assert jwe_header == dlv["jwe_header"]
+    assert jwe_header["alg"] == "ECDH-ES+A256KW"
+    assert jwe_header["s284_id"] == claims["delivery_id"]
+    assert content == dlv["content"] == EXAMPLE["delivery"]["content"]
+    item = open_delivery(dlv["frame"].encode("ascii"), _identity("police", tmp_path), _directory())
+    assert json.loads(item.content.model_dump_json()) == dlv["content"]
+
+
+def test_profile_2_documented_kdf_and_key_wrap_intermediates_reproduce_the_plaintext():
+    """The documented Z, KEK (Concat KDF, AlgorithmID "ECDH-ES+A256KW", empty apu/apv, 256
+    bits) and CEK (RFC 3394 unwrap of the encrypted key) are what the spec gives, and the
+    CEK opens the JWE."""
+    dlv = EXAMPLE["delivery_v2"]
+    trace = dlv["jwe_trace"]
+    protected, enc_key, iv, ciphertext, tag = dlv["claims"]["sealed"].split(".")
+    police_d = next(k["d"] for k in EXAMPLE["private_jwks"]["police"]["keys"] if k["use"] == "enc")
+    epk = X25519PublicKey.from_public_bytes(b64u_decode(dlv["jwe_header"]["epk"]["x"]))
+    shared = X25519PrivateKey.from_private_bytes(b64u_decode(police_d)).exchange(epk)
+    assert shared == b64u_decode(trace["shared_secret_Z_b64u"])
+    alg_id = b"ECDH-ES+A256KW"
+    other = struct.pack(">I", len(alg_id)) + alg_id + struct.pack(">III", 0, 0, 256)
+    kek = hashlib.sha256(struct.pack(">I", 1) + shared + other).digest()
+    assert kek == b64u_decode(trace["kek_b64u"])
+    cek = aes_key_unwrap(kek, b64u_decode(enc_key))
+    assert cek == b64u_decode(trace["cek_b64u"])
+    assert (trace["encrypted_key_b64u"], trace["iv_b64u"], trace["tag_b64u"]) == (
+        enc_key,
+        iv,
+        tag,
+    )
+    plain = AESGCM(cek).decrypt(
+        b64u_decode(iv), b64u_decode(ciphertext) + b64u_decode(tag), protected.encode("ascii")
+    )
+    assert json.loads(plain) == dlv["content"]
+
+
 def test_receipt_verifies_with_the_gateway_key_in_jwcrypto_and_the_sdk():
     """The documented receipt verifies with the gateway's public key in jwcrypto and in the
     SDK, on the documented subject; the documented refusal example is a valid Receipt."""
@@ -330,6 +378,8 @@ def test_doc_worked_example_is_this_example():
         EXAMPLE["ingress"]["frame"],
         EXAMPLE["ingress"]["claims"]["sealed"],
         EXAMPLE["receipt"]["frame"],
+        EXAMPLE["delivery_v2"]["jwe_trace"]["aad_ascii"],
+        EXAMPLE["delivery_v2"]["jwe_trace"]["cek_b64u"],
     ):
         assert token in DOC
     for jwks in EXAMPLE["private_jwks"].values():

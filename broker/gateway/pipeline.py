@@ -98,7 +98,7 @@ from broker.wire.envelope import (
 )
 from broker.wire.keys import Identity, KeyDirectory
 from broker.wire.lean import delivered_content_json, envelope_json
-from broker.wire.sealing import seal_delivery_json, sign_receipt
+from broker.wire.sealing import DeliverySealer, sign_receipt
 from policies import Decision, EngineHolder, PolicyEngine
 from routing import RequestRow, RoutingUnavailableError
 
@@ -211,7 +211,7 @@ class Gateway:
         items = self._each(items, Fresh, self._open)  # 4
         items = await self._decide(items)  # 5, 5b
         items = self._each(items, Decided, self._minimise)  # 6
-        items = self._each(items, Minimised, self._seal)  # 8a
+        items = self._each(items, Minimised, self._sealing())  # 8a
         await self._nak_all([item.msg for item in items if isinstance(item, Retry)], delay=1.0)
         items = await self._route(items)  # 6b
         items = self._counter.fold(items)  # 7a: a flood of identical refusals, held to count
@@ -287,13 +287,21 @@ class Gateway:
             shares.append(Minimal(recipient, decision, payload, tuple(withheld)))
         return Minimised(item, tuple(shares))
 
-    def _seal(self, item: Minimised) -> Sealed:
+    def _sealing(self) -> Callable[[Minimised], Item]:
+        """8a for one batch: its sealer (and any per-batch key) is dropped with the batch."""
+        sealer = DeliverySealer(self._identity, self._directory, self._settings.delivery_profile)
+        return lambda item: self._seal(item, sealer)
+
+    def _seal(self, item: Minimised, sealer: DeliverySealer) -> Sealed:
         envelope = envelope_json(item.decided.envelope)  # once per message, not per recipient
         return Sealed(
-            item.decided, tuple(self._sealed(item.decided, s, envelope) for s in item.shares)
+            item.decided,
+            tuple(self._sealed(item.decided, s, envelope, sealer) for s in item.shares),
         )
 
-    def _sealed(self, decided: Decided, share: Minimal, envelope: bytes) -> Delivery:
+    def _sealed(
+        self, decided: Decided, share: Minimal, envelope: bytes, sealer: DeliverySealer
+    ) -> Delivery:
         env = decided.envelope
         delivery_id = delivery_id_for(env.id, share.recipient)
         # Every part was validated on the way in: the content is joined, not re-validated.
@@ -304,9 +312,7 @@ class Gateway:
             _why(share.decision, decided.engine.version),
             decided.msg.data.decode("ascii"),
         )
-        frame = seal_delivery_json(
-            delivery_id, share.recipient, env.id, content, self._identity, self._directory
-        )
+        frame = sealer.seal(delivery_id, share.recipient, env.id, content)
         ref = DeliveryRef(delivery_id=delivery_id, recipient=share.recipient)
         return Delivery(share, ref, deliver_subject(share.recipient.value, env.kind.value), frame)
 

@@ -1,8 +1,12 @@
 """The two JOSE forms the wire uses, on `cryptography` primitives, and nothing else.
 
 * JWS compact, alg EdDSA over Ed25519 (RFC 7515, RFC 8037).
-* JWE compact, alg ECDH-ES (direct key agreement) over X25519, enc A256GCM
-  (RFC 7516, RFC 7518 section 4.6, RFC 8037).
+* JWE compact over X25519, enc A256GCM (RFC 7516, RFC 7518 section 4.6, RFC 8037), in
+  one of two algs: profile v1 `ECDH-ES` (direct key agreement, one ephemeral key per
+  JWE) and profile v2 `ECDH-ES+A256KW` (the agreement gives a key-encryption key that
+  wraps a fresh random content key per JWE, RFC 3394): v2 lets the gateway reuse one
+  ephemeral agreement per recipient key for a bounded batch (`KeyWrapper`). Both open
+  here; docs/wire-format.md section 2.3 says who sends which.
 
 Deliberately narrow: any other alg/enc, a `crit` header or a malformed segment is
 refused. tests/test_jose_interop.py checks both directions against jwcrypto, an
@@ -34,19 +38,32 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker.errors import CryptoError
 from broker.wire.bounds import HEADER_MAX_BYTES, HEADER_MAX_DEPTH, check_json
 
 _ENC = "A256GCM"
+ALG_DIRECT = "ECDH-ES"  # profile v1
+ALG_KEY_WRAP = "ECDH-ES+A256KW"  # profile v2
 _CEK_BITS = 256
+_WRAPPED_CEK_BYTES = 40  # RFC 3394: a 256-bit key wrapped is 64 bits longer
 _SIG_BYTES = 64
-# RFC 7518 section 4.6.2 OtherInfo for direct key agreement: AlgorithmID is the enc value;
-# PartyUInfo and PartyVInfo are empty; SuppPubInfo is the key length in bits.
-_KDF_OTHER = (
-    struct.pack(">I", len(_ENC)) + _ENC.encode() + struct.pack(">III", 0, 0, _CEK_BITS)
-)
+# Seals under one v2 key-encryption key before a fresh ephemeral key is made, whatever the
+# batch size (fetch_batch is configurable): a leaked ephemeral secret opens at most this many.
+KEK_MAX_USES = 256
+
+
+def _kdf_other(algorithm_id: str) -> bytes:
+    # RFC 7518 section 4.6.2 OtherInfo: AlgorithmID is the enc value for direct agreement and
+    # the alg value with key wrapping; PartyUInfo and PartyVInfo are empty; SuppPubInfo is
+    # the derived key's length in bits (256 for A256GCM and for A256KW alike).
+    name = algorithm_id.encode()
+    return struct.pack(">I", len(name)) + name + struct.pack(">III", 0, 0, _CEK_BITS)
+
+
+_KDF_OTHER = {ALG_DIRECT: _kdf_other(_ENC), ALG_KEY_WRAP: _kdf_other(ALG_KEY_WRAP)}
 _KDF_ROUND_1 = struct.pack(">I", 1)  # a 256-bit key is one SHA-256 round of the Concat KDF
 
 
@@ -191,9 +208,9 @@ def jws_verify(token: str, key: Ed25519PublicKey) -> bytes:
 # -- JWE ---------------------------------------------------------------------
 
 
-def _concat_kdf(shared: bytes) -> bytes:
+def _concat_kdf(shared: bytes, alg: str = ALG_DIRECT) -> bytes:
     # NIST SP 800-56A Concat KDF: SHA-256(counter 1 || Z || OtherInfo), one round for 256 bits
-    return hashlib.sha256(_KDF_ROUND_1 + shared + _KDF_OTHER).digest()
+    return hashlib.sha256(_KDF_ROUND_1 + shared + _KDF_OTHER[alg]).digest()
 
 
 def _ephemeral_agreement(key: X25519PublicKey) -> tuple[bytes, bytes]:
@@ -208,22 +225,58 @@ def _ephemeral_agreement(key: X25519PublicKey) -> tuple[bytes, bytes]:
         raise CryptoError("the recipient's X25519 key is not usable") from exc
 
 
+def _epk(public: bytes) -> dict[str, str]:
+    return {"kty": "OKP", "crv": "X25519", "x": b64u(public)}
+
+
+def _gcm_compact(protected: str, encrypted_key: str, cek: bytes, plaintext: bytes) -> str:
+    iv = os.urandom(12)
+    sealed = AESGCM(cek).encrypt(iv, plaintext, protected.encode("ascii"))
+    return f"{protected}.{encrypted_key}.{b64u(iv)}.{b64u(sealed[:-16])}.{b64u(sealed[-16:])}"
+
+
 def jwe_encrypt(
     plaintext: bytes, key: X25519PublicKey, kid: str, extra: dict[str, str] | None = None
 ) -> str:
+    """Profile v1: a fresh ephemeral key and agreement for this one JWE (`ECDH-ES`)."""
     epk, shared = _ephemeral_agreement(key)
-    header: dict[str, Any] = {
-        "alg": "ECDH-ES",
-        "enc": _ENC,
-        "kid": kid,
-        "epk": {"kty": "OKP", "crv": "X25519", "x": b64u(epk)},
-        **(extra or {}),
-    }
-    protected = _json_b64(header)
-    cek = _concat_kdf(shared)
-    iv = os.urandom(12)
-    sealed = AESGCM(cek).encrypt(iv, plaintext, protected.encode("ascii"))
-    return f"{protected}..{b64u(iv)}.{b64u(sealed[:-16])}.{b64u(sealed[-16:])}"
+    header = {"alg": ALG_DIRECT, "enc": _ENC, "kid": kid, "epk": _epk(epk), **(extra or {})}
+    return _gcm_compact(_json_b64(header), "", _concat_kdf(shared), plaintext)
+
+
+class KeyWrapper:
+    """Profile v2 (`ECDH-ES+A256KW`) sealing to one recipient key, for one bounded window.
+
+    Why: the ephemeral key pair and the agreement are most of a JWE's public-key cost; one
+    per (batch, recipient key) instead of one per message. Each JWE still gets a fresh
+    random content key (wrapped under the agreed key-encryption key) and a fresh IV, so
+    every token is a standalone standard JWE. The ephemeral secret is never kept: only the
+    derived KEK is, in this object, which the gateway drops with the batch; after
+    `KEK_MAX_USES` seals it agrees afresh. What is shared is visible: tokens from one window
+    to one recipient carry the same `epk` (the subject names the recipient anyway).
+    """
+
+    def __init__(self, key: X25519PublicKey, kid: str) -> None:
+        self._key = key
+        self._kid = kid
+        self._uses = KEK_MAX_USES  # agree on first use
+
+    def _agree(self) -> None:
+        epk, shared = _ephemeral_agreement(self._key)
+        self._kek = _concat_kdf(shared, ALG_KEY_WRAP)
+        # everything but s284_id, serialised once: sorted keys put s284_id last
+        head = {"alg": ALG_KEY_WRAP, "enc": _ENC, "epk": _epk(epk), "kid": self._kid}
+        self._head = orjson.dumps(head, option=orjson.OPT_SORT_KEYS)[:-1]
+        self._uses = 0
+
+    def encrypt(self, plaintext: bytes, s284_id: str | None = None) -> str:
+        if self._uses >= KEK_MAX_USES:
+            self._agree()
+        self._uses += 1
+        tail = b"}" if s284_id is None else b',"s284_id":' + orjson.dumps(s284_id) + b"}"
+        cek = os.urandom(_CEK_BITS // 8)
+        wrapped = b64u(aes_key_wrap(self._kek, cek))
+        return _gcm_compact(b64u(self._head + tail), wrapped, cek, plaintext)
 
 
 def jwe_unverified_header(token: str) -> dict[str, Any]:
@@ -236,10 +289,13 @@ def jwe_unverified_header(token: str) -> dict[str, Any]:
 def _checked_jwe_header(parts: list[str]) -> dict[str, Any]:
     # a JWE header holds a fresh epk every time: parsed, never remembered
     header = _parse_header(parts[0])
-    if header.get("alg") != "ECDH-ES" or header.get("enc") != _ENC:
-        raise CryptoError("JWE must use alg ECDH-ES and enc A256GCM")
-    if parts[1]:
+    alg = header.get("alg")
+    if alg not in _KDF_OTHER or header.get("enc") != _ENC:
+        raise CryptoError("JWE must use alg ECDH-ES or ECDH-ES+A256KW and enc A256GCM")
+    if alg == ALG_DIRECT and parts[1]:
         raise CryptoError("ECDH-ES (direct) carries no encrypted key")
+    if alg == ALG_KEY_WRAP and len(b64u_decode(parts[1])) != _WRAPPED_CEK_BYTES:
+        raise CryptoError("ECDH-ES+A256KW carries one wrapped 256-bit key")
     if "zip" in header:
         raise CryptoError("compressed JWE payloads are not accepted")
     return header
@@ -255,7 +311,7 @@ def jwe_open(token: str, key: X25519PrivateKey) -> tuple[dict[str, Any], bytes]:
     if len(parts) != 5:  # noqa: PLR2004 - JWE compact has five segments
         raise CryptoError("not a JWE compact serialization")
     header = _checked_jwe_header(parts)
-    protected, _, iv, ciphertext, tag = parts
+    protected, encrypted_key, iv, ciphertext, tag = parts
     epk = header.get("epk")
     if not isinstance(epk, dict) or epk.get("kty") != "OKP" or epk.get("crv") != "X25519":
         raise CryptoError("JWE epk must be an X25519 OKP key")
@@ -264,9 +320,11 @@ def jwe_open(token: str, key: X25519PrivateKey) -> tuple[dict[str, Any], bytes]:
         raise CryptoError("JWE IV must be 96 bits and tag 128 bits")
     try:
         peer = X25519PublicKey.from_public_bytes(b64u_decode(str(epk.get("x", ""))))
-        cek = _concat_kdf(key.exchange(peer))
+        cek = _concat_kdf(key.exchange(peer), header["alg"])
+        if encrypted_key:  # v2: what the agreement gave is the key-encryption key
+            cek = aes_key_unwrap(cek, b64u_decode(encrypted_key))
         return header, AESGCM(cek).decrypt(
             raw_iv, b64u_decode(ciphertext) + raw_tag, protected.encode("ascii")
         )
-    except (InvalidTag, ValueError) as exc:
+    except (InvalidTag, InvalidUnwrap, ValueError) as exc:
         raise CryptoError("JWE does not decrypt with this key") from exc

@@ -26,6 +26,7 @@ from broker.wire.envelope import (
     SealedContent,
 )
 from broker.wire.jose import (
+    KeyWrapper,
     b64u_decode,
     jwe_decrypt,
     jwe_encrypt,
@@ -40,6 +41,7 @@ from broker.wire.origin import verify_origin
 TYP_INGRESS = "s284-ingress+jws"
 TYP_DELIVERY = "s284-delivery+jws"
 TYP_RECEIPT = "s284-receipt+jws"
+DELIVERY_PROFILES = (1, 2)  # 1: JWE alg ECDH-ES; 2: ECDH-ES+A256KW (docs/wire-format.md 2.3)
 
 
 def _dump(model: BaseModel) -> bytes:
@@ -70,11 +72,46 @@ def seal_delivery(
     content: DeliveredContent,
     gateway: Identity,
     directory: KeyDirectory,
+    profile: int = 1,
 ) -> bytes:
     """What the gateway publishes on s284.deliver.<recipient>.<kind>."""
-    return seal_delivery_json(
-        delivery_id, to, content.envelope.id, _dump(content), gateway, directory
-    )
+    sealer = DeliverySealer(gateway, directory, profile)
+    return sealer.seal(delivery_id, to, content.envelope.id, _dump(content))
+
+
+class DeliverySealer:
+    """Seals one batch's deliveries in the configured JOSE profile.
+
+    Why an object per batch: profile 2 shares one ephemeral agreement per recipient key
+    across the batch (`KeyWrapper`), and that state must end with the batch, so the
+    gateway makes a sealer per batch and drops it. Profile 1 keeps no state.
+    """
+
+    def __init__(self, gateway: Identity, directory: KeyDirectory, profile: int) -> None:
+        if profile not in DELIVERY_PROFILES:
+            raise ValueError(f"delivery profile {profile!r} is not one of {DELIVERY_PROFILES}")
+        self._gateway = gateway
+        self._directory = directory
+        self._profile = profile
+        self._wrappers: dict[str, KeyWrapper] = {}
+
+    def seal(self, delivery_id: str, to: Agency, message_id: str, content: bytes) -> bytes:
+        """The delivery frame for content already serialised (broker/wire/lean.py)."""
+        recipient_enc = self._directory.encryption_key_for(to.value)
+        if self._profile == 1:
+            sealed = jwe_encrypt(
+                content, recipient_enc.x25519, recipient_enc.kid, {"s284_id": delivery_id}
+            )
+        else:
+            wrapper = self._wrappers.get(recipient_enc.kid)
+            if wrapper is None:
+                wrapper = KeyWrapper(recipient_enc.x25519, recipient_enc.kid)
+                self._wrappers[recipient_enc.kid] = wrapper
+            sealed = wrapper.encrypt(content, delivery_id)
+        # Every field is made here (the id, the clock, our own JWE): nothing to validate.
+        claims = delivery_claims_json(delivery_id, message_id, datetime.now(UTC), to, sealed)
+        gateway = self._gateway
+        return jws_sign(claims, gateway.signing, gateway.sig_kid, TYP_DELIVERY).encode("ascii")
 
 
 def seal_delivery_json(
@@ -85,13 +122,8 @@ def seal_delivery_json(
     gateway: Identity,
     directory: KeyDirectory,
 ) -> bytes:
-    """`seal_delivery` for content already serialised (broker/wire/lean.py, the gateway's
-    hot path): the same frame."""
-    recipient_enc = directory.encryption_key_for(to.value)
-    sealed = jwe_encrypt(content, recipient_enc.x25519, recipient_enc.kid, {"s284_id": delivery_id})
-    # Every field is made here (the id, the clock, our own JWE): nothing to validate.
-    claims = delivery_claims_json(delivery_id, message_id, datetime.now(UTC), to, sealed)
-    return jws_sign(claims, gateway.signing, gateway.sig_kid, TYP_DELIVERY).encode("ascii")
+    """`seal_delivery` (profile 1) for content already serialised: the same frame."""
+    return DeliverySealer(gateway, directory, 1).seal(delivery_id, to, message_id, content)
 
 
 def with_route_reason(frame: bytes, reason: str, gateway: Identity) -> bytes:

@@ -29,6 +29,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
 
 from broker.nats.config import deliver_subject, ingress_subject, receipt_subject
 from broker.wire.envelope import (
@@ -77,9 +78,9 @@ def decode_compact(token: str) -> tuple[dict[str, Any], list[str]]:
     return json.loads(b64u_decode(parts[0])), parts
 
 
-def concat_kdf_a256gcm(shared: bytes) -> bytes:
-    """RFC 7518 4.6.2 by hand: one SHA-256 round over counter || Z || OtherInfo."""
-    alg_id = b"A256GCM"
+def concat_kdf_a256gcm(shared: bytes, alg_id: bytes = b"A256GCM") -> bytes:
+    """RFC 7518 4.6.2 by hand: one SHA-256 round over counter || Z || OtherInfo (AlgorithmID
+    is the enc value for ECDH-ES, the alg value for ECDH-ES+A256KW)."""
     other_info = (
         struct.pack(">I", len(alg_id))
         + alg_id
@@ -99,6 +100,23 @@ def jwe_trace(token: str, recipient: X25519PrivateKey) -> dict[str, str]:
         "aad_ascii": parts[0],
         "shared_secret_Z_b64u": b64u(shared),
         "cek_b64u": b64u(concat_kdf_a256gcm(shared)),
+        "iv_b64u": parts[2],
+        "tag_b64u": parts[4],
+    }
+
+
+def jwe_trace_v2(token: str, recipient: X25519PrivateKey) -> dict[str, str]:
+    """Profile 2 (ECDH-ES+A256KW): the agreement gives the KEK, which unwraps the CEK."""
+    header, parts = decode_compact(token)
+    epk = X25519PublicKey.from_public_bytes(b64u_decode(header["epk"]["x"]))
+    shared = recipient.exchange(epk)
+    kek = concat_kdf_a256gcm(shared, header["alg"].encode())
+    return {
+        "aad_ascii": parts[0],
+        "shared_secret_Z_b64u": b64u(shared),
+        "kek_b64u": b64u(kek),
+        "encrypted_key_b64u": parts[1],
+        "cek_b64u": b64u(aes_key_unwrap(kek, b64u_decode(parts[1]))),
         "iv_b64u": parts[2],
         "tag_b64u": parts[4],
     }
@@ -159,6 +177,12 @@ def build() -> dict[str, Any]:
     delivery_header, delivery_parts = decode_compact(delivery)
     delivery_claims = json.loads(b64u_decode(delivery_parts[1]))
     delivery_sealed_header, _ = decode_compact(delivery_claims["sealed"])
+    delivery_v2 = seal_delivery(
+        delivery_id, Agency.POLICE, delivered, gateway, directory, profile=2
+    ).decode("ascii")
+    delivery_v2_header, delivery_v2_parts = decode_compact(delivery_v2)
+    delivery_v2_claims = json.loads(b64u_decode(delivery_v2_parts[1]))
+    delivery_v2_sealed = delivery_v2_claims["sealed"]
 
     receipt_model = Receipt(
         message_id=message_id,
@@ -202,6 +226,16 @@ def build() -> dict[str, Any]:
             "claims": delivery_claims,
             "jwe_header": delivery_sealed_header,
             "content": json.loads(delivered.model_dump_json()),
+        },
+        "delivery_v2": {
+            "subject": deliver_subject(Agency.POLICE.value, Kind.RISK_UPDATE.value),
+            "headers": {"Nats-Msg-Id": delivery_id},
+            "frame": delivery_v2,
+            "jws_header": delivery_v2_header,
+            "claims": delivery_v2_claims,
+            "jwe_header": decode_compact(delivery_v2_sealed)[0],
+            "content": json.loads(delivered.model_dump_json()),
+            "jwe_trace": jwe_trace_v2(delivery_v2_sealed, police.encryption),
         },
         "receipt": {
             "subject": receipt_subject(Agency.CORRECTIONS.value, message_id),
@@ -263,6 +297,12 @@ def render(ex: dict[str, Any]) -> str:
         _pretty(dlv["jwe_header"]),
         "JWE plaintext (DeliveredContent):",
         _pretty(dlv_content_short),
+        "",
+        "--- 2b. the same delivery in JOSE profile 2 (what the gateway sends by default) ---",
+        "JWE protected header (claims.sealed):",
+        _pretty(ex["delivery_v2"]["jwe_header"]),
+        "JWE intermediate values at police (EXAMPLE ONLY):",
+        _pretty(ex["delivery_v2"]["jwe_trace"]),
         "",
         "--- 3. receipt (to corrections) ---",
         f"NATS subject : {rcp['subject']}",
