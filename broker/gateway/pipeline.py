@@ -141,6 +141,7 @@ class Gateway:
         self._checkpointer = checkpointer
         self._alerts = alerts
         self._counter = RefusalCounter.for_settings(settings)
+        self._sealer = self._batch_sealer()
         self.state = GatewayState()
         self.observer: GatewayObserver = NO_OBSERVER  # metrics (broker/observe) set it
 
@@ -211,7 +212,8 @@ class Gateway:
         items = self._each(items, Fresh, self._open)  # 4
         items = await self._decide(items)  # 5, 5b
         items = self._each(items, Decided, self._minimise)  # 6
-        items = self._each(items, Minimised, self._sealing())  # 8a
+        self._sealer = self._batch_sealer()  # 8a's per-batch key, replaced every batch
+        items = self._each(items, Minimised, self._seal)  # 8a
         await self._nak_all([item.msg for item in items if isinstance(item, Retry)], delay=1.0)
         items = await self._route(items)  # 6b
         items = self._counter.fold(items)  # 7a: a flood of identical refusals, held to count
@@ -287,12 +289,12 @@ class Gateway:
             shares.append(Minimal(recipient, decision, payload, tuple(withheld)))
         return Minimised(item, tuple(shares))
 
-    def _sealing(self) -> Callable[[Minimised], Item]:
-        """8a for one batch: its sealer (and any per-batch key) is dropped with the batch."""
-        sealer = DeliverySealer(self._identity, self._directory, self._settings.delivery_profile)
-        return lambda item: self._seal(item, sealer)
+    def _batch_sealer(self) -> DeliverySealer:
+        """8a's sealer for one batch: the next batch replaces it, and its key goes with it."""
+        return DeliverySealer(self._identity, self._directory, self._settings.delivery_profile)
 
-    def _seal(self, item: Minimised, sealer: DeliverySealer) -> Sealed:
+    def _seal(self, item: Minimised) -> Sealed:
+        sealer = self._sealer
         envelope = envelope_json(item.decided.envelope)  # once per message, not per recipient
         return Sealed(
             item.decided,
