@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from audit import _merkle as merkle
@@ -69,7 +70,24 @@ def verify_log(
 ) -> VerifyReport:
     """`extra`: checkpoints held elsewhere (e.g. by an agency) to check as well;
     `witnesses`: whose stored cosignatures count (1b); `workers`: processes for step 2
-    (None: one per core for a large log in a file or a server, else none)."""
+    (None: one per core for a large log in a file or a server, else none). If a worker
+    process dies (killed for memory, say), the log is verified again in this process:
+    a lost worker says nothing about the log."""
+    if workers != 0:
+        try:
+            return _verify_log(store, verifier, extra, witnesses, workers)
+        except BrokenProcessPool:
+            pass  # verified again below, in this process
+    return _verify_log(store, verifier, extra, witnesses, 0)
+
+
+def _verify_log(
+    store: AuditStore,
+    verifier: NoteVerifier,
+    extra: Sequence[str],
+    witnesses: WitnessPolicy | None,
+    workers: int | None,
+) -> VerifyReport:
     report = VerifyReport()
     started = time.perf_counter()
     try:

@@ -4,6 +4,8 @@ of three records, so a tampered record sits at each range's start, middle and en
 
 from __future__ import annotations
 
+from concurrent.futures.process import BrokenProcessPool
+
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -101,3 +103,19 @@ def test_the_first_of_two_problems_is_the_one_reported(log):
     problem = _both(store).problem
     assert problem is not None
     assert (problem.code, problem.seq) == ("record.missing", 1)
+
+
+def test_a_lost_worker_process_means_verifying_again_in_one_process(log, monkeypatch):
+    """A worker killed (for memory, say) is no verdict on the log: the serial report."""
+    store, _url = log
+    serial = verify_log(store, VERIFIER, workers=0)
+
+    def lost(*_args, **_kwargs):
+        raise BrokenProcessPool("a worker process died")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(parallel, "_ranges", lost)
+    again = verify_log(store, VERIFIER, workers=2)
+    assert again.ok
+    assert serial.ok
+    assert (again.records, again.root) == (serial.records, serial.root) == (SIZE, serial.root)
