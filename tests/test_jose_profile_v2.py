@@ -215,3 +215,15 @@ def test_an_unknown_profile_is_refused():
     gateway, _, directory = _parties()
     with pytest.raises(ValueError, match="profile"):
         DeliverySealer(gateway, directory, 3)
+
+
+@pytest.mark.parametrize("alg", ["ECDH-ES+A128KW", "ECDH-ES+A192KW", "A256KW", ["ECDH-ES"], None])
+def test_a_jwe_alg_outside_the_two_profiles_is_refused_cleanly(me, alg):
+    """Any other alg, or an alg that is not even a string, is a CryptoError (the reason the
+    sender is told), never a TypeError from deep inside."""
+    token = _wrapper(me).encrypt(PAYLOAD)
+    header = json.loads(b64u_decode(_segment(token, 0)))
+    header["alg"] = alg
+    forged = _replace(token, 0, b64u(json.dumps(header).encode()))
+    with pytest.raises(CryptoError):
+        jose.jwe_decrypt(forged, me.encryption)

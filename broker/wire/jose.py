@@ -290,7 +290,7 @@ def _checked_jwe_header(parts: list[str]) -> dict[str, Any]:
     # a JWE header holds a fresh epk every time: parsed, never remembered
     header = _parse_header(parts[0])
     alg = header.get("alg")
-    if alg not in _KDF_OTHER or header.get("enc") != _ENC:
+    if not isinstance(alg, str) or alg not in _KDF_OTHER or header.get("enc") != _ENC:
         raise CryptoError("JWE must use alg ECDH-ES or ECDH-ES+A256KW and enc A256GCM")
     if alg == ALG_DIRECT and parts[1]:
         raise CryptoError("ECDH-ES (direct) carries no encrypted key")
