@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from audit import AuditRecord
+from audit import _verify_parallel as parallel
 from broker.ids import new_id
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -61,3 +63,16 @@ def untrigger(url: str) -> sa.Engine:
             for table in ("audit_log", "audit_nodes", "audit_checkpoints", "audit_personal"):
                 conn.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
     return engine
+
+
+@pytest.fixture(autouse=True, params=["serial", "parallel"])
+def verifier_mode(request, monkeypatch):
+    """Every verdict here holds both ways: serially, and with step 2 in two processes over
+    ranges of three records (ranges end inside the tampering, and at its edges)."""
+    if request.param == "parallel":
+        monkeypatch.setattr(parallel, "THRESHOLD", 0)
+        monkeypatch.setattr(parallel, "SPAN", 3)
+        monkeypatch.setattr(parallel, "cores", lambda: 2)
+    else:
+        monkeypatch.setattr(parallel, "cores", lambda: 1)
+    return request.param

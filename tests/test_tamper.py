@@ -21,29 +21,20 @@ from audit import (
     verifier_key,
     verify_log,
 )
-from audit import _verify_parallel as parallel
 from audit._access import GENESIS, iter_access, link
 from broker.ids import new_id
-from tests.auditlog import T0, record, untrigger
+from tests.auditlog import (
+    T0,
+    record,
+    untrigger,
+    verifier_mode,  # noqa: F401 - autouse: every test, serial and parallel
+)
 
 ORIGIN = "s284-broker.test/audit/log"
 KEY = Ed25519PrivateKey.generate()
 VERIFIER = parse_verifier_key(verifier_key(ORIGIN, KEY.public_key()))
 AUDITOR = Viewer("auditor", None, "auditor-1")
 OFFENDER = "S284-000123"
-
-
-@pytest.fixture(autouse=True, params=["serial", "parallel"])
-def verifier_mode(request, monkeypatch):
-    """Every verdict here holds both ways: serially, and with step 2 in two processes over
-    ranges of three records (ranges end inside the tampering, and at its edges)."""
-    if request.param == "parallel":
-        monkeypatch.setattr(parallel, "THRESHOLD", 0)
-        monkeypatch.setattr(parallel, "SPAN", 3)
-        monkeypatch.setattr(parallel, "cores", lambda: 2)
-    else:
-        monkeypatch.setattr(parallel, "cores", lambda: 1)
-    return request.param
 
 
 @pytest.fixture
